@@ -1,0 +1,35 @@
+"""What every Helix stack shares: its state backend."""
+
+from __future__ import annotations
+
+from cdktf import TerraformStack
+from constructs import Construct
+
+from constructs_lib.backend import (
+    LocalStateBackend,
+    PgStateBackend,
+    RemoteStateBackend,
+    S3StateBackend,
+    StateBackend,
+)
+from stacks.config import StateConfig
+
+
+def backend_from_config(state: StateConfig) -> StateBackend:
+    if state.backend == "s3" and state.s3:
+        s3 = state.s3
+        return S3StateBackend(s3.bucket, s3.key_prefix, s3.region, s3.endpoint, s3.use_path_style)
+    if state.backend == "remote" and state.remote:
+        return RemoteStateBackend(state.remote.organization, state.remote.workspace_prefix, state.remote.hostname)
+    if state.backend == "pg" and state.pg:
+        return PgStateBackend(state.pg.conn_str, state.pg.schema_prefix)
+    return LocalStateBackend(state.local.dir)
+
+
+class HelixStack(TerraformStack):
+    """A stack with its own state in the configured backend."""
+
+    def __init__(self, scope: Construct, name: str, *, backend: StateBackend) -> None:
+        super().__init__(scope, name)
+        self.stack_name = name
+        backend.apply(self, name)

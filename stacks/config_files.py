@@ -1,0 +1,152 @@
+"""Reading YAML data files safely, and reporting what is wrong with them.
+
+Nothing here imports cdktf or jsii: a broken config must be reported before any jsii assembly loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+# A config file larger than this is certainly not a cluster description.
+MAX_FILE_BYTES = 1024 * 1024
+# YAML aliases can expand exponentially ("billion laughs"); a cluster description needs only a few.
+MAX_ALIASES = 100
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file, at one field path."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: {self.message}" if self.path else f"{self.file}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in the configuration, reported together."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = list(problems)
+
+
+def field_path(loc: Iterable[Any]) -> str:
+    """Render a pydantic location such as ('nodes', 2, 'address') as nodes[2].address."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def problems_from_validation(file: str, error: ValidationError, prefix: Sequence[Any] = ()) -> list[Problem]:
+    problems = []
+    for err in error.errors(include_url=False):
+        # Drop pydantic's internal location parts (function-after[...] and the like).
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p and p.endswith("]"))]
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        elif err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+        else:
+            message = f"{message} (got {_short(err.get('input'))})"
+        problems.append(Problem(file, field_path([*prefix, *loc]), message))
+    return problems
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and bounds alias expansion."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                event = self.peek_event()
+                raise yaml.YAMLError(
+                    f"more than {MAX_ALIASES} YAML aliases (line {event.start_mark.line + 1}); "
+                    "refusing a possible alias bomb"
+                )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: a mapping key must be a scalar")
+            if key in seen:
+                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+
+def display_path(path: Path, root: Path) -> str:
+    """A path as the user should read it: relative to the project when inside it."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
+    """Load one YAML file that must hold a mapping; raise ConfigError with a one-line reason otherwise."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([Problem(shown, "", "file not found")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(shown, "", f"cannot read file: {exc.strerror}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError([Problem(shown, "", f"file is larger than {MAX_FILE_BYTES} bytes")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(shown, "", "file is not UTF-8 text")]) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([Problem(shown, "", f"malformed YAML: {where}{exc.problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(shown, "", f"malformed YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError([Problem(shown, "", "malformed YAML: nesting is too deep")]) from None
+    if data is None:
+        raise ConfigError([Problem(shown, "", "file is empty")])
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(shown, "", f"expected a mapping at the top level, got {type(data).__name__}")])
+    return data
+
+
+def parse_model(model: type[BaseModel], data: Any, shown: str, prefix: Sequence[Any] = ()):
+    """Validate data against a pydantic model, turning errors into Problems."""
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, problems_from_validation(shown, exc, prefix)

@@ -1,0 +1,24 @@
+"""Per-layer additions that are not Helm charts from the catalog: secrets, issuers, upgrade plans.
+
+A hook is an object with `before(ctx)` (runs before the layer's releases are created; it may add
+sensitive values and dependencies for them) and `after(ctx)` (runs once the releases exist).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from stacks.platform import LayerContext
+
+
+class LayerHook(Protocol):
+    def before(self, ctx: "LayerContext") -> None: ...
+
+    def after(self, ctx: "LayerContext") -> None: ...
+
+
+def hooks_for(layer: str) -> list[LayerHook]:
+    """The hooks of one layer, in the order they run. Imported lazily: they load provider classes."""
+    registry: dict[str, list[LayerHook]] = {}
+    return registry.get(layer, [])
