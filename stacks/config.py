@@ -41,6 +41,29 @@ def _ipv4_cidr(value: str) -> str:
     return value
 
 
+def parse_address_range(value: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """First and last address of "10.20.0.200-10.20.0.250" or of a CIDR such as "10.20.0.192/27"."""
+    if "/" in value:
+        net = ipaddress.IPv4Network(value, strict=True)
+        return net.network_address, net.broadcast_address
+    first, sep, last = value.partition("-")
+    if not sep:
+        raise ValueError("no '-'")
+    return ipaddress.IPv4Address(first.strip()), ipaddress.IPv4Address(last.strip())
+
+
+def _address_range(value: str) -> str:
+    try:
+        first, last = parse_address_range(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IPv4 range (first-last, such as 10.20.0.200-10.20.0.250) or CIDR (10.20.0.192/27)"
+        ) from None
+    if first > last:
+        raise ValueError(f"{value!r}: the first address is after the last")
+    return value
+
+
 def _dns_label(value: str) -> str:
     if not DNS_LABEL.match(value):
         raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits and '-', at most 63)")
@@ -82,6 +105,7 @@ def _relative_path(value: str) -> str:
 ExactVersion = Annotated[str, AfterValidator(_exact_version)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 IPv4Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
+AddressRange = Annotated[str, AfterValidator(_address_range)]
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
 Host = Annotated[str, AfterValidator(_host)]
@@ -193,6 +217,10 @@ class ClusterConfig(Strict):
     service_cidr: IPv4Cidr = "10.43.0.0/16"
     cluster_dns: IPv4 = "10.43.0.10"
     cluster_domain: Hostname = "cluster.local"
+    # Node-LAN addresses that Cilium LB-IPAM gives to LoadBalancer Services (ingress-internal, the Istio ingress
+    # gateway), announced by ARP from one node at a time: "first-last" or a CIDR, inside node_cidr and clear of
+    # the nodes and the API host. Unset: no pool, and LoadBalancer Services stay <pending>.
+    load_balancer_range: Optional[AddressRange] = None
     # Extra SANs for the API server certificate; the API host is always included.
     tls_san: list[Host] = []
     etcd_snapshots: EtcdSnapshots = EtcdSnapshots()
@@ -277,6 +305,9 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
     if ipaddress.IPv4Address(cluster.cluster_dns) not in nets["cluster.service_cidr"]:
         out.append(("cluster.cluster_dns", f"{cluster.cluster_dns} is not inside service_cidr {cluster.service_cidr}"))
 
+    if cluster.load_balancer_range:
+        out.extend(_load_balancer_problems(cfg, nets["cluster.node_cidr"]))
+
     if cluster.mode == "provision":
         if cluster.existing is not None:
             out.append(("cluster.existing", "only allowed with cluster.mode: existing"))
@@ -331,6 +362,25 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
         if host in seen_hosts:
             out.append((f"cloudflare.hostnames[{i}]", f"{host!r} is already listed at hostnames[{seen_hosts[host]}]"))
         seen_hosts.setdefault(host, i)
+    return out
+
+
+def _load_balancer_problems(cfg: HelixConfig, node_net: ipaddress.IPv4Network) -> list[tuple[str, str]]:
+    """The LoadBalancer range must be usable LAN addresses that nothing else on the LAN already answers for."""
+    field = "cluster.load_balancer_range"
+    value = cfg.cluster.load_balancer_range
+    first, last = parse_address_range(value)
+    if first not in node_net or last not in node_net:
+        return [(field, f"{value} is not inside node_cidr {node_net} (L2 announcements only reach the node LAN)")]
+    out: list[tuple[str, str]] = []
+    if node_net.prefixlen < 31 and (first == node_net.network_address or last == node_net.broadcast_address):
+        out.append((field, f"{value} includes the network or broadcast address of {node_net}"))
+    taken = [(f"cluster.nodes[{i}] ({n.name})", n.address) for i, n in enumerate(cfg.cluster.nodes)]
+    if cfg.cluster.api_host and _is_ipv4(cfg.cluster.api_host):
+        taken.append(("cluster.api_host", cfg.cluster.api_host))
+    for owner, address in taken:
+        if first <= ipaddress.IPv4Address(address) <= last:
+            out.append((field, f"{value} includes {address}, used by {owner}"))
     return out
 
 
