@@ -70,16 +70,17 @@ class S3StateBackend:
                 skip_metadata_api_check=True,
                 skip_s3_checksum=True,
             )
-        S3Backend(
+        backend = S3Backend(
             stack,
             bucket=self.bucket,
             key=f"{self.key_prefix}/{stack_name}.tfstate",
             region=self.region,
             encrypt=True,
-            use_lockfile=True,
             use_path_style=self.use_path_style or None,
             **extra,
         )
+        # S3-native locking (Terraform >= 1.10) needs no DynamoDB table; cdktf 0.21 predates the option.
+        backend.add_override("use_lockfile", True)
 
 
 @dataclass(frozen=True)
