@@ -5,6 +5,7 @@ Nothing here imports cdktf or jsii: a broken config must be reported before any 
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -16,6 +17,9 @@ from pydantic import BaseModel, ValidationError
 MAX_FILE_BYTES = 1024 * 1024
 # YAML aliases can expand exponentially ("billion laughs"); a cluster description needs only a few.
 MAX_ALIASES = 100
+# Even a few aliases nest into an exponential tree (9 levels of 10 make 10**9 values) once something walks
+# it; the expanded document is counted, with an early stop, before anything else walks it.
+MAX_VALUES = 100_000
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,32 @@ def problems_from_validation(file: str, error: ValidationError, prefix: Sequence
     return problems
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 3
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    # reprlib stops early: a plain repr() of an aliased tree would walk every expanded value.
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def expanded_size_exceeds(data: Any, limit: int) -> bool:
+    """True when data, with every alias expanded, holds more than `limit` values. Stops at the limit."""
+    count = 0
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -139,6 +166,10 @@ def read_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
         raise ConfigError([Problem(shown, "", "malformed YAML: nesting is too deep")]) from None
     if data is None:
         raise ConfigError([Problem(shown, "", "file is empty")])
+    if expanded_size_exceeds(data, MAX_VALUES):
+        raise ConfigError(
+            [Problem(shown, "", f"expands to more than {MAX_VALUES} values; refusing a possible YAML alias bomb")]
+        )
     if not isinstance(data, dict):
         raise ConfigError([Problem(shown, "", f"expected a mapping at the top level, got {type(data).__name__}")])
     return data

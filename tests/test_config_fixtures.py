@@ -1,0 +1,284 @@
+"""Config fixtures: every valid file loads, every invalid one is refused the way a user must see it.
+
+Invalid fixtures live in tests/fixtures/invalid/, each starting with a comment `# expect: <message fragment>`.
+Each runs `python main.py` in a subprocess with HELIX_CONFIG pointing at it and asserts: exit status 2, the
+fragment printed, one `error: <file>: ...` line per problem (and the count line), no traceback, nothing on
+stdout, and an existing cdktf.out left byte-identical (no staging folder left behind either). Config errors are
+found before any jsii assembly loads, so each run is a fraction of a second; they run a few at a time.
+
+Valid fixtures (tests/fixtures/valid/) are loaded in-process with stacks.load.load_settings, not synthesized.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stacks.config_files import ConfigError
+from stacks.load import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+VALID = sorted((FIXTURES / "valid").glob("*.yaml"))
+INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
+# CPU seconds of the child process (its own, measured with wait4, so a busy machine doesn't skew it). A config
+# error costs about half a second: interpreter, pydantic and PyYAML. Loading any jsii assembly costs several.
+MAX_CPU_SECONDS = 2.5
+SUMMARY = re.compile(r"^(\d+) problem\(s\) found; nothing was synthesized\.$")
+FIELD_PATH = re.compile(r"^[A-Za-z0-9_.\[\]-]+$")
+
+
+def expected_fragment(path: Path) -> str:
+    first = path.read_bytes().split(b"\n", 1)[0].decode("utf-8")
+    match = re.match(r"^# expect: (.+)$", first)
+    assert match, f"{path.relative_to(ROOT)}: the first line must be '# expect: <message fragment>'"
+    return match.group(1).strip()
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def seed_outdir(outdir: Path) -> dict[str, bytes]:
+    """A previous synth's output, to prove it survives untouched."""
+    files = {
+        "manifest.json": b'{"version": "previous", "stacks": {}}\n',
+        "stacks/nodes/cdk.tf.json": b'{"previous": true}\n',
+        "stacks/nodes/plan": bytes(range(256)),
+    }
+    for name, data in files.items():
+        (outdir / name).parent.mkdir(parents=True, exist_ok=True)
+        (outdir / name).write_bytes(data)
+    return files
+
+
+def tree(outdir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*")) if p.is_file()}
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    cpu_seconds: float
+    before: dict[str, bytes]
+    after: dict[str, bytes]
+    siblings: list[str]
+
+
+def run_main(config: str, workdir: Path, extra_env: dict[str, str] | None = None) -> Run:
+    outdir = workdir / "cdktf.out"
+    before = seed_outdir(outdir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIX_")}
+    env.update(HELIX_CONFIG=config, CDKTF_OUTDIR=str(outdir), **(extra_env or {}))
+    returncode, stdout, stderr, cpu = run_measured([sys.executable, "main.py"], env)
+    return Run(
+        returncode=returncode,
+        stdout=stdout,
+        stderr=stderr,
+        cpu_seconds=cpu,
+        before=before,
+        after=tree(outdir),
+        siblings=sorted(p.name for p in workdir.iterdir()),
+    )
+
+
+def run_measured(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
+    """Run a child in the project root; return its status, output and CPU seconds (user + system)."""
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        stderr_future = reader.submit(proc.stderr.read)
+        stdout = proc.stdout.read()
+        stderr = stderr_future.result()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    proc.stderr.close()
+    return proc.returncode, stdout, stderr, usage.ru_utime + usage.ru_stime
+
+
+@pytest.fixture(scope="module")
+def invalid_runs(tmp_path_factory) -> dict[str, Run]:
+    """Every invalid fixture through `python main.py`, a few processes at a time."""
+    jobs = {}
+    for path in INVALID:
+        workdir = tmp_path_factory.mktemp(path.stem)
+        jobs[path.name] = (rel(path), workdir)
+    with ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) * 2))) as pool:
+        futures = {name: pool.submit(run_main, config, workdir) for name, (config, workdir) in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def assert_refused(run: Run, shown: str, fragment: str) -> None:
+    output = run.stdout + run.stderr
+    assert run.returncode == 2, f"exit status {run.returncode}, not 2:\n{output}"
+    assert "Traceback" not in output, output
+    assert run.stdout == "", f"config errors go to stderr only:\n{run.stdout}"
+    assert fragment in run.stderr, f"expected {fragment!r} in:\n{run.stderr}"
+    lines = run.stderr.rstrip("\n").split("\n")
+    summary = SUMMARY.match(lines[-1])
+    assert summary, f"last line should count the problems:\n{run.stderr}"
+    problems = lines[:-1]
+    assert len(problems) == int(summary.group(1)) >= 1, run.stderr
+    prefix = f"error: {shown}: "
+    for line in problems:
+        assert line.startswith(prefix), f"{line!r} does not start with {prefix!r}"
+        rest = line[len(prefix) :]
+        # Either `<field path>: <message>` or a whole-file message; a field path has no spaces.
+        head = rest.split(": ", 1)[0]
+        if ": " in rest and FIELD_PATH.match(head):
+            assert rest.split(": ", 1)[1].strip(), line
+        else:
+            assert rest.strip(), line
+    assert len(set(problems)) == len(problems), f"a problem is reported twice:\n{run.stderr}"
+    # The previous output is byte-identical and no staging folder was left next to it.
+    assert run.after == run.before
+    assert run.siblings == ["cdktf.out"], run.siblings
+    assert run.cpu_seconds < MAX_CPU_SECONDS, f"{run.cpu_seconds:.2f} CPU s; config errors must be found before jsii loads"
+
+
+def test_there_are_fixtures():
+    assert len(VALID) >= 3 and len(INVALID) >= 20
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.name for p in INVALID])
+def test_invalid_fixture_is_refused(path, invalid_runs):
+    assert_refused(invalid_runs[path.name], rel(path), expected_fragment(path))
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.name for p in INVALID])
+def test_invalid_fixture_fails_load_settings(path):
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path)
+    assert exc.value.problems
+
+
+@pytest.mark.parametrize("path", VALID, ids=[p.name for p in VALID])
+def test_valid_fixture_loads(path):
+    settings = load_settings(path)
+    assert settings.config.domain
+    # Every placed component resolved to an exact version and a known layer.
+    layers = {layer.name for layer in settings.plan.layers}
+    for comp in settings.plan.components.values():
+        assert comp.layer in layers and re.match(r"^v?\d+\.\d+\.\d+", comp.version), comp
+
+
+def test_valid_fixture_override_applies():
+    settings = load_settings(FIXTURES / "valid" / "provision-with-overrides.yaml")
+    cilium = settings.plan.components["cilium"]
+    assert cilium.version == "1.16.5"
+    # Mappings merge over the catalog's values: the override's key wins, the catalog's other keys stay.
+    assert cilium.values["hubble"]["enabled"] is False
+    assert set(cilium.values) > {"hubble"}
+
+
+def test_missing_file(tmp_path):
+    run = run_main("tests/fixtures/invalid/no-such-file.yaml", tmp_path)
+    assert_refused(run, "tests/fixtures/invalid/no-such-file.yaml", "file not found")
+
+
+def test_directory_instead_of_file(tmp_path):
+    run = run_main("tests/fixtures/invalid", tmp_path)
+    assert_refused(run, "tests/fixtures/invalid", "cannot read file")
+
+
+def test_not_utf8(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"domain: caf\xe9.example\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    run = run_main(str(bad), work)
+    assert_refused(run, str(bad), "file is not UTF-8 text")
+
+
+BOUNDED = """
+import resource, sys
+limit = 768 * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+sys.argv = ["main.py"]
+sys.path.insert(0, ".")
+from stacks.app import main
+rc = main()
+print("jsii", "jsii" in sys.modules, "maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+sys.exit(rc)
+"""
+
+
+@pytest.mark.parametrize("name", ["alias-bomb.yaml", "alias-flood.yaml"])
+def test_alias_bomb_bounded_time_and_memory(name, tmp_path):
+    """Under a 768 MiB address-space limit the bomb is refused quickly, small in memory, without jsii."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIX_")}
+    env.update(HELIX_CONFIG=f"tests/fixtures/invalid/{name}", CDKTF_OUTDIR=str(tmp_path / "cdktf.out"))
+    returncode, stdout, stderr, cpu = run_measured([sys.executable, "-c", BOUNDED], env)
+    assert returncode == 2, stdout + stderr
+    assert "alias bomb" in stderr and "Traceback" not in stderr
+    match = re.search(r"jsii (True|False) maxrss_kib (\d+)", stdout)
+    assert match, stdout
+    assert match.group(1) == "False", "a config error must be reported before any jsii assembly loads"
+    assert int(match.group(2)) < 200 * 1024, f"peak RSS {int(match.group(2)) // 1024} MiB"
+    assert cpu < MAX_CPU_SECONDS, f"{cpu:.2f} CPU s"
+    assert not (tmp_path / "cdktf.out").exists()
+
+
+def test_alias_bomb_would_explode_without_the_bound():
+    """The fixture really is a bomb: 82 aliases (under the alias bound) expand to 9**10 values,
+    which no walk over the data could survive."""
+    from stacks.config_files import MAX_ALIASES, MAX_VALUES, expanded_size_exceeds
+
+    text = (FIXTURES / "invalid" / "alias-bomb.yaml").read_text()
+    assert text.count("*l") == 82 < MAX_ALIASES and "&l9" in text
+    assert 9**10 > 1000 * MAX_VALUES
+    assert expanded_size_exceeds([["x"] * 10] * 10_000, MAX_VALUES)
+    assert not expanded_size_exceeds([["x"] * 10] * 9_000, MAX_VALUES)
+
+
+def test_failed_synth_leaves_previous_output(tmp_path, monkeypatch, settings):
+    """A synth that fails half-way (after writing into its staging folder) leaves cdktf.out untouched."""
+    import stacks.app as app_module
+
+    outdir = tmp_path / "cdktf.out"
+    before = seed_outdir(outdir)
+
+    class HalfWrittenApp:
+        def __init__(self, staging: str):
+            self.staging = Path(staging)
+
+        def synth(self):
+            (self.staging / "stacks" / "nodes").mkdir(parents=True)
+            (self.staging / "manifest.json").write_text("{}")
+            raise RuntimeError("synth failed half-way")
+
+    monkeypatch.setattr(app_module, "build_app", lambda settings, outdir: HalfWrittenApp(outdir))
+    with pytest.raises(RuntimeError, match="half-way"):
+        app_module.synthesize(settings, outdir)
+    assert tree(outdir) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out"]
+
+
+def test_successful_swap_replaces_whole_output(tmp_path, monkeypatch, settings):
+    """On success the new output replaces the old folder as a whole: no stale file of the old one survives."""
+    import stacks.app as app_module
+
+    outdir = tmp_path / "cdktf.out"
+    seed_outdir(outdir)
+
+    class TinyApp:
+        def __init__(self, staging: str):
+            self.staging = Path(staging)
+
+        def synth(self):
+            self.staging.mkdir(parents=True)
+            (self.staging / "manifest.json").write_text('{"new": true}')
+
+    monkeypatch.setattr(app_module, "build_app", lambda settings, outdir: TinyApp(outdir))
+    app_module.synthesize(settings, outdir)
+    assert tree(outdir) == {"manifest.json": b'{"new": true}'}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out"]
