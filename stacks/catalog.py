@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stacks.config import DnsLabel, ExactVersion, HelixConfig
 from stacks.config_files import Problem, display_path, parse_model, read_yaml_mapping
 
-PLACEHOLDER = re.compile(r"\(\(([a-z_]+)\)\)")
+PLACEHOLDER = re.compile(r"\(\(([a-z0-9_]+)\)\)")
 
 
 class _Strict(BaseModel):

@@ -1,0 +1,477 @@
+"""Platform add-ons: every component of the cluster description, pinned, in its namespace, in dependency order.
+
+The expected components are written from the cluster description (the seed), not read from the catalog, so a
+component dropped from the catalog or the cluster file fails here.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacks.catalog import PLACEHOLDER, load_catalog, load_layers, resolve_platform
+from stacks.config import EXACT_VERSION, HelixConfig, cross_field_problems
+from stacks.config_files import parse_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (namespace, Helm release name) -> acceptable charts, from the seed's namespace sections.
+SEED = {
+    ("cert-manager", "cert-manager"): {"cert-manager"},
+    ("data-plane", "openebs"): {"openebs"},
+    ("data-plane", "redis-operator"): {"redis-operator"},
+    ("data-plane", "mysql-operator"): {"mysql-operator"},
+    ("flux-system", "flux2"): {"flux2", "flux-operator"},
+    ("flux-system", "flagger"): {"flagger"},
+    # Pilot, Citadel, Galley and the sidecar injector are istiod; Mixer's telemetry is the Telemetry API.
+    ("istio-system", "istio-base"): {"base"},
+    ("istio-system", "istiod"): {"istiod"},
+    ("istio-system", "istio-ingressgateway"): {"gateway"},
+    ("istio-system", "istio-egressgateway"): {"gateway"},
+    ("istio-system", "istio-telemetry"): {"raw"},
+    ("kube-system", "cilium"): {"cilium"},
+    ("kube-system", "metrics-server"): {"metrics-server"},
+    ("kube-system", "reloader"): {"reloader"},
+    ("kube-system", "falco"): {"falco"},
+    ("kube-system", "trivy-operator"): {"trivy-operator"},
+    ("kube-system", "chaos-mesh"): {"chaos-mesh"},
+    # Prometheus and Alertmanager come together in kube-prometheus-stack.
+    ("monitoring", "kube-prometheus-stack"): {"kube-prometheus-stack"},
+    ("monitoring", "grafana"): {"grafana"},
+    ("monitoring", "mimir"): {"mimir-distributed"},
+    ("monitoring", "loki"): {"loki"},
+    ("monitoring", "oncall"): {"oncall"},
+    ("monitoring", "tempo"): {"tempo", "tempo-distributed"},
+    ("monitoring", "pyroscope"): {"pyroscope"},
+    # Grafana Agent is end-of-life: Alloy.
+    ("monitoring", "alloy"): {"alloy"},
+    ("network", "cloudflared"): {"cloudflare-tunnel-remote", "cloudflared"},
+    ("network", "ingress-internal"): {"nginx-ingress"},
+    ("network", "ingress-external"): {"nginx-ingress"},
+    ("network", "coredns"): {"coredns"},
+    ("network", "external-dns"): {"external-dns"},
+    ("staging", "strimzi-staging"): {"strimzi-kafka-operator"},
+    ("production", "strimzi-production"): {"strimzi-kafka-operator"},
+    ("production", "flagsmith"): {"flagsmith"},
+    # No upstream chart: release manifests through the raw chart.
+    ("system-upgrade", "system-upgrade-crds"): {"raw"},
+    ("system-upgrade", "system-upgrade-controller"): {"raw"},
+    ("system-upgrade", "k3s-upgrade-plans"): {"raw"},
+}
+
+# Anything shaped like a placeholder, whatever its name: a name the renderer does not match is never replaced.
+ANY_PLACEHOLDER = re.compile(r"\(\([A-Za-z0-9_.-]+\)\)")
+TEMPLATE_DOLLAR = re.compile(r"(?<!\$)\$\{")
+TEMPLATE_PERCENT = re.compile(r"(?<!%)%\{")
+
+
+# --- helpers over the synthesized app ----------------------------------------------------------------------
+
+
+def _releases(synth) -> dict[tuple[str, str], tuple[str, str, dict]]:
+    """(namespace, release name) -> (stack, logical id, resource)."""
+    out = {}
+    for (stack, logical), res in synth.all_resources("helm_release").items():
+        key = (res["namespace"], res["name"])
+        assert key not in out, f"release {key} defined twice ({out.get(key, ('',))[0]} and {stack})"
+        out[key] = (stack, logical, res)
+    return out
+
+
+def _by_name(synth, name: str) -> tuple[str, str, dict]:
+    found = [v for (ns, n), v in _releases(synth).items() if n == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def _stack_deps(synth) -> dict[str, set[str]]:
+    direct = {name: set(s["dependencies"]) for name, s in synth.manifest["stacks"].items()}
+
+    def closure(name: str) -> set[str]:
+        out = set(direct[name])
+        for dep in direct[name]:
+            out |= closure(dep)
+        return out
+
+    return {name: closure(name) for name in direct}
+
+
+def _ordered_after(synth, user: str, provider: str) -> bool:
+    """Release `user` is created after release `provider`: depends_on in one stack, a stack dependency across."""
+    u_stack, _, u_res = _by_name(synth, user)
+    p_stack, p_logical, _ = _by_name(synth, provider)
+    if u_stack == p_stack:
+        return f"helm_release.{p_logical}" in (u_res.get("depends_on") or [])
+    return p_stack in _stack_deps(synth)[u_stack]
+
+
+def _values(res: dict) -> dict:
+    """The release's values as the chart receives them (Terraform's $${ and %%{ escapes undone)."""
+    merged: dict = {}
+    for text in res.get("values") or []:
+        doc = yaml.safe_load(text.replace("$${", "${").replace("%%{", "%{"))
+        assert isinstance(doc, dict)
+        merged.update(doc)
+    return merged
+
+
+def _monitor_enabled(value) -> bool:
+    """True when the values turn on a ServiceMonitor or PodMonitor (serviceMonitor.enabled, podMonitor.create...)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "monitor" in k.lower() and isinstance(v, dict) and (v.get("enabled") is True or v.get("create") is True):
+                return True
+            if _monitor_enabled(v):
+                return True
+    if isinstance(value, list):
+        return any(_monitor_enabled(v) for v in value)
+    return False
+
+
+# --- components, versions, namespaces -----------------------------------------------------------------------
+
+
+def test_every_seed_component_is_a_pinned_release_in_its_namespace(synth):
+    releases = _releases(synth)
+    missing = sorted(k for k in SEED if k not in releases)
+    assert not missing, f"not installed: {missing}"
+    for key, charts in SEED.items():
+        _, _, res = releases[key]
+        assert res["chart"] in charts, (key, res["chart"])
+        assert EXACT_VERSION.match(res["version"]), (key, res["version"])
+        assert res["repository"].startswith(("https://", "oci://")), (key, res["repository"])
+        assert res["create_namespace"] is False and res["wait"] is True, key
+
+
+def test_every_release_is_pinned_and_from_https_or_oci(synth):
+    for (ns, name), (_, _, res) in _releases(synth).items():
+        assert EXACT_VERSION.match(res["version"]) and res["version"] != "latest", (ns, name)
+        assert re.match(r"^(https|oci)://[^\s]+$", res["repository"]), (ns, name)
+
+
+def test_release_versions_are_the_catalog_versions(synth, settings):
+    releases = _releases(synth)
+    assert len(settings.plan.components) >= 30
+    for comp in settings.plan.components.values():
+        _, _, res = releases[(comp.namespace, comp.release_name)]
+        assert (res["chart"], res["version"], res["repository"]) == (comp.chart, comp.version, comp.repository)
+
+
+def test_prometheus_and_alertmanager_are_on_in_kube_prometheus_stack(synth):
+    values = _values(_by_name(synth, "kube-prometheus-stack")[2])
+    assert values.get("prometheus", {}).get("enabled", True) is True
+    assert values.get("alertmanager", {}).get("enabled", True) is True
+
+
+def test_two_nginx_controllers_with_their_own_classes(synth):
+    classes = {
+        _values(_by_name(synth, name)[2])["controller"]["ingressClass"]["name"] for name in ("ingress-internal", "ingress-external")
+    }
+    assert classes == {"nginx-internal", "nginx-external"}
+
+
+# --- ordering ------------------------------------------------------------------------------------------------
+
+
+def test_cilium_is_installed_first_and_everything_waits_for_it(synth):
+    assert _by_name(synth, "cilium")[0] == "cni"
+    deps = _stack_deps(synth)
+    with_charts = {stack for stack, _, _ in _releases(synth).values()}
+    assert with_charts - {"cni"}, "only the cni stack installs charts?"
+    for stack in with_charts - {"cni"}:
+        assert "cni" in deps[stack], stack
+
+
+def test_prometheus_operator_crds_come_before_every_monitor(synth):
+    users = []
+    for (ns, name), (_, _, res) in _releases(synth).items():
+        if name != "prometheus-operator-crds" and (_monitor_enabled(_values(res)) or name == "kube-prometheus-stack"):
+            users.append(name)
+    # cilium, cert-manager, coredns, the ingress controllers, grafana, loki, flux2, strimzi... all turn one on.
+    assert len(users) >= 15, users
+    late = [name for name in users if not _ordered_after(synth, name, "prometheus-operator-crds")]
+    assert not late, f"ServiceMonitor/PodMonitor before the Prometheus Operator CRDs: {late}"
+
+
+def test_cert_manager_comes_before_every_certificate_user(synth):
+    users = [
+        name
+        for (ns, name), (_, _, res) in _releases(synth).items()
+        if name != "cert-manager" and "cert-manager.io/" in "".join(res.get("values") or [])
+    ]
+    assert users, "no release asks cert-manager for a certificate?"
+    late = [name for name in users if not _ordered_after(synth, name, "cert-manager")]
+    assert not late, late
+
+
+def test_istio_base_then_istiod_then_gateways_and_telemetry(synth):
+    stack = _by_name(synth, "istiod")[0]
+    for name in ("istio-base", "istio-ingressgateway", "istio-egressgateway", "istio-telemetry"):
+        assert _by_name(synth, name)[0] == stack, name
+    assert _ordered_after(synth, "istiod", "istio-base")
+    for gateway in ("istio-ingressgateway", "istio-egressgateway"):
+        assert _ordered_after(synth, gateway, "istiod")
+    assert _ordered_after(synth, "istio-telemetry", "istio-base")
+    assert _ordered_after(synth, "istio-telemetry", "istiod")
+
+
+def test_plan_crd_before_controller_before_plans(synth):
+    assert _by_name(synth, "k3s-upgrade-plans")[0] == "foundation"
+    assert _ordered_after(synth, "system-upgrade-controller", "system-upgrade-crds")
+    assert _ordered_after(synth, "k3s-upgrade-plans", "system-upgrade-crds")
+    assert _ordered_after(synth, "k3s-upgrade-plans", "system-upgrade-controller")
+    namespaces = synth.resources("foundation", "kubernetes_namespace_v1")
+    ns_logical = next(k for k, v in namespaces.items() if v["metadata"]["name"] == "system-upgrade")
+    for name in ("system-upgrade-crds", "system-upgrade-controller", "k3s-upgrade-plans"):
+        assert f"kubernetes_namespace_v1.{ns_logical}" in _by_name(synth, name)[2]["depends_on"], name
+
+
+def test_load_balancer_pool_exists_before_load_balancer_services(synth):
+    pool_stack = _by_name(synth, "cilium-lb-ipam")[0]
+    assert "cni" in _stack_deps(synth)[pool_stack]
+    for name in ("ingress-internal", "istio-ingressgateway"):
+        assert pool_stack in _stack_deps(synth)[_by_name(synth, name)[0]], name
+
+
+# --- data that must survive -----------------------------------------------------------------------------------
+
+
+def test_releases_holding_data_refuse_destroy(synth, settings):
+    protected = {ns for ns, spec in settings.config.namespaces.items() if spec.protect}
+    assert protected == {"data-plane", "production"}
+    seen = set()
+    for (ns, name), (_, _, res) in _releases(synth).items():
+        refuses = res.get("lifecycle", {}).get("prevent_destroy", False)
+        assert refuses == (ns in protected), (ns, name)
+        if refuses:
+            seen.add(name)
+    assert {"openebs", "redis-operator", "mysql-operator", "strimzi-production", "flagsmith"} <= seen
+
+
+# --- values ---------------------------------------------------------------------------------------------------
+
+
+def test_values_are_yaml_without_placeholders_or_live_templates(synth):
+    checked = 0
+    for (ns, name), (_, _, res) in _releases(synth).items():
+        for text in res.get("values") or []:
+            assert not TEMPLATE_DOLLAR.search(text), f"{ns}/{name}: unescaped ${{ reaches Terraform"
+            assert not TEMPLATE_PERCENT.search(text), f"{ns}/{name}: unescaped %{{ reaches Terraform"
+            doc = yaml.safe_load(text.replace("$${", "${").replace("%%{", "%{"))
+            assert isinstance(doc, dict) and doc, (ns, name)
+            leftover = PLACEHOLDER.search(text) or ANY_PLACEHOLDER.search(text)
+            assert not leftover, f"{ns}/{name}: unresolved placeholder {leftover.group(0)}"
+            checked += 1
+    assert checked >= 35
+
+
+def test_every_placeholder_name_is_rendered():
+    from stacks.catalog import placeholder_values, render_placeholders
+    from stacks.load import load_settings
+
+    cfg = load_settings(ROOT / "config/helix.yaml").config
+    known = placeholder_values(cfg)
+    problems: list = []
+    rendered = render_placeholders({k: f"(({k}))" for k in known}, known, "v", problems)
+    assert not problems and rendered == known
+
+
+def test_grafana_template_strings_reach_the_chart_literally(synth):
+    text = "".join(_by_name(synth, "grafana")[2]["values"])
+    assert "$${__value.raw}" in text or "$$${__value.raw}" in text
+
+
+# --- the k3s upgrade Plans -------------------------------------------------------------------------------------
+
+
+def test_k3s_upgrade_plans(synth, settings):
+    plans = {r["metadata"]["name"]: r for r in _values(_by_name(synth, "k3s-upgrade-plans")[2])["resources"]}
+    crd = _values(_by_name(synth, "system-upgrade-crds")[2])["resources"][0]
+    assert crd["kind"] == "CustomResourceDefinition" and crd["spec"]["group"] == "upgrade.cattle.io"
+    assert [v["name"] for v in crd["spec"]["versions"]] == ["v1"]
+    server, agent = plans["k3s-server"], plans["k3s-agent"]
+    for plan in (server, agent):
+        assert plan["apiVersion"] == "upgrade.cattle.io/v1" and plan["kind"] == "Plan"
+        assert plan["metadata"]["namespace"] == "system-upgrade"
+        assert plan["spec"]["version"] == settings.config.cluster.k3s_version
+        assert plan["spec"]["upgrade"]["image"] == "rancher/k3s-upgrade"
+        assert plan["spec"]["concurrency"] == 1
+        assert plan["spec"]["serviceAccountName"] == "system-upgrade"
+    assert server["spec"]["cordon"] is True
+    assert server["spec"]["nodeSelector"]["matchExpressions"] == [
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "In", "values": ["true"]}
+    ]
+    assert agent["spec"]["nodeSelector"]["matchExpressions"] == [
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"}
+    ]
+    # Agents wait for the servers, then are drained one at a time.
+    assert agent["spec"]["prepare"] == {"image": "rancher/k3s-upgrade", "args": ["prepare", "k3s-server"]}
+    assert agent["spec"]["drain"]["force"] is True and agent["spec"]["drain"]["skipWaitForDeleteTimeout"] > 0
+
+
+def test_upgrade_controller_image_is_the_pinned_release(synth):
+    release = yaml.safe_load((ROOT / "config/manifests/system-upgrade-controller/release.yaml").read_text())["version"]
+    resources = _values(_by_name(synth, "system-upgrade-controller")[2])["resources"]
+    kinds = {r["kind"] for r in resources}
+    assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Deployment"} <= kinds
+    assert "Namespace" not in kinds  # the foundation layer creates it
+    deployment = next(r for r in resources if r["kind"] == "Deployment")
+    images = [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert images == [f"rancher/system-upgrade-controller:{release}"]
+    assert all(r["metadata"].get("namespace", "system-upgrade") == "system-upgrade" for r in resources)
+
+
+# --- Cilium LB-IPAM and Istio telemetry -------------------------------------------------------------------------
+
+
+def test_lb_ipam_pool_is_the_configured_range(synth, settings):
+    import ipaddress
+
+    stack, _, res = _by_name(synth, "cilium-lb-ipam")
+    resources = {r["kind"]: r for r in _values(res)["resources"]}
+    pool, policy = resources["CiliumLoadBalancerIPPool"], resources["CiliumL2AnnouncementPolicy"]
+    assert pool["apiVersion"] == "cilium.io/v2" and policy["apiVersion"] == "cilium.io/v2alpha1"
+    block = pool["spec"]["blocks"][0]
+    assert f"{block['start']}-{block['stop']}" == settings.config.cluster.load_balancer_range
+    node_net = ipaddress.IPv4Network(settings.config.cluster.node_cidr)
+    assert ipaddress.IPv4Address(block["start"]) in node_net and ipaddress.IPv4Address(block["stop"]) in node_net
+    assert policy["spec"]["loadBalancerIPs"] is True
+    # The cilium chart turns L2 announcements on.
+    assert _values(_by_name(synth, "cilium")[2])["l2announcements"]["enabled"] is True
+
+
+def test_mesh_telemetry_resource(synth):
+    resources = _values(_by_name(synth, "istio-telemetry")[2])["resources"]
+    assert len(resources) == 1
+    telemetry = resources[0]
+    assert telemetry["apiVersion"] == "telemetry.istio.io/v1" and telemetry["kind"] == "Telemetry"
+    assert telemetry["metadata"]["namespace"] == "istio-system" and "selector" not in telemetry["spec"]
+    assert telemetry["spec"]["metrics"] == [{"providers": [{"name": "prometheus"}]}]
+    assert telemetry["spec"]["accessLogging"] == [{"providers": [{"name": "envoy"}]}]
+
+
+def test_mesh_telemetry_traces_only_to_a_configured_provider():
+    from stacks.hooks.mesh import mesh_telemetry
+
+    assert "tracing" not in mesh_telemetry({}, "istio-system")["spec"]
+    values = {
+        "meshConfig": {
+            "extensionProviders": [
+                {"name": "tempo", "opentelemetry": {"service": "tempo.monitoring.svc.cluster.local", "port": 4317}},
+                {"name": "authz", "envoyExtAuthzHttp": {"service": "x", "port": 80}},
+            ]
+        }
+    }
+    assert mesh_telemetry(values, "istio-system")["spec"]["tracing"] == [{"providers": [{"name": "tempo"}]}]
+
+
+# --- the cluster file changes components, in process ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def catalog_inputs():
+    layers, problems = load_layers(ROOT / "config/layers.yaml", ROOT)
+    assert not problems
+    catalog, problems = load_catalog(ROOT / "config/catalog", ROOT)
+    assert not problems
+    return layers, catalog
+
+
+@pytest.fixture(scope="module")
+def base_config() -> dict:
+    return yaml.safe_load((ROOT / "config/helix.yaml").read_text())
+
+
+def _resolve(data: dict, catalog_inputs):
+    cfg, problems = parse_model(HelixConfig, data, "helix.yaml")
+    assert cfg is not None and not problems, problems
+    layers, catalog = catalog_inputs
+    return resolve_platform(cfg, "helix.yaml", layers, "config/layers.yaml", catalog)
+
+
+def test_config_turns_off_overrides_version_and_adds_values(base_config, catalog_inputs):
+    base_plan, problems = _resolve(base_config, catalog_inputs)
+    assert not problems
+    data = copy.deepcopy(base_config)
+    data["components"] = {
+        "chaos-mesh": {"enabled": False},
+        "falco": {"version": "9.0.0"},
+        "loki": {"values": {"singleBinary": {"replicas": 2}, "extra": {"key": "((domain))"}}},
+    }
+    plan, problems = _resolve(data, catalog_inputs)
+    assert not problems, problems
+    comps = plan.components
+    assert "chaos-mesh" in base_plan.components and "chaos-mesh" not in comps
+    assert comps["falco"].version == "9.0.0" != base_plan.components["falco"].version
+    loki, base_loki = comps["loki"].values, base_plan.components["loki"].values
+    assert loki["singleBinary"]["replicas"] == 2
+    # Deep merge: the catalog's other singleBinary settings stay, placeholders in added values are rendered.
+    assert loki["singleBinary"]["persistence"] == base_loki["singleBinary"]["persistence"]
+    assert loki["extra"] == {"key": base_config["domain"]}
+    assert loki["deploymentMode"] == base_loki["deploymentMode"]
+
+
+def test_config_problems_are_reported(base_config, catalog_inputs):
+    data = copy.deepcopy(base_config)
+    data["components"] = {"no-such-chart": {"enabled": False}, "prometheus-operator-crds": {"enabled": False}}
+    _, problems = _resolve(data, catalog_inputs)
+    text = "\n".join(str(p) for p in problems)
+    assert "no-such-chart" in text and "not a component in the catalog" in text
+    assert "needs 'prometheus-operator-crds'" in text
+
+
+def test_config_rejects_a_range_version(base_config):
+    data = copy.deepcopy(base_config)
+    data["components"] = {"falco": {"version": "^9.1.0"}}
+    cfg, problems = parse_model(HelixConfig, data, "helix.yaml")
+    assert cfg is None and any("exact version" in str(p) for p in problems)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("10.30.0.200-10.30.0.250", "not inside node_cidr"),
+        ("10.20.0.5-10.20.0.30", "used by cluster.nodes[0]"),
+        ("10.20.0.0/28", "network or broadcast"),
+        ("10.20.0.8-10.20.0.10", "used by cluster.api_host"),
+    ],
+)
+def test_load_balancer_range_cross_field_rules(base_config, value, message):
+    data = copy.deepcopy(base_config)
+    data["cluster"]["load_balancer_range"] = value
+    cfg, problems = parse_model(HelixConfig, data, "helix.yaml")
+    assert cfg is not None, problems
+    found = [m for path, m in cross_field_problems(cfg) if path == "cluster.load_balancer_range"]
+    assert any(message in m for m in found), found
+
+
+@pytest.mark.parametrize("value", ["10.20.0.250-10.20.0.200", "10.20.0.200", "10.20.0.1/33", "a-b"])
+def test_load_balancer_range_syntax(base_config, value):
+    data = copy.deepcopy(base_config)
+    data["cluster"]["load_balancer_range"] = value
+    cfg, problems = parse_model(HelixConfig, data, "helix.yaml")
+    assert cfg is None and any("load_balancer_range" in str(p) for p in problems), problems
+
+
+def test_default_load_balancer_range_is_valid(settings):
+    assert settings.config.cluster.load_balancer_range
+    assert not [p for p in cross_field_problems(settings.config) if p[0] == "cluster.load_balancer_range"]
+
+
+# --- docs -----------------------------------------------------------------------------------------------------
+
+
+def test_components_doc_matches_the_catalog(settings):
+    from stacks.docs import DOC, render
+
+    text = render(settings)
+    assert DOC.read_text() == text, "docs/components.md is out of date: run `python -m stacks.docs`"
+    for comp in settings.plan.components.values():
+        assert f"| `{comp.id}` | {comp.namespace} | {comp.layer} | {comp.chart} | {comp.version} |" in text, comp.id
+    for phrase in ("Pilot", "Citadel", "Galley", "sidecar injector", "Mixer", "Telemetry API", "Grafana Agent", "Alloy",
+                   "ingress-nginx", "OnCall", "bitnamilegacy", "system-upgrade-controller"):
+        assert phrase in text, phrase
