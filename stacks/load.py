@@ -31,6 +31,12 @@ def config_path_from_env() -> Path:
     return Path(value) if value else DEFAULT_CONFIG
 
 
+def catalog_dir_from_env() -> Path:
+    """HELIX_CATALOG_DIR selects another catalog folder (the benchmark's generated 10x catalog, for one)."""
+    value = os.environ.get("HELIX_CATALOG_DIR")
+    return Path(value) if value else CATALOG_DIR
+
+
 def load_settings(config_path: Path | None = None) -> Settings:
     """Return validated settings, or raise ConfigError listing every problem found."""
     path = config_path or config_path_from_env()
@@ -47,7 +53,7 @@ def load_settings(config_path: Path | None = None) -> Settings:
 
     layers, errs = load_layers(LAYERS_FILE, PROJECT_ROOT)
     problems.extend(errs)
-    catalog, errs = load_catalog(CATALOG_DIR, PROJECT_ROOT)
+    catalog, errs = load_catalog(catalog_dir_from_env(), PROJECT_ROOT)
     problems.extend(errs)
 
     if cfg is None or layers is None:

@@ -1,0 +1,1 @@
+"""Synth benchmark: the jsii floor, the full synth, the CLI, a 10x config and a broken config (docs/performance.md)."""

@@ -1,0 +1,258 @@
+"""Synth benchmark: the jsii floor against the full synth, the CLI, a 10x config and a broken config.
+
+    python -m bench.run [--runs 3] [--factor 10] [--cli PATH] [--skip-cli] [--skip-tests] [--json FILE]
+
+Every measured command is a fresh process; the floor and the full synth run alternately so that a change in
+the machine's load hits both. Reports medians of wall time, CPU time (user + system of the whole process
+tree) and peak RSS (sum of each process's peak: python and the two node processes of the jsii runtime;
+see bench/proc.py), and checks the targets of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import proc, scale  # noqa: E402
+
+TARGETS = {
+    "wall_ratio": 1.15,  # full synth / floor, wall time
+    "rss_ratio": 1.2,  # full synth / floor, peak RSS
+    "ms_per_resource": 10.0,  # additional synth wall time per additional resource
+    "tests_ratio": 6.0,  # whole test suite / floor, wall time
+    "broken_s": 1.0,  # a broken config reported in under a second
+}
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    env.setdefault("CHECKPOINT_DISABLE", "1")
+    env.setdefault("DISABLE_VERSION_CHECK", "1")
+    for var in ("HELIX_CONFIG", "HELIX_CATALOG_DIR", "CDKTF_OUTDIR", "HELIX_EAGER_PROVIDERS"):
+        env.pop(var, None)
+    return env
+
+
+def count_resources(outdir: Path) -> tuple[int, int, list[str]]:
+    """(resources, data sources, provider names) over every stack of a synth output."""
+    resources = data = 0
+    providers: set[str] = set()
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    for stack in manifest["stacks"].values():
+        doc = json.loads((outdir / stack["synthesizedStackPath"]).read_text())
+        resources += sum(len(v) for v in doc.get("resource", {}).values())
+        data += sum(len(v) for v in doc.get("data", {}).values())
+        providers |= set(doc.get("terraform", {}).get("required_providers", {}))
+    return resources, data, sorted(providers)
+
+
+def find_cli(given: Optional[str]) -> Optional[str]:
+    candidates = [given] if given else []
+    candidates += [str(ROOT / "node_modules" / ".bin" / "cdktf"), shutil.which("cdktf") or "", "/tmp/npmt/node_modules/.bin/cdktf"]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+class Series:
+    """Repeated measurements of one command."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.runs: list[proc.Measurement] = []
+
+    def add(self, m: proc.Measurement) -> proc.Measurement:
+        if m.returncode not in (0, 2):
+            raise SystemExit(f"{self.name} failed (exit {m.returncode}):\n{m.stderr[-2000:]}")
+        self.runs.append(m)
+        return m
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(m, attr) for m in self.runs)
+
+    def summary(self) -> dict:
+        return {
+            "runs": len(self.runs),
+            "wall_s": round(self.median("wall_s"), 3),
+            "wall_s_all": [round(m.wall_s, 3) for m in self.runs],
+            "cpu_s": round(self.median("cpu_s"), 3),
+            "peak_rss_mb": round(self.median("sum_of_peaks_kb") / 1024, 1),
+            "largest_process_mb": round(self.median("largest_kb") / 1024, 1),
+        }
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="repetitions of each measurement (default 3)")
+    parser.add_argument("--factor", type=int, default=10, help="size of the scaled config (default 10)")
+    parser.add_argument("--cli", help="path of the cdktf CLI (default: node_modules/.bin/cdktf, then PATH)")
+    parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+
+    py = sys.executable
+    env = base_env()
+    work = Path(tempfile.mkdtemp(prefix="helix-bench-"))
+    load_before = os.getloadavg()
+    results: dict = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+
+    def synth_cmd(outdir: Path, extra: Optional[dict[str, str]] = None) -> Callable[[], proc.Measurement]:
+        def go() -> proc.Measurement:
+            shutil.rmtree(outdir, ignore_errors=True)
+            return proc.run([py, "main.py"], env={**env, "CDKTF_OUTDIR": str(outdir), **(extra or {})}, cwd=str(ROOT))
+
+        return go
+
+    try:
+        # Warm-up (not counted): fills the page cache and tells which providers the app uses.
+        seed_out = work / "seed.out"
+        warm = synth_cmd(seed_out)()
+        if warm.returncode != 0:
+            raise SystemExit(f"python main.py failed:\n{warm.stderr[-2000:]}")
+        resources, data, providers = count_resources(seed_out)
+        results.update(providers=providers, seed_resources=resources, seed_data_sources=data)
+        print(f"providers used: {', '.join(providers)}; seed: {resources} resources, {data} data sources", flush=True)
+
+        floor = Series("floor")
+        eager = Series("eager floor")
+        full = Series("python main.py")
+        floor_cmd = [py, str(ROOT / "bench" / "floor.py"), *providers]
+        for i in range(args.runs):
+            floor.add(proc.run(floor_cmd, env=env, cwd=str(ROOT)))
+            full.add(synth_cmd(seed_out)())
+            eager.add(proc.run([*floor_cmd, "--eager"], env=env, cwd=str(ROOT)))
+            print(f"  run {i + 1}: floor {floor.runs[-1].wall_s:.2f}s  synth {full.runs[-1].wall_s:.2f}s  "
+                  f"eager floor {eager.runs[-1].wall_s:.2f}s", flush=True)
+        results["floor"] = floor.summary()
+        results["eager_floor"] = eager.summary()
+        results["synth"] = full.summary()
+
+        if not args.skip_cli:
+            cli = find_cli(args.cli)
+            if cli is None:
+                print("cdktf CLI not found (pass --cli PATH); skipping the CLI measurement", flush=True)
+            else:
+                series = Series("cdktf synth")
+                cli_out = work / "cli.out"
+                for _ in range(args.runs):
+                    shutil.rmtree(cli_out, ignore_errors=True)
+                    # The project's cdktf.json runs the app through pipenv; the same interpreter is used here so
+                    # that the figure is the CLI's own overhead.
+                    series.add(proc.run([cli, "synth", "--app", f"{py} main.py", "--output", str(cli_out)],
+                                        env=env, cwd=str(ROOT)))
+                results["cli"] = {**series.summary(), "cli": cli}
+
+        if not args.skip_scale:
+            big_dir = work / f"x{args.factor}"
+            cfg, catalog = scale.generate(big_dir, args.factor)
+            extra = {"HELIX_CONFIG": str(cfg), "HELIX_CATALOG_DIR": str(catalog)}
+            big_out = work / "big.out"
+            big = Series(f"{args.factor}x synth")
+            seed_again = Series("seed synth")
+            for _ in range(args.runs):
+                big.add(synth_cmd(big_out, extra)())
+                seed_again.add(synth_cmd(seed_out)())
+            big_resources, big_data, _ = count_resources(big_out)
+            from stacks.load import load_settings  # noqa: E402 - pure Python, no jsii
+
+            os.environ["HELIX_CATALOG_DIR"] = str(catalog)
+            try:
+                plan = load_settings(cfg)
+            finally:
+                os.environ.pop("HELIX_CATALOG_DIR")
+            added = big_resources - resources
+            results["scale"] = {
+                "factor": args.factor,
+                "nodes": len(plan.config.cluster.nodes),
+                "releases": len(plan.plan.components),
+                "resources": big_resources,
+                "data_sources": big_data,
+                "synth": big.summary(),
+                "seed_synth": seed_again.summary(),
+                "ms_per_resource_wall": round(1000 * (big.median("wall_s") - seed_again.median("wall_s")) / added, 2),
+                "ms_per_resource_cpu": round(1000 * (big.median("cpu_s") - seed_again.median("cpu_s")) / added, 2),
+            }
+
+        broken = Series("broken config")
+        bad = work / "broken.yaml"
+        text = (ROOT / "config" / "helix.yaml").read_text()
+        bad.write_text(text.replace("api_port: 6443", "api_port: 70000", 1) + "\nunknown_key: 1\n")
+        for _ in range(args.runs):
+            m = broken.add(proc.run([py, "main.py"], env={**env, "HELIX_CONFIG": str(bad)}, cwd=str(ROOT)))
+            if m.returncode != 2:
+                raise SystemExit(f"broken config was not rejected (exit {m.returncode})")
+        results["broken_config"] = {**broken.summary(), "node_started": any(m.saw_node for m in broken.runs)}
+
+        if not args.skip_tests:
+            tests = Series("pytest")
+            for _ in range(args.runs):
+                m = proc.run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], env=env, cwd=str(ROOT))
+                if m.returncode != 0:
+                    raise SystemExit(f"the test suite failed:\n{m.stdout[-3000:]}")
+                tests.add(m)
+            results["tests"] = tests.summary()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    results["loadavg_before"] = [round(x, 2) for x in load_before]
+    results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")
+
+
+def report(r: dict) -> None:
+    f, e, s = r["floor"], r["eager_floor"], r["synth"]
+    rows = [("floor (jsii assemblies only)", f), ("eager floor (plain import pkg._jsii)", e), ("python main.py", s)]
+    if "cli" in r:
+        rows.append(("cdktf synth (CLI)", r["cli"]))
+    if "scale" in r:
+        rows.append((f"python main.py, {r['scale']['factor']}x config", r["scale"]["synth"]))
+    rows.append(("broken config", r["broken_config"]))
+    if "tests" in r:
+        rows.append(("pytest tests", r["tests"]))
+    print()
+    print(f"{r['cpus']} CPUs, load average {r['loadavg_before'][0]} -> {r['loadavg_after'][0]}; medians of {f['runs']} runs")
+    print(f"{'':40} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12}")
+    for name, row in rows:
+        print(f"{name:40} {row['wall_s']:8.2f} {row['cpu_s']:8.2f} {row['peak_rss_mb']:12.1f}")
+    checks = [
+        ("synth / floor, wall", _ratio(s["wall_s"], f["wall_s"]), TARGETS["wall_ratio"]),
+        ("synth / floor, cpu", _ratio(s["cpu_s"], f["cpu_s"]), TARGETS["wall_ratio"]),
+        ("synth / floor, peak RSS", _ratio(s["peak_rss_mb"], f["peak_rss_mb"]), TARGETS["rss_ratio"]),
+        ("synth / eager floor, wall", _ratio(s["wall_s"], e["wall_s"]), TARGETS["wall_ratio"]),
+        ("synth / eager floor, peak RSS", _ratio(s["peak_rss_mb"], e["peak_rss_mb"]), TARGETS["rss_ratio"]),
+    ]
+    if "scale" in r:
+        sc = r["scale"]
+        print(f"\nseed: {r['seed_resources']} resources; {sc['factor']}x: {sc['nodes']} nodes, {sc['releases']} releases, "
+              f"{sc['resources']} resources")
+        checks.append(("ms per additional resource, wall", sc["ms_per_resource_wall"], TARGETS["ms_per_resource"]))
+        checks.append(("ms per additional resource, cpu", sc["ms_per_resource_cpu"], TARGETS["ms_per_resource"]))
+    checks.append(("broken config, wall s", r["broken_config"]["wall_s"], TARGETS["broken_s"]))
+    if "tests" in r:
+        checks.append(("pytest / floor, wall", _ratio(r["tests"]["wall_s"], f["wall_s"]), TARGETS["tests_ratio"]))
+    print(f"\n{'check':40} {'value':>8} {'target':>8}")
+    for name, value, target in checks:
+        print(f"{name:40} {value:8.2f} {'<= ' + str(target):>8}  {'met' if value <= target else 'NOT met'}")
+    print(f"broken config started node: {r['broken_config']['node_started']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The benchmark's tooling (bench/): the scaled config, the process-tree meter, validation before jsii, lazy providers.
+
+No timing assertions here: figures come from `python -m bench.run` and live in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench import proc, scale
+from stacks.load import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory):
+    """The default config at ten times its size, validated by the app's own loader."""
+    cfg, catalog = scale.generate(tmp_path_factory.mktemp("x10"), 10)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HELIX_CATALOG_DIR", str(catalog))
+    try:
+        yield load_settings(cfg)
+    finally:
+        mp.undo()
+
+
+def test_scaled_config_has_70_nodes_and_valid_quorum(scaled, settings):
+    nodes = scaled.config.cluster.nodes
+    assert len(nodes) == 10 * len(settings.config.cluster.nodes) == 70
+    assert len(scaled.config.servers) == len(settings.config.servers)
+    assert len({n.name for n in nodes}) == len({n.address for n in nodes}) == 70
+
+
+def test_scaled_config_has_ten_times_the_releases(scaled, settings):
+    seed = settings.plan.components
+    big = scaled.plan.components
+    assert len(big) == 10 * len(seed)
+    release_names = [c.release_name for c in big.values()]
+    assert len(set(release_names)) == len(release_names)
+    # Each copy sits in its own namespace, in the layer of its original, needing its own copies.
+    for cid, comp in seed.items():
+        copy = big[f"{cid}-x7"]
+        assert copy.namespace == f"{comp.namespace}-x7"
+        assert copy.layer == comp.layer
+        assert copy.chart == comp.chart and copy.version == comp.version
+        assert set(copy.needs) == {f"{d}-x7" for d in comp.needs}
+    per_layer = Counter(c.layer for c in big.values())
+    assert per_layer == Counter({k: 10 * v for k, v in Counter(c.layer for c in seed.values()).items()})
+
+
+def test_scaled_config_keeps_the_seed_namespaces(scaled, settings):
+    assert set(settings.config.namespaces) < set(scaled.config.namespaces)
+    assert len(scaled.config.namespaces) == 10 * len(settings.config.namespaces)
+
+
+def test_meter_counts_grandchildren():
+    """A child that starts a grandchild holding ~80 MB: the tree's peak includes the grandchild's."""
+    code = textwrap.dedent(
+        """
+        import subprocess, sys
+        subprocess.run([sys.executable, "-c", "b = bytearray(80 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(0.3)"], check=True)
+        """
+    )
+    m = proc.run([sys.executable, "-c", code], interval=0.01)
+    assert m.returncode == 0
+    assert len(m.peaks_kb) >= 2
+    assert m.sum_of_peaks_kb >= 80 * 1024
+    assert m.sum_of_peaks_kb > max(m.peaks_kb.values())
+    assert m.largest_kb >= 80 * 1024
+    assert m.cpu_s > 0
+
+
+def test_broken_config_is_reported_before_any_jsii_import(tmp_path):
+    bad = tmp_path / "helix.yaml"
+    bad.write_text((ROOT / "config" / "helix.yaml").read_text().replace("api_port: 6443", "api_port: 70000", 1))
+    code = "import sys\nfrom stacks.app import main\nrc = main()\nprint('jsii' in sys.modules)\nsys.exit(rc)"
+    env = {**__import__("os").environ, "HELIX_CONFIG": str(bad)}
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert "cluster.api_port" in run.stderr
+    assert run.stdout.strip() == "False"
+
+
+def test_provider_roots_are_lazy(synth):
+    import cdktf_cdktf_provider_kubernetes as k8s
+
+    loaded = [m for m in sys.modules if m.startswith("cdktf_cdktf_provider_cloudflare.")]
+    # The root imports 559 resource modules when eager; the app uses the provider and little else.
+    assert 0 < len(loaded) < 50, loaded
+    # Submodules still resolve on first use, by attribute and by from-import.
+    assert k8s.config_map_v1.ConfigMapV1.__name__ == "ConfigMapV1"
+    from cdktf_cdktf_provider_kubernetes import service_account_v1
+
+    assert service_account_v1.ServiceAccountV1.__module__ == "cdktf_cdktf_provider_kubernetes.service_account_v1"
+    with pytest.raises(AttributeError):
+        k8s.no_such_resource
