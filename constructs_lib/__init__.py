@@ -1,9 +1,83 @@
-"""Reusable cdktf constructs (no Helix specifics).
+"""Reusable cdktf constructs for a k3s platform: no project specifics, everything is passed in.
 
-Importing this package makes prebuilt provider packages import only the resource modules used: see
-constructs_lib/lazy_providers.py (HELIX_EAGER_PROVIDERS=1 turns it off).
+Public API (see docs/library.md)::
+
+    from constructs_lib import K3sCluster, AddOnLayer, HelmAddOn, LocalStateBackend, ...
+
+`import constructs_lib` is cheap: each name loads its submodule (and the provider classes it needs) on
+first access, through the module `__getattr__` below. Importing the submodules directly
+(`from constructs_lib.addons import AddOnLayer`) works the same.
+
+Importing the package changes nothing outside it. Apps that want faster synthesis can opt in to lazy
+provider package roots with `enable_lazy_providers()` (see constructs_lib/lazy_providers.py) before they
+first import a provider class.
 """
 
-from constructs_lib import lazy_providers as _lazy_providers
+from __future__ import annotations
 
-_lazy_providers.install()
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> the submodule that defines it.
+_EXPORTS: dict[str, str] = {
+    # A k3s cluster on existing machines.
+    "K3sCluster": "k3s",
+    "K3sClusterProps": "k3s",
+    "K3sNode": "k3s",
+    # Reaching a cluster: providers for later stacks.
+    "ClusterAccess": "cluster_access",
+    "ClusterProviders": "cluster_access",
+    # Helm add-ons and namespaces as one layer.
+    "AddOnLayer": "addons",
+    "HelmAddOn": "addons",
+    "NamespaceSpec": "addons",
+    "GeneratedSecretSpec": "addons",
+    # State backends.
+    "StateBackend": "backend",
+    "LocalStateBackend": "backend",
+    "S3StateBackend": "backend",
+    "RemoteStateBackend": "backend",
+    "PgStateBackend": "backend",
+}
+
+__all__ = sorted([*_EXPORTS, "enable_lazy_providers"])
+
+
+def enable_lazy_providers() -> None:
+    """Opt in: make prebuilt provider package roots import only the resource modules that are used.
+
+    It installs a process-wide import hook (idempotent) and saves seconds per synth for large providers
+    such as Cloudflare. Call it before the first provider import, typically first thing in an app's
+    main module; calling it later is harmless but has no effect on packages already imported.
+    """
+    from constructs_lib import lazy_providers
+
+    lazy_providers.install()
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at runtime the names load lazily
+    from constructs_lib.addons import AddOnLayer, GeneratedSecretSpec, HelmAddOn, NamespaceSpec
+    from constructs_lib.backend import (
+        LocalStateBackend,
+        PgStateBackend,
+        RemoteStateBackend,
+        S3StateBackend,
+        StateBackend,
+    )
+    from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
+    from constructs_lib.k3s import K3sCluster, K3sClusterProps, K3sNode

@@ -9,7 +9,12 @@ uses a handful. The jsii assembly itself is loaded by the package's `_jsii` modu
 `install()` adds an import hook that runs those package roots without their trailing submodule imports,
 and gives each a module `__getattr__`, so `pkg.some_resource` and `from pkg import some_resource` still
 import the submodule on first use. Nothing else changes: the same classes, the same jsii assembly, the
-same synthesized output. Set HELIX_EAGER_PROVIDERS=1 to turn it off.
+same synthesized output.
+
+The hook is opt-in: importing constructs_lib does not install it (a library should not change how other
+packages import behind its users' backs). An app calls `constructs_lib.enable_lazy_providers()` (or
+`install()` here) first thing, before any provider import; it is the app's choice to offer a switch to
+turn it off.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
-import os
 import re
 import sys
 from types import ModuleType
@@ -75,7 +79,7 @@ _FINDER = _LazyProviderFinder()
 
 
 def install() -> None:
-    """Make provider package roots lazy for this process (idempotent; HELIX_EAGER_PROVIDERS=1 disables)."""
-    if os.environ.get("HELIX_EAGER_PROVIDERS") == "1" or _FINDER in sys.meta_path:
+    """Make provider package roots lazy for this process (idempotent)."""
+    if _FINDER in sys.meta_path:
         return
     sys.meta_path.insert(0, _FINDER)

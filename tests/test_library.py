@@ -1,0 +1,388 @@
+"""constructs_lib as a library: project-independent sources, and the INSTALLED package running every example.
+
+The module fixture `installed` builds a fresh virtualenv in a temp dir, pip-installs a copy of the repo into it
+(offline: --no-index, --no-build-isolation) and deletes the copy's constructs_lib/, so every later import of
+constructs_lib can only come from the venv. The heavy jsii packages are not reinstalled: a .pth file in the venv
+points at this interpreter's site-packages (`venv --system-site-packages` would expose the *base* interpreter's
+packages, which is not where they live when the tests themselves run in a venv). `--no-index` makes pip fail
+instead of downloading if a pinned dependency is not already satisfied.
+
+Each example then runs once, all of them concurrently, from a working directory outside the source tree.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LIB = ROOT / "constructs_lib"
+EXAMPLES_DIR = ROOT / "examples"
+LIB_SOURCES = sorted(LIB.glob("*.py"))
+EXAMPLES = sorted(p.stem for p in EXAMPLES_DIR.glob("*.py"))
+
+# What each example must synthesize, and how the test passes its output folder: "default" (./cdktf.out in
+# the working directory), "argv" (first argument) or "env" (CDKTF_OUTDIR).
+EXPECTED: dict[str, dict] = {
+    "addons_on_existing_cluster": {
+        "outdir_via": "default",
+        "stacks": {
+            "addons": {
+                "helm_release": 2,
+                "kubernetes_namespace_v1": 2,
+                "kubernetes_secret_v1": 1,
+                "random_password": 1,
+            },
+        },
+    },
+}
+
+# Third-party top-level modules the library may import -> the distribution that provides them.
+DISTRIBUTION_OF = {"cdktf": "cdktf", "constructs": "constructs", "yaml": "pyyaml"}
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def imported_modules(source: str) -> set[str]:
+    """Absolute module names imported by a Python source (relative imports are reported as '.')."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." if node.level else node.module or "")
+    return names
+
+
+def project_imports(source: str) -> set[str]:
+    """Imports of the app's own packages (stacks, config), which the library must never use."""
+    return {m for m in imported_modules(source) if m.split(".")[0] in ("stacks", "config")}
+
+
+def helix_mentions(source: str) -> list[str]:
+    return [line.strip() for line in source.splitlines() if re.search("helix", line, re.IGNORECASE)]
+
+
+def requirement_pins(requirements: list[str]) -> dict[str, str]:
+    pins = {}
+    for req in requirements:
+        name, sep, version = req.partition("==")
+        assert sep and version and not re.search(r"[<>~*,;!]", version), f"not an exact pin: {req!r}"
+        pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def third_party_distributions(path: Path) -> set[str]:
+    dists = set()
+    stdlib = sys.stdlib_module_names
+    for module in imported_modules(path.read_text()):
+        top = module.split(".")[0]
+        if module == "." or top in stdlib or top in ("constructs_lib", "__future__"):
+            continue
+        if top.startswith("cdktf_cdktf_provider_"):
+            dists.add(top.replace("_", "-"))
+        else:
+            assert top in DISTRIBUTION_OF, f"{path.name} imports {top}, which no declared dependency provides"
+            dists.add(DISTRIBUTION_OF[top])
+    return dists
+
+
+def class_defs(path: Path) -> dict[str, ast.ClassDef]:
+    return {n.name: n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef)}
+
+
+def documented_props(cls: ast.ClassDef) -> tuple[str, list[str]]:
+    """(docstring, the names it must describe): dataclass fields and keyword-only __init__ parameters.
+
+    A parameter typed with a *Props class counts as described when the docstring names the parameter or
+    that class.
+    """
+    doc = ast.get_docstring(cls) or ""
+    names: list[str] = [
+        n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+    ]
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+            for arg in node.args.kwonlyargs:
+                annotation = ast.unparse(arg.annotation) if arg.annotation else ""
+                names.append(f"{arg.arg}|{annotation}" if annotation.endswith("Props") else arg.arg)
+    return doc, names
+
+
+def is_described(doc: str, name: str) -> bool:
+    return any(re.search(rf"\b{re.escape(alt)}\b", doc) for alt in name.split("|"))
+
+
+# ------------------------------------------------------------------------------------ source checks
+
+
+def test_helpers_detect_what_they_look_for():
+    """The scans below would catch a violation (so they cannot pass vacuously)."""
+    bad = "from stacks.config import HelixConfig\nimport config.catalog\nfrom constructs_lib import addons\n"
+    assert project_imports(bad) == {"stacks.config", "config.catalog"}
+    assert helix_mentions('NAME = "Helix-AI"\nok = 1\n') == ['NAME = "Helix-AI"']
+    doc, names = documented_props(ast.parse('class A:\n    """Props: x."""\n    x: int\n    y: int\n').body[0])
+    assert [n for n in names if not is_described(doc, n)] == ["y"]
+
+
+def test_library_sources_are_project_independent():
+    assert len(LIB_SOURCES) >= 5, "constructs_lib sources not found"
+    for path in LIB_SOURCES:
+        source = path.read_text()
+        assert not helix_mentions(source), f"{path.name} mentions Helix: {helix_mentions(source)}"
+        assert not project_imports(source), f"{path.name} imports the app: {project_imports(source)}"
+
+
+def test_examples_use_only_the_library():
+    assert EXAMPLES, "no examples"
+    assert set(EXPECTED) == set(EXAMPLES), "every example needs expectations in EXPECTED (and vice versa)"
+    for name in EXAMPLES:
+        source = (EXAMPLES_DIR / f"{name}.py").read_text()
+        assert not project_imports(source), f"{name} imports the app: {project_imports(source)}"
+        assert not helix_mentions(source), f"{name} mentions Helix"
+        assert "constructs_lib" in imported_modules(source)
+        assert 'if __name__ == "__main__":' in source
+
+
+def test_dependencies_are_exact_pipfile_pins_and_cover_every_import():
+    project = pyproject()
+    pins = requirement_pins(project["project"]["dependencies"])
+    pipfile = {k.lower(): v.lstrip("=") for k, v in tomllib.loads((ROOT / "Pipfile").read_text())["packages"].items()}
+    for name, version in pins.items():
+        assert pipfile.get(name) == version, f"{name}=={version} disagrees with the Pipfile ({pipfile.get(name)})"
+    used = set().union(*(third_party_distributions(p) for p in LIB_SOURCES))
+    assert used <= set(pins), f"imported but not declared: {sorted(used - set(pins))}"
+    # The app's own dependencies stay out of the library's.
+    assert "pydantic" not in pins
+
+
+def test_only_constructs_lib_is_packaged():
+    tool = pyproject()["tool"]["setuptools"]
+    assert tool["packages"] == ["constructs_lib"]
+    assert tool["package-data"]["constructs_lib"] == ["py.typed"]
+    assert (LIB / "py.typed").exists()
+
+
+def test_public_api_is_complete_and_documented():
+    import constructs_lib
+
+    exports = constructs_lib._EXPORTS
+    assert set(constructs_lib.__all__) == set(exports) | {"enable_lazy_providers"}
+    for kind in ("K3sCluster", "AddOnLayer", "HelmAddOn", "NamespaceSpec", "LocalStateBackend", "S3StateBackend"):
+        assert kind in exports
+    for name, module in exports.items():
+        cls = class_defs(LIB / f"{module}.py").get(name)
+        assert cls is not None, f"{name} is not a class of constructs_lib/{module}.py"
+        doc, props = documented_props(cls)
+        assert doc, f"{name} has no docstring"
+        missing = [p for p in props if not is_described(doc, p)]
+        assert not missing, f"{name}'s docstring does not describe {missing}"
+
+
+# ---------------------------------------------------------------------------- the installed package
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CDKTF_OUTDIR", "PYTHONHOME")}
+    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CHECKPOINT_DISABLE="1", DISABLE_VERSION_CHECK="1")
+    env.update(extra)
+    return env
+
+
+class Installed:
+    def __init__(self, base: Path):
+        self.base = base
+        self.src = base / "src"
+        self.venv = base / "venv"
+        self.python = self.venv / "bin" / "python"
+        self.outside = base / "elsewhere"  # a working directory outside any source tree
+        self.timings: dict[str, float] = {}
+
+    def site_packages(self) -> Path:
+        out = subprocess.run(
+            [str(self.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True,
+        )
+        return Path(out.stdout.strip())
+
+    def run(self, code: str) -> dict:
+        result = subprocess.run(
+            [str(self.python), "-c", code], cwd=self.outside, env=_env(), capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Installed:
+    inst = Installed(tmp_path_factory.mktemp("library"))
+    start = time.monotonic()
+    shutil.copytree(
+        ROOT,
+        inst.src,
+        ignore=shutil.ignore_patterns(
+            ".git", "cdktf.out", ".cdktf.out.*", "node_modules", "__pycache__", "build", "*.egg-info", "state", ".venv"
+        ),
+    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(inst.venv)], check=True)
+    parent = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    (inst.site_packages() / "_parent_env.pth").write_text("".join(f"{p}\n" for p in parent))
+    inst.timings["venv"] = time.monotonic() - start
+
+    start = time.monotonic()
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(inst.python), "install", "--no-index", "--no-build-isolation",
+         "--no-cache-dir", "--disable-pip-version-check", "-q", str(inst.src)],
+        env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-3000:]
+    inst.timings["pip install"] = time.monotonic() - start
+
+    # From here on, the only constructs_lib there is, is the installed one.
+    shutil.rmtree(inst.src / "constructs_lib")
+    inst.outside.mkdir()
+    return inst
+
+
+def test_installed_package_holds_only_constructs_lib(installed):
+    site = installed.site_packages()
+    dist_info = next(site.glob("constructs_lib-*.dist-info"))
+    files = [line.split(",")[0] for line in (dist_info / "RECORD").read_text().splitlines() if line]
+    packaged = {f for f in files if not f.startswith(dist_info.name + "/") and "__pycache__" not in f}
+    assert packaged == {f"constructs_lib/{p.name}" for p in LIB_SOURCES} | {"constructs_lib/py.typed"}
+    metadata = (dist_info / "METADATA").read_text()
+    requires = {line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")}
+    assert requires == set(pyproject()["project"]["dependencies"])
+
+
+def test_import_from_outside_the_source_tree_is_cheap_and_side_effect_free(installed):
+    facts = installed.run(
+        "import json, sys, time\n"
+        "hooks = len(sys.meta_path); t = time.perf_counter()\n"
+        "import constructs_lib\n"
+        "elapsed = time.perf_counter() - t\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('cdktf', 'constructs', 'jsii')"
+        " or m.startswith('cdktf_cdktf_provider_'))\n"
+        "print(json.dumps(dict(file=constructs_lib.__file__, all=constructs_lib.__all__, heavy=heavy,"
+        " hooks_added=len(sys.meta_path) - hooks, seconds=elapsed)))"
+    )
+    assert Path(facts["file"]).is_relative_to(installed.venv), facts["file"]
+    assert not Path(facts["file"]).is_relative_to(ROOT)
+    assert facts["heavy"] == [], "import constructs_lib loaded jsii/cdktf modules"
+    assert facts["hooks_added"] == 0, "import constructs_lib installed an import hook"
+    assert facts["seconds"] < 1.0
+    installed.timings["import constructs_lib"] = facts["seconds"]
+
+
+def test_every_public_name_resolves_in_the_installed_package(installed):
+    facts = installed.run(
+        "import json, sys, constructs_lib as c\n"
+        "hooks = len(sys.meta_path); c.enable_lazy_providers(); c.enable_lazy_providers()\n"
+        "added = len(sys.meta_path) - hooks\n"
+        "objs = {n: getattr(c, n) for n in c.__all__}\n"
+        "print(json.dumps(dict(added=added, modules={n: o.__module__ for n, o in objs.items()},"
+        " files=sorted({sys.modules[o.__module__].__file__ for o in objs.values()}))))"
+    )
+    assert facts["added"] == 1, "enable_lazy_providers() must install exactly one hook, once"
+    import constructs_lib
+
+    for name, module in constructs_lib._EXPORTS.items():
+        assert facts["modules"][name] == f"constructs_lib.{module}"
+    assert all(Path(f).is_relative_to(installed.venv) for f in facts["files"]), facts["files"]
+
+
+@pytest.fixture(scope="module")
+def example_runs(installed) -> dict[str, tuple[subprocess.CompletedProcess, Path, float]]:
+    """Every example, run once with the venv's python, concurrently, each in its own working directory."""
+    procs = {}
+    for name in EXAMPLES:
+        workdir = installed.base / f"run-{name}"
+        workdir.mkdir()
+        via = EXPECTED[name]["outdir_via"]
+        argv = [str(installed.python), str(installed.src / "examples" / f"{name}.py")]
+        extra = {}
+        outdir = workdir / "cdktf.out"
+        if via == "argv":
+            outdir = workdir / "out-argv"
+            argv.append(str(outdir))
+        elif via == "env":
+            outdir = workdir / "out-env"
+            extra["CDKTF_OUTDIR"] = str(outdir)
+        proc = subprocess.Popen(argv, cwd=workdir, env=_env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs[name] = (proc, outdir, time.monotonic())
+    runs = {}
+    for name, (proc, outdir, start) in procs.items():
+        out, err = proc.communicate(timeout=600)
+        runs[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, out, err), outdir, time.monotonic() - start)
+    return runs
+
+
+def _read_stacks(outdir: Path) -> dict[str, dict]:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    return {
+        name: json.loads((outdir / entry["synthesizedStackPath"]).read_text())
+        for name, entry in manifest["stacks"].items()
+    }
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_synthesizes_from_the_installed_package(name, example_runs, installed):
+    result, outdir, _ = example_runs[name]
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (outdir / "manifest.json").exists(), f"{name} did not write {outdir}"
+    stacks = _read_stacks(outdir)
+    expected = EXPECTED[name]["stacks"]
+    assert set(stacks) == set(expected)
+
+    for stack_name, counts in expected.items():
+        stack = stacks[stack_name]
+        backend = stack["terraform"].get("backend", {})
+        assert len(backend) == 1, f"{stack_name}: the backend must be set explicitly"
+        for settings in backend.values():
+            for value in settings.values():
+                assert not str(value).startswith("/"), f"{stack_name}: absolute backend setting {value!r}"
+        found = {rtype: len(resources) for rtype, resources in stack.get("resource", {}).items()}
+        assert found == counts, f"{stack_name}: resource types {found}"
+
+    # No path of the machine that synthesized: the temp dir, the venv, the repo, the home directory.
+    forbidden = [str(installed.base), str(ROOT), os.path.expanduser("~") + "/", str(Path(sys.prefix).resolve())]
+    for path in outdir.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            for bad in forbidden:
+                assert bad not in text, f"{path.relative_to(outdir)} contains the absolute path {bad}"
+
+    check = globals().get(f"check_{name}")
+    assert check is not None, f"write check_{name}: the example's own properties"
+    check(stacks)
+
+
+def check_addons_on_existing_cluster(stacks: dict[str, dict]) -> None:
+    stack = stacks["addons"]
+    assert stack["provider"]["kubernetes"] == [{"config_path": "~/.kube/config", "config_context": "default"}]
+    releases = {r["name"]: r for r in stack["resource"]["helm_release"].values()}
+    assert set(releases) == {"cert-manager", "grafana"}
+    assert releases["cert-manager"]["version"] == "v1.21.1"
+    grafana = releases["grafana"]
+    assert "existingSecret: grafana-admin" in grafana["values"][0]
+    # The secret is generated in Terraform and created before the release.
+    (secret_id, secret), = stack["resource"]["kubernetes_secret_v1"].items()
+    assert f"kubernetes_secret_v1.{secret_id}" in grafana["depends_on"]
+    assert secret["data"]["admin-user"] == "admin"
+    assert re.fullmatch(r"\$\{random_password\.[\w-]+\.result\}", secret["data"]["admin-password"])
