@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "K3sCluster": "k3s",
     "K3sClusterProps": "k3s",
     "K3sNode": "k3s",
+    "SshAccess": "k3s",
+    "EtcdS3Target": "k3s",
     # Reaching a cluster: providers for later stacks.
     "ClusterAccess": "cluster_access",
     "ClusterProviders": "cluster_access",
@@ -80,4 +82,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at runtime the names load lazil
         StateBackend,
     )
     from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
-    from constructs_lib.k3s import K3sCluster, K3sClusterProps, K3sNode
+    from constructs_lib.k3s import EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess

@@ -183,6 +183,8 @@ def _as_root(command: str) -> str:
 class K3sCluster(Construct):
     """A k3s cluster on existing machines.
 
+    Props:
+        props: a K3sClusterProps (version, nodes, api_host, ssh and the k3s settings; see there).
     Attributes:
         api_url: https://<api_host>:<api_port> (a Terraform local, so other stacks reference it).
         cluster_ca_certificate: PEM of the server CA (what the API server presents).
