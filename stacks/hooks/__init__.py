@@ -22,9 +22,11 @@ def hooks_for(layer: str) -> list[LayerHook]:
     """The hooks of one layer, in the order they run. Imported lazily: they load provider classes."""
     from stacks.hooks.cilium import CiliumLbIpamHook
     from stacks.hooks.mesh import MeshTelemetryHook
+    from stacks.hooks.sops import SopsAgeKeyHook
     from stacks.hooks.upgrades import SystemUpgradeHook
 
     registry: dict[str, list[LayerHook]] = {}
     registry.setdefault("foundation", []).extend([CiliumLbIpamHook(), SystemUpgradeHook()])
     registry.setdefault("mesh", []).append(MeshTelemetryHook())
+    registry.setdefault("delivery", []).append(SopsAgeKeyHook())
     return registry.get(layer, [])

@@ -1,0 +1,1 @@
+"""Developer tools: the address snapshot (tools.snapshot) and the change review (tools.review)."""

@@ -1,0 +1,421 @@
+"""Review a change: synthesize two git revisions and summarize, per stack, what Terraform would be asked to do.
+
+    python -m tools.review BASE HEAD --out review.md
+    python -m tools.review origin/main HEAD                      # markdown on stdout
+    python -m tools.review --base-out old/cdktf.out --head-out cdktf.out --out review.md   # no git, no synth
+
+Each revision is checked out with `git worktree add` into a temporary folder and synthesized by its own main.py
+(CDKTF_OUTDIR points into the temporary folder; the checkout's cdktf.out is never touched). When HEAD is the
+commit checked out here and the working tree is clean, this checkout is synthesized instead of a second one.
+
+The summary lists, for each stack: resources added, removed (Terraform destroys them) and changed, Helm chart
+versions bumped, Cloudflare DNS records changed, and new or removed input variables. It is computed from the
+synthesized JSON only: no state, no credentials, no plan. The synthesized JSON holds no secret (see
+docs/safety.md), so neither does the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+# GitHub refuses comments longer than 65536 characters.
+MAX_MARKDOWN = 60_000
+MAX_DIFF_LINES = 80
+RELEASE = "helm_release"
+DNS_RECORD = "cloudflare_dns_record"
+
+
+# --- reading synthesized output ---------------------------------------------------------------------------
+
+
+def read_output(outdir: Path) -> dict[str, dict]:
+    """Each stack's synthesized JSON by stack name; an empty mapping when there is no output."""
+    manifest_path = outdir / "manifest.json"
+    if not manifest_path.exists():
+        return {}
+    manifest = json.loads(manifest_path.read_text())
+    return {
+        name: json.loads((outdir / entry["synthesizedStackPath"]).read_text())
+        for name, entry in sorted(manifest["stacks"].items())
+    }
+
+
+def _strip_metadata(value: Any) -> Any:
+    """A resource body without cdktf's "//" metadata (construct paths), which Terraform ignores."""
+    if isinstance(value, dict):
+        return {k: _strip_metadata(v) for k, v in value.items() if k != "//"}
+    if isinstance(value, list):
+        return [_strip_metadata(v) for v in value]
+    return value
+
+
+def resources(document: dict) -> dict[str, dict]:
+    """address (type.name) -> resource body without metadata."""
+    return {
+        f"{rtype}.{name}": _strip_metadata(body)
+        for rtype, blocks in document.get("resource", {}).items()
+        for name, body in blocks.items()
+    }
+
+
+# --- the diff ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChartChange:
+    address: str
+    release: str
+    namespace: str
+    before: Optional[str]  # "chart version", None when added
+    after: Optional[str]  # None when removed
+    repository_before: Optional[str] = None
+    repository_after: Optional[str] = None
+
+
+@dataclass
+class DnsChange:
+    action: str  # added | removed | changed
+    address: str
+    before: Optional[str]
+    after: Optional[str]
+
+
+@dataclass
+class StackReview:
+    name: str
+    status: str = "changed"  # added | removed | changed | unchanged
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    protected_removed: list[str] = field(default_factory=list)
+    changed: dict[str, list[str]] = field(default_factory=dict)  # address -> changed top-level attributes
+    charts: list[ChartChange] = field(default_factory=list)
+    dns: list[DnsChange] = field(default_factory=list)
+    values_diffs: dict[str, list[str]] = field(default_factory=dict)  # release address -> unified diff lines
+    variables_added: list[str] = field(default_factory=list)
+    variables_removed: list[str] = field(default_factory=list)
+    dependencies_before: list[str] = field(default_factory=list)
+    dependencies_after: list[str] = field(default_factory=list)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(
+            self.status in ("added", "removed")
+            or self.added
+            or self.removed
+            or self.changed
+            or self.variables_added
+            or self.variables_removed
+            or self.dependencies_before != self.dependencies_after
+        )
+
+
+@dataclass
+class Review:
+    stacks: list[StackReview]
+
+    def stack(self, name: str) -> StackReview:
+        return next(s for s in self.stacks if s.name == name)
+
+    @property
+    def changed(self) -> list[StackReview]:
+        return [s for s in self.stacks if s.has_changes]
+
+
+def _chart_of(body: dict) -> str:
+    return f"{body.get('chart')} {body.get('version')}"
+
+
+def _dns_text(body: dict) -> str:
+    proxied = " (proxied)" if body.get("proxied") else ""
+    return f"{body.get('name')} {body.get('type')} {body.get('content')}{proxied}"
+
+
+def _values_text(body: dict) -> list[str]:
+    return "\n".join(body.get("values") or []).splitlines()
+
+
+def _dependencies(document: dict) -> list[str]:
+    return sorted(document.get("//", {}).get("dependencies", []) or [])
+
+
+def diff_stack(name: str, before: Optional[dict], after: Optional[dict]) -> StackReview:
+    review = StackReview(name=name)
+    if before is None:
+        review.status = "added"
+    elif after is None:
+        review.status = "removed"
+    old, new = resources(before or {}), resources(after or {})
+    review.added = sorted(set(new) - set(old))
+    review.removed = sorted(set(old) - set(new))
+    review.protected_removed = [
+        a for a in review.removed if (old[a].get("lifecycle") or {}).get("prevent_destroy")
+    ]
+    for address in sorted(set(old) & set(new)):
+        if old[address] != new[address]:
+            keys = sorted(k for k in set(old[address]) | set(new[address]) if old[address].get(k) != new[address].get(k))
+            review.changed[address] = keys
+
+    for address in sorted(set(old) | set(new)):
+        rtype = address.split(".", 1)[0]
+        a, b = old.get(address), new.get(address)
+        if rtype == RELEASE:
+            if a and b and (a.get("chart"), a.get("version"), a.get("repository")) != (
+                b.get("chart"),
+                b.get("version"),
+                b.get("repository"),
+            ):
+                review.charts.append(
+                    ChartChange(
+                        address, b.get("name", ""), b.get("namespace", ""), _chart_of(a), _chart_of(b),
+                        a.get("repository"), b.get("repository"),
+                    )
+                )
+            elif a is None or b is None:
+                body = a or b
+                review.charts.append(
+                    ChartChange(
+                        address, body.get("name", ""), body.get("namespace", ""),
+                        _chart_of(a) if a else None, _chart_of(b) if b else None,
+                    )
+                )
+            if a and b and a.get("values") != b.get("values"):
+                diff = list(
+                    difflib.unified_diff(_values_text(a), _values_text(b), "before", "after", n=2, lineterm="")
+                )
+                review.values_diffs[address] = diff
+        elif rtype == DNS_RECORD:
+            if a is None:
+                review.dns.append(DnsChange("added", address, None, _dns_text(b)))
+            elif b is None:
+                review.dns.append(DnsChange("removed", address, _dns_text(a), None))
+            elif a != b:
+                review.dns.append(DnsChange("changed", address, _dns_text(a), _dns_text(b)))
+
+    old_vars, new_vars = (before or {}).get("variable", {}), (after or {}).get("variable", {})
+    review.variables_added = sorted(set(new_vars) - set(old_vars))
+    review.variables_removed = sorted(set(old_vars) - set(new_vars))
+    review.dependencies_before = _dependencies(before or {})
+    review.dependencies_after = _dependencies(after or {})
+    if review.status == "changed" and not review.has_changes:
+        review.status = "unchanged"
+    return review
+
+
+def diff_outputs(base: dict[str, dict], head: dict[str, dict]) -> Review:
+    """Compare two synthesized apps (stack name -> stack JSON, as read_output returns)."""
+    return Review([diff_stack(name, base.get(name), head.get(name)) for name in sorted(set(base) | set(head))])
+
+
+def _manifest_dependencies(outdir: Path) -> dict[str, list[str]]:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    return {name: sorted(entry.get("dependencies", [])) for name, entry in manifest["stacks"].items()}
+
+
+def diff_dirs(base_dir: Path, head_dir: Path) -> Review:
+    """Compare two synthesized output folders (each holding a manifest.json)."""
+    base, head = read_output(base_dir), read_output(head_dir)
+    for outdir, docs in ((base_dir, base), (head_dir, head)):
+        if docs:
+            for name, deps in _manifest_dependencies(outdir).items():
+                docs[name] = {**docs[name], "//": {**docs[name].get("//", {}), "dependencies": deps}}
+    return diff_outputs(base, head)
+
+
+# --- markdown ---------------------------------------------------------------------------------------------
+
+
+def _code(text: Any) -> str:
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def render_markdown(review: Review, base_label: str = "base", head_label: str = "head") -> str:
+    lines = [f"## Helix change review: {base_label} → {head_label}", ""]
+    changed = review.changed
+    if not changed:
+        lines += ["No stack changes: every synthesized stack is identical apart from metadata.", ""]
+        return "\n".join(lines)
+    unchanged = [s.name for s in review.stacks if not s.has_changes]
+    lines += [
+        f"{len(changed)} stack(s) change" + (f"; unchanged: {', '.join(unchanged)}." if unchanged else "."),
+        "",
+        "| stack | status | added | removed | changed | charts | DNS |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in changed:
+        lines.append(
+            f"| {s.name} | {s.status} | {len(s.added)} | {len(s.removed)} | {len(s.changed)} | "
+            f"{len(s.charts)} | {len(s.dns)} |"
+        )
+    destroys = [(s.name, a) for s in changed for a in s.removed]
+    if destroys:
+        lines += [
+            "",
+            f"> **Warning: {len(destroys)} resource(s) will be destroyed.** A rename needs a moved block "
+            "(`resource.move_from_id(\"type.old_name\")`) to keep the real object; see docs/safety.md.",
+        ]
+    for s in changed:
+        lines += ["", f"### Stack `{s.name}` ({s.status})", ""]
+        if s.dependencies_before != s.dependencies_after:
+            lines.append(
+                f"- Dependencies: {', '.join(s.dependencies_before) or 'none'} → {', '.join(s.dependencies_after) or 'none'}"
+            )
+        if s.variables_added:
+            lines.append(
+                "- New input variables (set them as `TF_VAR_<name>` before deploying): "
+                + ", ".join(_code(v) for v in s.variables_added)
+            )
+        if s.variables_removed:
+            lines.append("- Removed input variables: " + ", ".join(_code(v) for v in s.variables_removed))
+        if s.charts:
+            lines += ["", "**Charts**", ""]
+            for c in s.charts:
+                where = f"{_code(c.release)} in {_code(c.namespace)}"
+                if c.before is None:
+                    lines.append(f"- new release {where}: {_code(c.after)}")
+                elif c.after is None:
+                    lines.append(f"- release removed {where}: was {_code(c.before)}")
+                else:
+                    repo = ""
+                    if c.repository_before != c.repository_after:
+                        repo = f" (repository {_code(c.repository_before)} → {_code(c.repository_after)})"
+                    lines.append(f"- chart bumped {where}: {_code(c.before)} → {_code(c.after)}{repo}")
+        if s.dns:
+            lines += ["", "**DNS records**", ""]
+            for d in s.dns:
+                if d.action == "added":
+                    lines.append(f"- added {_code(d.after)}")
+                elif d.action == "removed":
+                    lines.append(f"- removed {_code(d.before)}")
+                else:
+                    lines.append(f"- changed {_code(d.before)} → {_code(d.after)}")
+        if s.added:
+            lines += ["", f"**Added ({len(s.added)})**", ""] + [f"- {_code(a)}" for a in s.added]
+        if s.removed:
+            lines += ["", f"**Removed ({len(s.removed)}): Terraform destroys these**", ""]
+            for a in s.removed:
+                flag = " (prevent_destroy: the deploy will stop here)" if a in s.protected_removed else ""
+                lines.append(f"- {_code(a)}{flag}")
+        if s.changed:
+            lines += ["", f"**Changed ({len(s.changed)})**", ""]
+            lines += [f"- {_code(a)}: {', '.join(keys)}" for a, keys in s.changed.items()]
+        for address, diff in s.values_diffs.items():
+            shown = diff[:MAX_DIFF_LINES]
+            more = [f"... {len(diff) - MAX_DIFF_LINES} more lines"] if len(diff) > MAX_DIFF_LINES else []
+            lines += [
+                "",
+                f"<details><summary>values of {_code(address)}</summary>",
+                "",
+                "```diff",
+                *shown,
+                *more,
+                "```",
+                "</details>",
+            ]
+    text = "\n".join(lines) + "\n"
+    if len(text) > MAX_MARKDOWN:
+        text = text[:MAX_MARKDOWN].rsplit("\n", 1)[0] + "\n\n_(truncated; run `task review` locally for the rest)_\n"
+    return text
+
+
+# --- git and synthesis ------------------------------------------------------------------------------------
+
+
+class SynthFailed(Exception):
+    def __init__(self, label: str, output: str):
+        super().__init__(f"{label} did not synthesize")
+        self.label = label
+        self.output = output
+
+
+def _git(*args: str, cwd: Path = ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def resolve(rev: str) -> str:
+    return _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+
+
+def is_current_checkout(sha: str) -> bool:
+    """True when sha is checked out here with no modified or untracked (non-ignored) file."""
+    return resolve("HEAD") == sha and _git("status", "--porcelain") == ""
+
+
+def synthesize_checkout(checkout: Path, outdir: Path, label: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_VAR_")}
+    env.update(CDKTF_OUTDIR=str(outdir), CHECKPOINT_DISABLE="1", DISABLE_VERSION_CHECK="1")
+    proc = subprocess.run([sys.executable, "main.py"], cwd=checkout, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SynthFailed(label, (proc.stdout + proc.stderr)[-4000:])
+
+
+def synthesize_revision(rev: str, workdir: Path, label: str) -> Path:
+    """Synthesize a git revision into workdir/<label>/cdktf.out and return that folder."""
+    sha = resolve(rev)
+    outdir = workdir / label / "cdktf.out"
+    if is_current_checkout(sha):
+        synthesize_checkout(ROOT, outdir, label)
+        return outdir
+    checkout = workdir / label / "src"
+    _git("worktree", "add", "--detach", str(checkout), sha)
+    try:
+        synthesize_checkout(checkout, outdir, label)
+    finally:
+        _git("worktree", "remove", "--force", str(checkout))
+    return outdir
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.review", description=__doc__.split("\n\n")[0])
+    parser.add_argument("base", nargs="?", help="base revision (a branch, tag or commit)")
+    parser.add_argument("head", nargs="?", help="head revision")
+    parser.add_argument("--out", type=Path, help="write the markdown here instead of stdout")
+    parser.add_argument("--base-out", type=Path, help="use this synthesized folder for the base")
+    parser.add_argument("--head-out", type=Path, help="use this synthesized folder for the head")
+    args = parser.parse_args(argv)
+    if not (args.base or args.base_out) or not (args.head or args.head_out):
+        parser.error("give BASE and HEAD revisions, or --base-out and --head-out folders")
+
+    with tempfile.TemporaryDirectory(prefix="helix-review-") as tmp:
+        labels = {}
+        try:
+            # The two synths are independent processes: run them side by side.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                futures = []
+                for rev, given, label in ((args.base, args.base_out, "base"), (args.head, args.head_out, "head")):
+                    if given:
+                        futures.append(pool.submit(lambda g=given: g))
+                        labels[label] = str(given)
+                    else:
+                        labels[label] = f"{rev} ({resolve(rev)[:10]})"
+                        futures.append(pool.submit(synthesize_revision, rev, Path(tmp), label))
+                dirs = [f.result() for f in futures]
+            text = render_markdown(diff_dirs(dirs[0], dirs[1]), labels["base"], labels["head"])
+            status = 0
+        except subprocess.CalledProcessError as exc:
+            print(f"error: git {' '.join(exc.cmd[1:])}: {exc.stderr.strip()}", file=sys.stderr)
+            return 2
+        except SynthFailed as exc:
+            text = (
+                f"## Helix change review\n\nThe {exc.label} revision did not synthesize:\n\n```\n{exc.output.strip()}\n```\n"
+            )
+            status = 1
+    if args.out:
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
