@@ -1,0 +1,227 @@
+"""Safe to run for real: no secret in the output or in git, deterministic output, no accidental destroy.
+
+One extra synth runs here (module fixture `second_synth`): `python main.py` in a subprocess, with a known value
+for every sensitive variable in TF_VAR_*, a different hash seed and a different output folder. Its output must
+be byte-identical to the session synth and hold none of the injected values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tools import snapshot as snap
+
+ROOT = Path(__file__).resolve().parent.parent
+UPDATE_COMMAND = "UPDATE_SNAPSHOTS=1 python -m pytest -q tests/test_safety.py -k snapshot   (or: python -m tools.snapshot)"
+CREDENTIAL_NAME = re.compile(r"token|key|password|passwd|secret|credential|passphrase|private", re.I)
+NOT_CREDENTIAL_NAME = re.compile(r"public|key_id$|_id$", re.I)
+# Attributes that carry credentials when an output exposes them.
+CREDENTIAL_ATTRIBUTE = re.compile(
+    r"private_key|\.result\b|password|token|secret|client_key|client_certificate|kubeconfig|\.cert_pem\b", re.I
+)
+# Environment variables a deployer commonly has set; none may leak into the output either.
+AMBIENT_SECRETS = {
+    "CLOUDFLARE_API_TOKEN": "ambient-cloudflare-7f3a9c1e5b",
+    "AWS_SECRET_ACCESS_KEY": "ambient-aws-2d8e4f6a0c",
+    "PGPASSWORD": "ambient-pg-9b1c3e5d7f",
+    "TF_TOKEN_app_terraform_io": "ambient-tfc-4a6c8e0b2d",
+}
+
+
+def sensitive_variables(synth) -> dict[str, set[str]]:
+    """Variable name -> stacks declaring it sensitive."""
+    out: dict[str, set[str]] = {}
+    for stack in synth.stack_names:
+        for name, var in synth.stack(stack).get("variable", {}).items():
+            if var.get("sensitive"):
+                out.setdefault(name, set()).add(stack)
+    return out
+
+
+def injected_values(synth) -> dict[str, str]:
+    """A distinctive secret value per sensitive variable, as a deployer would export it."""
+    values = {}
+    for i, name in enumerate(sorted(sensitive_variables(synth))):
+        values[f"TF_VAR_{name}"] = f"s3cr3t-{name}-{i:02d}-q7Zk2VwX9pLm"
+    values["TF_VAR_sops_age_key"] = "AGE-SECRET-KEY-1QQQTESTVALUEQQQ9X8Y7Z6W5V4U3T2S1R0P9N8M7L6K5J4H3G2F1E0D"
+    return values
+
+
+@pytest.fixture(scope="module")
+def second_synth(synth, tmp_path_factory):
+    """`python main.py` again, with secrets in the environment, another hash seed and another folder."""
+    out = tmp_path_factory.mktemp("second-synth-elsewhere") / "nested" / "cdktf.out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HELIX_", "TF_VAR_"))}
+    secrets = {**injected_values(synth), **AMBIENT_SECRETS}
+    env.update(secrets, CDKTF_OUTDIR=str(out), PYTHONHASHSEED="4242")
+    proc = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, secrets
+
+
+def files(outdir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*")) if p.is_file()}
+
+
+# --- secrets ----------------------------------------------------------------------------------------------
+
+
+def test_app_declares_sensitive_variables(synth):
+    found = sensitive_variables(synth)
+    assert found, "the app declares no sensitive variable: credentials must enter as sensitive TF variables"
+    assert {"cloudflare_api_token", "sops_age_key"} <= set(found), sorted(found)
+
+
+def test_injected_secrets_never_reach_the_output(second_synth):
+    out, secrets = second_synth
+    assert any(k.startswith("TF_VAR_") for k in secrets)
+    for rel, data in files(out).items():
+        for env_name, value in secrets.items():
+            assert value.encode() not in data, f"{env_name} leaked into cdktf.out/{rel}"
+
+
+def test_credential_named_variables_are_sensitive(synth):
+    for stack in synth.stack_names:
+        for name, var in synth.stack(stack).get("variable", {}).items():
+            if CREDENTIAL_NAME.search(name) and not NOT_CREDENTIAL_NAME.search(name):
+                assert var.get("sensitive") is True, f"{stack}: variable {name} looks like a credential"
+
+
+def test_outputs_carrying_credentials_are_sensitive(synth):
+    sensitive_vars = set(sensitive_variables(synth))
+    checked = 0
+    for stack in synth.stack_names:
+        for name, output in synth.stack(stack).get("output", {}).items():
+            value = json.dumps(output.get("value"))
+            carries = (
+                CREDENTIAL_NAME.search(name)
+                or CREDENTIAL_ATTRIBUTE.search(value)
+                or any(f"var.{v}" in value for v in sensitive_vars)
+            )
+            if carries:
+                checked += 1
+                assert output.get("sensitive") is True, f"{stack}: output {name} carries a credential: {value[:120]}"
+    assert checked, "expected at least one credential-carrying output (the nodes stack's cluster credentials)"
+
+
+def test_no_literal_secret_material_in_output(synth):
+    pem = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+    age = re.compile(rb"AGE-SECRET-KEY-1[0-9A-Z]{20,}")
+    for rel, data in files(synth.outdir).items():
+        assert not pem.search(data) and not age.search(data), rel
+
+
+def test_no_secret_material_in_git():
+    """Tracked files hold no private key, age identity or state file."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    paths = [p for p in listed.stdout.decode().split("\0") if p]
+    assert paths
+    pem = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+    age = re.compile(rb"AGE-SECRET-KEY-1[0-9A-Z]{20,}")
+    for path in paths:
+        assert not path.endswith((".tfstate", ".tfstate.backup", ".agekey", ".pem", ".tfvars")), path
+        full = ROOT / path
+        if full.is_file():
+            data = full.read_bytes()
+            assert not pem.search(data) and not age.search(data), path
+
+
+def test_sops_age_secret_for_flux(synth):
+    """flux-system/sops-age holds the sensitive variable sops_age_key and exists before Flux is installed."""
+    delivery = synth.stack("delivery")
+    var = delivery["variable"]["sops_age_key"]
+    assert var["sensitive"] is True and var["type"] == "string" and var["nullable"] is False
+    secrets = {
+        key: body
+        for key, body in delivery["resource"]["kubernetes_secret_v1"].items()
+        if body["metadata"]["name"] == "sops-age"
+    }
+    assert len(secrets) == 1
+    key, body = next(iter(secrets.items()))
+    assert body["data"] == {"age.agekey": "${var.sops_age_key}"}
+    namespaces = delivery["resource"]["kubernetes_namespace_v1"]
+    ns_key = next(k for k, ns in namespaces.items() if ns["metadata"]["name"] == "flux-system")
+    # The namespace is referenced (an implicit dependency), so the secret waits for it.
+    assert body["metadata"]["namespace"] == f"${{kubernetes_namespace_v1.{ns_key}.metadata[0].name}}"
+    flux = next(r for r in delivery["resource"]["helm_release"].values() if r["chart"] == "flux2")
+    assert f"kubernetes_secret_v1.{key}" in flux["depends_on"]
+    assert flux["namespace"] == "flux-system"
+
+
+# --- determinism ------------------------------------------------------------------------------------------
+
+
+def test_second_synth_is_byte_identical(synth, second_synth):
+    out, _ = second_synth
+    first, second = files(synth.outdir), files(out)
+    assert sorted(first) == sorted(second)
+    different = [rel for rel in first if first[rel] != second[rel]]
+    assert not different, f"synth is not deterministic: {different}"
+
+
+def test_no_timestamps_paths_or_machine_names(synth, second_synth):
+    out, _ = second_synth
+    hostname = socket.gethostname()
+    # Paths of this machine: the checkout, both output folders, the interpreter. (Paths on the nodes, such as a
+    # provisioning script's /tmp/k3s-provision, are not of this machine and are fine.)
+    forbidden = [str(ROOT), str(synth.outdir.parent), str(out.parent), sys.prefix, os.getcwd()]
+    if Path.home() != Path("/root"):
+        forbidden.append(str(Path.home()))
+    if len(hostname) >= 4 and hostname not in {"localhost"}:
+        forbidden.append(hostname)
+    timestamp = re.compile(rb"\b20\d\d-[01]\d-[0-3]\d[T ][0-2]\d:[0-5]\d")
+    for rel, data in files(out).items():
+        for text in forbidden:
+            assert text.encode() not in data, f"{text!r} in cdktf.out/{rel}"
+        match = timestamp.search(data)
+        assert not match, f"timestamp {match.group(0)!r} in cdktf.out/{rel}"
+
+
+# --- no accidental destroy --------------------------------------------------------------------------------
+
+
+def test_address_snapshot(synth):
+    """Every address in tests/snapshots/addresses.json still exists (or is moved); new ones are reported."""
+    docs = {name: synth.stack(name) for name in synth.stack_names}
+    current = {name: snap.resource_addresses(doc) for name, doc in docs.items()}
+    assert sum(map(len, current.values())) > 0
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        snap.write(current)
+        pytest.skip(f"snapshot rewritten: {snap.SNAPSHOT.relative_to(ROOT)} (review and commit it)")
+    assert snap.SNAPSHOT.exists(), f"no snapshot yet: run {UPDATE_COMMAND}"
+    removed, added = snap.compare(snap.read(), docs)
+    if added:
+        listed = "; ".join(f"{stack}: {', '.join(items)}" for stack, items in added.items())
+        warnings.warn(f"new resource addresses not in the snapshot ({listed}); update it with {UPDATE_COMMAND}")
+    if removed:
+        listed = "\n".join(f"  {stack}: {addr}" for stack, items in removed.items() for addr in items)
+        pytest.fail(
+            "These resource addresses disappeared; `cdktf deploy` would DESTROY them:\n"
+            f"{listed}\n"
+            "If a construct id was renamed or moved within its stack, keep the real object with a moved block:\n"
+            "  new_resource.move_from_id('<type>.<old name>')   (or old.move_to(...); see docs/safety.md)\n"
+            f"If the destroy is intended, update the snapshot on purpose and commit it:\n  {UPDATE_COMMAND}",
+            pytrace=False,
+        )
+
+
+def test_snapshot_compare_detects_removal_and_honours_moved_blocks():
+    old = {"s": ["helm_release.a", "helm_release.b"], "gone": ["null_resource.x"]}
+    docs = {"s": {"resource": {"helm_release": {"b": {}, "c": {}}}}}
+    removed, added = snap.compare(old, docs)
+    assert removed == {"s": ["helm_release.a"], "gone": ["null_resource.x"]}
+    assert added == {"s": ["helm_release.c"]}
+    docs["s"]["moved"] = [{"from": "helm_release.a", "to": "helm_release.c"}]
+    removed, added = snap.compare(old, docs)
+    assert removed == {"gone": ["null_resource.x"]} and added == {}
