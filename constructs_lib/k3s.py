@@ -166,11 +166,11 @@ def _validate(props: K3sClusterProps) -> None:
     for node in props.nodes:
         if node.role not in ("server", "agent"):
             raise ValueError(f"node {node.name!r}: role must be 'server' or 'agent', not {node.role!r}")
-    for attr in ("name", "address"):
+    for attr, plural in (("name", "names"), ("address", "addresses")):
         values = [getattr(n, attr) for n in props.nodes]
         dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
-            raise ValueError(f"K3sCluster: duplicate node {attr}s: {', '.join(dupes)}")
+            raise ValueError(f"K3sCluster: duplicate node {plural}: {', '.join(dupes)}")
     if not props.embedded_etcd and len(servers) != 1:
         raise ValueError("K3sCluster: without embedded etcd exactly one server is supported")
 

@@ -185,7 +185,9 @@ class EtcdS3(Strict):
 
 
 class EtcdSnapshots(Strict):
-    schedule_cron: str = "0 */6 * * *"
+    """Scheduled etcd snapshots on every server (embedded etcd only), optionally uploaded to S3."""
+
+    schedule_cron: str = Field(default="0 */6 * * *", pattern=r"^\S+( \S+){4}$")
     retention: int = Field(default=20, ge=1, le=1000)
     s3: Optional[EtcdS3] = None
 
@@ -339,6 +341,20 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
         if cluster.api_host and _is_ipv4(cluster.api_host):
             if ipaddress.IPv4Address(cluster.api_host) not in nets["cluster.node_cidr"]:
                 out.append(("cluster.api_host", f"{cluster.api_host} is not inside node_cidr {cluster.node_cidr}"))
+        # The API endpoint is a VIP or the first server: the first server bootstraps the cluster, the others join
+        # through the endpoint, so it can't be another node's address.
+        if cluster.api_host and servers:
+            for i, node in enumerate(cluster.nodes):
+                if node.address == cluster.api_host and node is not servers[0]:
+                    out.append(
+                        (
+                            "cluster.api_host",
+                            f"{cluster.api_host} is the address of nodes[{i}] ({node.name}); use a VIP or the first "
+                            f"server's address ({servers[0].address})",
+                        )
+                    )
+        if not cluster.ha and cluster.etcd_snapshots.s3 is not None:
+            out.append(("cluster.etcd_snapshots.s3", "etcd snapshots need embedded etcd (cluster.ha: true)"))
     else:
         if cluster.existing is None:
             out.append(("cluster.existing", "cluster.mode is 'existing': set existing.kubeconfig and existing.context"))
