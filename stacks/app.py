@@ -38,7 +38,7 @@ def build_app(settings: Settings, outdir: str):
         existing = cfg.cluster.existing
         access = ClusterAccess(kubeconfig_path=existing.kubeconfig, kubeconfig_context=existing.context)
 
-    edge = EdgeStack(app, EDGE, config=cfg, backend=backend) if cfg.cloudflare.enabled else None
+    edge = EdgeStack(app, EDGE, config=cfg, backend=backend, plan=settings.plan) if cfg.cloudflare.enabled else None
 
     built: dict[str, PlatformLayerStack] = {}
     # For a layer with nothing to install (every component turned off), its dependents wait for its needs.

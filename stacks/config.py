@@ -366,9 +366,9 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
     cf = cfg.cloudflare
     if cf.enabled:
         if cf.account_id is None:
-            out.append(("cloudflare.account_id", "required when cloudflare.enabled is true"))
+            out.append(("cloudflare.account_id", "required when cloudflare.enabled is true (the account that owns the tunnel)"))
         if cf.zone_id is None:
-            out.append(("cloudflare.zone_id", "required when cloudflare.enabled is true"))
+            out.append(("cloudflare.zone_id", f"required when cloudflare.enabled is true (the id of the zone {cfg.domain!r})"))
         if not cf.hostnames:
             out.append(("cloudflare.hostnames", "list at least one public hostname for the tunnel"))
     seen_hosts: dict[str, int] = {}
@@ -378,6 +378,14 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
         if host in seen_hosts:
             out.append((f"cloudflare.hostnames[{i}]", f"{host!r} is already listed at hostnames[{seen_hosts[host]}]"))
         seen_hosts.setdefault(host, i)
+    # cloudflared connects the tunnel (its need of ingress-external, the origin, is checked with the catalog).
+    if not cf.enabled and _component_installed(cfg, "cloudflared"):
+        out.append(
+            (
+                "components.cloudflared",
+                "cloudflared needs the tunnel: set cloudflare.enabled: true, or disable component 'cloudflared'",
+            )
+        )
     return out
 
 
@@ -398,6 +406,13 @@ def _load_balancer_problems(cfg: HelixConfig, node_net: ipaddress.IPv4Network) -
         if first <= ipaddress.IPv4Address(address) <= last:
             out.append((field, f"{value} includes {address}, used by {owner}"))
     return out
+
+
+def _component_installed(cfg: HelixConfig, cid: str) -> bool:
+    """Placed in a namespace and not turned off (the catalog itself is checked elsewhere)."""
+    placed = any(cid in ns.components for ns in cfg.namespaces.values())
+    override = cfg.components.get(cid)
+    return placed and (override is None or override.enabled)
 
 
 def _is_ipv4(value: str) -> bool:

@@ -21,6 +21,7 @@ class LayerHook(Protocol):
 def hooks_for(layer: str) -> list[LayerHook]:
     """The hooks of one layer, in the order they run. Imported lazily: they load provider classes."""
     from stacks.hooks.cilium import CiliumLbIpamHook
+    from stacks.hooks.edge_consumers import CertManagerDnsHook, NetworkEdgeHook
     from stacks.hooks.mesh import MeshTelemetryHook
     from stacks.hooks.sops import SopsAgeKeyHook
     from stacks.hooks.upgrades import SystemUpgradeHook
@@ -29,4 +30,6 @@ def hooks_for(layer: str) -> list[LayerHook]:
     registry.setdefault("foundation", []).extend([CiliumLbIpamHook(), SystemUpgradeHook()])
     registry.setdefault("mesh", []).append(MeshTelemetryHook())
     registry.setdefault("delivery", []).append(SopsAgeKeyHook())
+    registry.setdefault("foundation", []).append(CertManagerDnsHook())
+    registry.setdefault("network", []).append(NetworkEdgeHook())
     return registry.get(layer, [])
