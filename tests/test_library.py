@@ -210,6 +210,16 @@ def test_public_api_is_complete_and_documented():
         assert not missing, f"{name}'s docstring does not describe {missing}"
 
 
+def test_docs_cover_the_public_api_and_every_example():
+    import constructs_lib
+
+    docs = (ROOT / "docs" / "library.md").read_text()
+    missing = [n for n in constructs_lib.__all__ if f"`{n}" not in docs and f" {n}`" not in docs and f"{n}`" not in docs]
+    assert not missing, f"docs/library.md does not mention {missing}"
+    for name in EXAMPLES:
+        assert f"examples/{name}.py" in docs
+
+
 # ---------------------------------------------------------------------------- the installed package
 
 
