@@ -20,7 +20,6 @@ turn it off.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import re
 import sys
@@ -43,7 +42,8 @@ def _lazy_getattr(package: str, public: Sequence[str]):
     return __getattr__
 
 
-class _LazyRootLoader(importlib.abc.Loader):
+# Plain classes rather than importlib.abc ones: importing importlib.abc costs ~50 ms (importlib.metadata).
+class _LazyRootLoader:
     def __init__(self, wrapped: importlib.machinery.SourceFileLoader) -> None:
         self._wrapped = wrapped
 
@@ -64,7 +64,7 @@ class _LazyRootLoader(importlib.abc.Loader):
         public.__getattr__ = _lazy_getattr(module.__name__, getattr(public, "__all__", ()))
 
 
-class _LazyProviderFinder(importlib.abc.MetaPathFinder):
+class _LazyProviderFinder:
     def find_spec(self, fullname: str, path=None, target=None) -> Optional[importlib.machinery.ModuleSpec]:
         if not fullname.startswith(PREFIX) or "." in fullname:
             return None

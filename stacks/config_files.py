@@ -118,18 +118,65 @@ class _StrictLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, (list, dict)):
-                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: a mapping key must be a scalar")
-            if key in seen:
-                raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+        return _strict_construct_mapping(self, node, deep)
+
+
+def _strict_construct_mapping(loader, node, deep=False):
+    """SafeConstructor.construct_mapping, refusing duplicate and non-scalar keys."""
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, (list, dict)):
+            raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: a mapping key must be a scalar")
+        if key in seen:
+            raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+        seen.add(key)
+    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep)
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+# libyaml (C) parses several times faster than the pure-Python loader: the catalog is most of the time a broken
+# config takes to report. It is used only for a document that it parses without error, that holds no alias and
+# that nests at most _FAST_MAX_DEPTH levels (libyaml's composer recurses in C and would crash, not raise, on
+# a very deep document). Anything else goes through _StrictLoader, so errors and limits read exactly the same.
+_FAST_MAX_DEPTH = 64
+_FastLoader = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        def construct_mapping(self, node, deep=False):
+            return _strict_construct_mapping(self, node, deep)
+
+    _FastLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _FastLoader.construct_mapping)
+
+
+def _plain_for_libyaml(text: str) -> bool:
+    """True when the document parses in libyaml, has no alias, and is shallow enough for its composer."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > _FAST_MAX_DEPTH:
+                    return False
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            elif isinstance(event, yaml.AliasEvent):
+                return False
+    except yaml.YAMLError:
+        return False
+    return True
+
+
+def load_yaml(text: str) -> Any:
+    """One YAML document with _StrictLoader's rules (libyaml when that changes nothing but the speed)."""
+    if _FastLoader is not None and _plain_for_libyaml(text):
+        try:
+            return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a CSafeLoader
+        except yaml.YAMLError:
+            pass  # reported by the pure-Python loader below, in its words
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
 
 
 def display_path(path: Path, root: Path) -> str:
@@ -155,7 +202,7 @@ def read_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError([Problem(shown, "", "file is not UTF-8 text")]) from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+        data = load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
