@@ -43,7 +43,7 @@ def api_token_variable(stack: TerraformStack) -> str:
             API_TOKEN_VARIABLE,
             type="string",
             sensitive=True,
-            description="Cloudflare API token: Zone DNS edit on the zone (external-dns, cert-manager DNS-01)",
+            description="Cloudflare API token with Zone DNS edit on the zone (external-dns, cert-manager DNS-01)",
         )
     return var.string_value
 
