@@ -28,6 +28,10 @@ _EXPORTS: dict[str, str] = {
     "K3sNode": "k3s",
     "SshAccess": "k3s",
     "EtcdS3Target": "k3s",
+    # A Cloudflare Tunnel with its ingress rules and DNS records.
+    "CloudflareTunnel": "cloudflare_tunnel",
+    "CloudflareTunnelProps": "cloudflare_tunnel",
+    "TunnelRoute": "cloudflare_tunnel",
     # Reaching a cluster: providers for later stacks.
     "ClusterAccess": "cluster_access",
     "ClusterProviders": "cluster_access",
@@ -81,5 +85,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at runtime the names load lazil
         S3StateBackend,
         StateBackend,
     )
+    from constructs_lib.cloudflare_tunnel import CloudflareTunnel, CloudflareTunnelProps, TunnelRoute
     from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
     from constructs_lib.k3s import EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess

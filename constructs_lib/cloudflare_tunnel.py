@@ -103,6 +103,8 @@ def record_id(hostname: str) -> str:
 class CloudflareTunnel(Construct):
     """A remotely managed tunnel (config_src "cloudflare"), its ingress configuration and its CNAME records.
 
+    Props:
+        props: a CloudflareTunnelProps (account, zone, name, routes, protection; see there).
     Attributes:
         secret: the random_bytes resource behind the tunnel secret.
         tunnel: the cloudflare_zero_trust_tunnel_cloudflared resource.

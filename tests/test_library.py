@@ -50,6 +50,19 @@ EXPECTED: dict[str, dict] = {
             "addons": {"helm_release": 1},
         },
     },
+    "tunnel_for_existing_cluster": {
+        "outdir_via": "env",
+        "stacks": {
+            "tunnel": {
+                "cloudflare_zero_trust_tunnel_cloudflared": 1,
+                "cloudflare_zero_trust_tunnel_cloudflared_config": 1,
+                "cloudflare_dns_record": 2,
+                "random_bytes": 1,  # the tunnel secret
+                "kubernetes_namespace_v1": 1,
+                "helm_release": 1,  # the cloudflared connector
+            },
+        },
+    },
     "addons_on_existing_cluster": {
         "outdir_via": "default",
         "stacks": {
@@ -183,6 +196,7 @@ def test_dependencies_are_exact_pipfile_pins_and_cover_every_import():
         assert pipfile.get(name) == version, f"{name}=={version} disagrees with the Pipfile ({pipfile.get(name)})"
     used = set().union(*(third_party_distributions(p) for p in LIB_SOURCES))
     assert used <= set(pins), f"imported but not declared: {sorted(used - set(pins))}"
+    assert set(pins) <= used, f"declared but never imported: {sorted(set(pins) - used)}"
     # The app's own dependencies stay out of the library's.
     assert "pydantic" not in pins
 
@@ -199,7 +213,7 @@ def test_public_api_is_complete_and_documented():
 
     exports = constructs_lib._EXPORTS
     assert set(constructs_lib.__all__) == set(exports) | {"enable_lazy_providers"}
-    for kind in ("K3sCluster", "AddOnLayer", "HelmAddOn", "NamespaceSpec", "LocalStateBackend", "S3StateBackend"):
+    for kind in ("K3sCluster", "CloudflareTunnel", "AddOnLayer", "HelmAddOn", "NamespaceSpec", "LocalStateBackend", "S3StateBackend"):
         assert kind in exports
     for name, module in exports.items():
         cls = class_defs(LIB / f"{module}.py").get(name)
@@ -419,6 +433,35 @@ def check_k3s_with_addon(stacks: dict[str, dict], manifest: dict) -> None:
         assert helm[key].startswith("${data.terraform_remote_state."), (key, helm[key])
     (release,) = addons["resource"]["helm_release"].values()
     assert (release["chart"], release["version"], release["namespace"]) == ("metrics-server", "3.13.1", "kube-system")
+
+
+def check_tunnel_for_existing_cluster(stacks: dict[str, dict], manifest: dict) -> None:
+    stack = stacks["tunnel"]
+    variables = stack["variable"]
+    assert variables["cloudflare_api_token"]["sensitive"] is True
+    assert stack["provider"]["cloudflare"] == [{"api_token": "${var.cloudflare_api_token}"}]
+    assert stack["provider"]["kubernetes"] == [{"config_path": "~/.kube/config"}]
+    (tunnel_id, tunnel), = stack["resource"]["cloudflare_zero_trust_tunnel_cloudflared"].items()
+    assert tunnel["config_src"] == "cloudflare"
+    assert tunnel["tunnel_secret"].startswith("${random_bytes.")
+    (config,) = stack["resource"]["cloudflare_zero_trust_tunnel_cloudflared_config"].values()
+    ingress = config["config"]["ingress"]
+    assert [r.get("hostname") for r in ingress] == ["app.example.com", "api.example.com", None]
+    assert ingress[-1]["service"] == "http_status:404"
+    records = {r["name"]: r for r in stack["resource"]["cloudflare_dns_record"].values()}
+    assert set(records) == {"app.example.com", "api.example.com"}
+    for record in records.values():
+        assert record["type"] == "CNAME" and record["proxied"] is True
+        assert record["content"] == f"${{cloudflare_zero_trust_tunnel_cloudflared.{tunnel_id}.id}}.cfargotunnel.com"
+    # The connector gets the tunnel token through a sensitive Helm value read from the token data source.
+    (release,) = stack["resource"]["helm_release"].values()
+    assert (release["chart"], release["version"], release["namespace"]) == ("cloudflare-tunnel-remote", "0.1.2", "cloudflared")
+    (token_source,) = stack["data"]["cloudflare_zero_trust_tunnel_cloudflared_token"]
+    assert release["set_sensitive"] == [
+        {"name": "cloudflare.tunnel_token",
+         "value": f"${{data.cloudflare_zero_trust_tunnel_cloudflared_token.{token_source}.token}}"}
+    ]
+    assert "tunnel_token" not in release["values"][0]
 
 
 def check_addons_on_existing_cluster(stacks: dict[str, dict], manifest: dict) -> None:
