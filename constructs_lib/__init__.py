@@ -16,7 +16,9 @@ first import a provider class.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# typing.TYPE_CHECKING without importing typing (which alone is most of this package's import time).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -77,6 +79,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at runtime the names load lazily
+    from typing import Any
+
     from constructs_lib.addons import AddOnLayer, GeneratedSecretSpec, HelmAddOn, NamespaceSpec
     from constructs_lib.backend import (
         LocalStateBackend,

@@ -251,7 +251,6 @@ class Installed:
         self.venv = base / "venv"
         self.python = self.venv / "bin" / "python"
         self.outside = base / "elsewhere"  # a working directory outside any source tree
-        self.timings: dict[str, float] = {}
 
     def site_packages(self) -> Path:
         out = subprocess.run(
@@ -271,7 +270,6 @@ class Installed:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Installed:
     inst = Installed(tmp_path_factory.mktemp("library"))
-    start = time.monotonic()
     shutil.copytree(
         ROOT,
         inst.src,
@@ -282,16 +280,13 @@ def installed(tmp_path_factory) -> Installed:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(inst.venv)], check=True)
     parent = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
     (inst.site_packages() / "_parent_env.pth").write_text("".join(f"{p}\n" for p in parent))
-    inst.timings["venv"] = time.monotonic() - start
 
-    start = time.monotonic()
     pip = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(inst.python), "install", "--no-index", "--no-build-isolation",
          "--no-cache-dir", "--disable-pip-version-check", "-q", str(inst.src)],
         env=_env(), capture_output=True, text=True, timeout=600,
     )
     assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-3000:]
-    inst.timings["pip install"] = time.monotonic() - start
 
     # From here on, the only constructs_lib there is, is the installed one.
     shutil.rmtree(inst.src / "constructs_lib")
@@ -326,7 +321,6 @@ def test_import_from_outside_the_source_tree_is_cheap_and_side_effect_free(insta
     assert facts["heavy"] == [], "import constructs_lib loaded jsii/cdktf modules"
     assert facts["hooks_added"] == 0, "import constructs_lib installed an import hook"
     assert facts["seconds"] < 1.0
-    installed.timings["import constructs_lib"] = facts["seconds"]
 
 
 def test_every_public_name_resolves_in_the_installed_package(installed):
