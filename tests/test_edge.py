@@ -379,3 +379,35 @@ def test_without_external_ingress_the_hostnames_answer_503(tmp_path):
     routes = edge.tunnel.props.routes
     assert [r.hostname for r in routes] == settings.config.cloudflare.hostnames
     assert {r.service for r in routes} == {"http_status:503"}
+
+
+def _public_ingresses(values, found: list[dict]) -> list[dict]:
+    """Every Ingress spec in a chart's values whose class is the tunnel's ingress class."""
+    if isinstance(values, dict):
+        if "nginx-external" in (values.get("ingressClassName"), values.get("className")) and values.get("enabled", True):
+            found.append(values)
+        for value in values.values():
+            _public_ingresses(value, found)
+    elif isinstance(values, list):
+        for value in values:
+            _public_ingresses(value, found)
+    return found
+
+
+def test_public_ingresses_are_routed_by_the_tunnel_and_have_no_tls(synth):
+    import yaml
+
+    _, config = only(synth.resources("edge", "cloudflare_zero_trust_tunnel_cloudflared_config"))
+    routed = {rule.get("hostname") for rule in config["config"]["ingress"]}
+    ingresses = []
+    for _, release in synth.releases().values():
+        for doc in release.get("values", []):
+            values = yaml.safe_load(doc.replace("$${", "${"))
+            # Some charts (OnCall) derive the Ingress host from a top-level base_url.
+            ingresses += [(i, values.get("base_url")) for i in _public_ingresses(values, [])]
+    assert len(ingresses) >= 3  # grafana, oncall, flagsmith
+    for ingress, base_url in ingresses:
+        hosts = [h if isinstance(h, str) else h.get("host") for h in ingress.get("hosts", [])] or [base_url]
+        assert hosts and set(hosts) <= routed, (hosts, sorted(h for h in routed if h))
+        # The tunnel sends plain HTTP to NGINX; a tls section would make NGINX redirect it to HTTPS forever.
+        assert not ingress.get("tls"), hosts
