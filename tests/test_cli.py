@@ -87,3 +87,12 @@ def test_readme_stack_diagram_matches_the_app(synth):
     for name, stack in synth.manifest["stacks"].items():
         for dep in stack["dependencies"]:
             assert f"  {dep.replace('-', '_')} --> {name.replace('-', '_')}" in expected
+
+
+def test_readme_lists_every_variable_a_user_must_set(synth):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Secrets") : readme.index("## Documentation")]
+    declared = {name for s in synth.stack_names for name in synth.stack(s).get("variable", {})}
+    assert declared, "the app declares no variables at all"
+    missing = sorted(name for name in declared if f"`{name}`" not in section)
+    assert not missing, f"README's Secrets table does not list: {missing}"
