@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping, Optional, Sequence
 
 import yaml
-from cdktf import ITerraformDependable, TerraformResourceLifecycle, TerraformStack
+from cdktf import ITerraformDependable, TerraformResourceLifecycle
 from cdktf_cdktf_provider_helm.release import Release, ReleaseSetSensitive
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
 from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
@@ -15,6 +15,7 @@ from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
 from constructs_lib.cluster_access import ClusterProviders
+from constructs_lib.providers import ensure_provider
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,7 @@ def render_values(values: Mapping[str, Any]) -> str:
 
 def ensure_random_provider(scope: Construct) -> None:
     """One random provider per stack, however many constructs need it."""
-    stack = TerraformStack.of(scope)
-    if stack.node.try_find_child("random") is None:
-        RandomProvider(stack, "random")
+    ensure_provider(scope, RandomProvider, "random")
 
 
 class AddOnLayer(Construct):

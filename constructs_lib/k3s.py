@@ -38,6 +38,8 @@ from cdktf_cdktf_provider_tls.provider import TlsProvider
 from cdktf_cdktf_provider_tls.self_signed_cert import SelfSignedCert, SelfSignedCertSubject
 from constructs import Construct
 
+from constructs_lib.providers import ensure_provider
+
 TEN_YEARS_HOURS = 10 * 365 * 24
 ONE_YEAR_HOURS = 365 * 24
 # Where files are staged on a node before the install script moves them into place (mode 0700, removed after).
@@ -200,9 +202,10 @@ class K3sCluster(Construct):
         super().__init__(scope, id)
         _validate(props)
         self.props = props
-        TlsProvider(self, "tls")
-        RandomProvider(self, "random")
-        NullProvider(self, "null")
+        # Shared with any other construct of the stack that needs them (Terraform allows one default each).
+        ensure_provider(self, TlsProvider, "tls")
+        ensure_provider(self, RandomProvider, "random")
+        ensure_provider(self, NullProvider, "null")
 
         # The join token: alphanumeric, so it needs no quoting in config.yaml or in a shell.
         self.token = Password(self, "token", length=48, special=False).result
