@@ -323,6 +323,8 @@ def render_markdown(review: Review, base_label: str = "base", head_label: str = 
                 "</details>",
             ]
     text = "\n".join(lines) + "\n"
+    while "\n\n\n" in text:  # a section may start with nothing before it; diff lines never are empty
+        text = text.replace("\n\n\n", "\n\n")
     if len(text) > MAX_MARKDOWN:
         text = text[:MAX_MARKDOWN].rsplit("\n", 1)[0] + "\n\n_(truncated; run `task review` locally for the rest)_\n"
     return text
