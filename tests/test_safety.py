@@ -1,8 +1,8 @@
 """Safe to run for real: no secret in the output or in git, deterministic output, no accidental destroy.
 
-One extra synth runs here (module fixture `second_synth`): `python main.py` in a subprocess, with a known value
-for every sensitive variable in TF_VAR_*, a different hash seed and a different output folder. Its output must
-be byte-identical to the session synth and hold none of the injected values.
+The second synth is the session's `cdktf synth` through the real CLI (fixture `cli_synth` in conftest.py): another
+process, with a known value for every sensitive variable in TF_VAR_*, a different hash seed and a different
+output folder. Its output must be byte-identical to the session synth and hold none of the injected values.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sensitive_variables
 from tools import snapshot as snap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,45 +29,11 @@ NOT_CREDENTIAL_NAME = re.compile(r"public|key_id$|_id$", re.I)
 CREDENTIAL_ATTRIBUTE = re.compile(
     r"private_key|\.result\b|password|token|secret|client_key|client_certificate|kubeconfig|\.cert_pem\b", re.I
 )
-# Environment variables a deployer commonly has set; none may leak into the output either.
-AMBIENT_SECRETS = {
-    "CLOUDFLARE_API_TOKEN": "ambient-cloudflare-7f3a9c1e5b",
-    "AWS_SECRET_ACCESS_KEY": "ambient-aws-2d8e4f6a0c",
-    "PGPASSWORD": "ambient-pg-9b1c3e5d7f",
-    "TF_TOKEN_app_terraform_io": "ambient-tfc-4a6c8e0b2d",
-}
-
-
-def sensitive_variables(synth) -> dict[str, set[str]]:
-    """Variable name -> stacks declaring it sensitive."""
-    out: dict[str, set[str]] = {}
-    for stack in synth.stack_names:
-        for name, var in synth.stack(stack).get("variable", {}).items():
-            if var.get("sensitive"):
-                out.setdefault(name, set()).add(stack)
-    return out
-
-
-def injected_values(synth) -> dict[str, str]:
-    """A distinctive secret value per sensitive variable, as a deployer would export it."""
-    values = {}
-    for i, name in enumerate(sorted(sensitive_variables(synth))):
-        values[f"TF_VAR_{name}"] = f"s3cr3t-{name}-{i:02d}-q7Zk2VwX9pLm"
-    # Shaped like a real age identity (split here, so the scan of tracked files doesn't flag this test).
-    values["TF_VAR_sops_age_key"] = "AGE-SECRET-" + "KEY-1QQQTESTVALUEQQQ9X8Y7Z6W5V4U3T2S1R0P9N8M7L6K5J4H3G2F1E0D"
-    return values
 
 
 @pytest.fixture(scope="module")
-def second_synth(synth, tmp_path_factory):
-    """`python main.py` again, with secrets in the environment, another hash seed and another folder."""
-    out = tmp_path_factory.mktemp("second-synth-elsewhere") / "nested" / "cdktf.out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HELIX_", "TF_VAR_"))}
-    secrets = {**injected_values(synth), **AMBIENT_SECRETS}
-    env.update(secrets, CDKTF_OUTDIR=str(out), PYTHONHASHSEED="4242")
-    proc = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return out, secrets
+def second_synth(cli_synth):
+    return cli_synth.outdir, cli_synth.secrets
 
 
 def files(outdir: Path) -> dict[str, bytes]:
