@@ -26,10 +26,10 @@ def hooks_for(layer: str) -> list[LayerHook]:
     from stacks.hooks.sops import SopsAgeKeyHook
     from stacks.hooks.upgrades import SystemUpgradeHook
 
-    registry: dict[str, list[LayerHook]] = {}
-    registry.setdefault("foundation", []).extend([CiliumLbIpamHook(), SystemUpgradeHook()])
-    registry.setdefault("mesh", []).append(MeshTelemetryHook())
-    registry.setdefault("delivery", []).append(SopsAgeKeyHook())
-    registry.setdefault("foundation", []).append(CertManagerDnsHook())
-    registry.setdefault("network", []).append(NetworkEdgeHook())
+    registry: dict[str, list[LayerHook]] = {
+        "foundation": [CiliumLbIpamHook(), SystemUpgradeHook(), CertManagerDnsHook()],
+        "network": [NetworkEdgeHook()],
+        "mesh": [MeshTelemetryHook()],
+        "delivery": [SopsAgeKeyHook()],
+    }
     return registry.get(layer, [])
