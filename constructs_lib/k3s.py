@@ -38,6 +38,7 @@ from cdktf_cdktf_provider_tls.provider import TlsProvider
 from cdktf_cdktf_provider_tls.self_signed_cert import SelfSignedCert, SelfSignedCertSubject
 from constructs import Construct
 
+from constructs_lib.cluster_access import ClusterAccess
 from constructs_lib.providers import ensure_provider
 
 TEN_YEARS_HOURS = 10 * 365 * 24
@@ -193,6 +194,7 @@ class K3sCluster(Construct):
         client_certificate: PEM of the admin client certificate (O=system:masters).
         client_key: PEM of its private key.
         kubeconfig: a kubeconfig (YAML) with these credentials.
+        access: the same credentials as a ClusterAccess, for ClusterProviders in this or another stack.
         token: the join token (random_password.result).
         hosts: install resources by node name; drains: drain resources by node name.
         configs: the rendered config.yaml of each node, as a dict (the token is a Terraform reference).
@@ -215,6 +217,12 @@ class K3sCluster(Construct):
         agents = [n for n in props.nodes if n.role == "agent"]
         first = servers[0]
         self.api_url = TerraformLocal(self, "api_url", f"https://{props.api_host}:{props.api_port}").as_string
+        self.access = ClusterAccess(
+            host=self.api_url,
+            cluster_ca_certificate=self.cluster_ca_certificate,
+            client_certificate=self.client_certificate,
+            client_key=self.client_key,
+        )
 
         self.configs: dict[str, dict[str, Any]] = {}
         self.hosts: dict[str, NullResource] = {}

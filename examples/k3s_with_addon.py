@@ -26,7 +26,6 @@ from cdktf import App, TerraformOutput, TerraformStack, TerraformVariable  # noq
 
 from constructs_lib import (  # noqa: E402
     AddOnLayer,
-    ClusterAccess,
     ClusterProviders,
     HelmAddOn,
     K3sCluster,
@@ -81,12 +80,7 @@ def build(outdir: str) -> App:
     providers = ClusterProviders(
         addons_stack,
         "cluster",
-        access=ClusterAccess(
-            host=cluster.api_url,
-            cluster_ca_certificate=cluster.cluster_ca_certificate,
-            client_certificate=cluster.client_certificate,
-            client_key=cluster.client_key,
-        ),
+        access=cluster.access,
     )
     AddOnLayer(
         addons_stack,

@@ -6,7 +6,6 @@ from cdktf import TerraformOutput, TerraformVariable
 from constructs import Construct
 
 from constructs_lib.backend import StateBackend
-from constructs_lib.cluster_access import ClusterAccess
 from constructs_lib.k3s import EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
 from stacks.base import HelixStack
 from stacks.config import HelixConfig
@@ -120,9 +119,4 @@ class NodesStack(HelixStack):
         }
         for key, (value, description) in outputs.items():
             TerraformOutput(self, key, value=value, sensitive=True, description=description)
-        self.access = ClusterAccess(
-            host=self.cluster.api_url,
-            cluster_ca_certificate=self.cluster.cluster_ca_certificate,
-            client_certificate=self.cluster.client_certificate,
-            client_key=self.cluster.client_key,
-        )
+        self.access = self.cluster.access

