@@ -354,6 +354,20 @@ def test_mesh_telemetry_resource(synth):
     assert telemetry["spec"]["accessLogging"] == [{"providers": [{"name": "envoy"}]}]
 
 
+def test_mesh_traces_reach_the_otlp_receiver_of_alloy(synth):
+    """Tracing is on mesh-wide, through an OTLP provider that points at Alloy's receiver, which forwards to Tempo."""
+    telemetry = _values(_by_name(synth, "istio-telemetry")[2])["resources"][0]
+    mesh = _values(_by_name(synth, "istiod")[2])["meshConfig"]
+    providers = {p["name"]: p for p in mesh["extensionProviders"]}
+    traced = [p["name"] for entry in telemetry["spec"]["tracing"] for p in entry["providers"]]
+    assert traced and set(traced) <= set(providers)
+    alloy = _values(_by_name(synth, "alloy")[2])
+    receiver_ports = {p["port"] for p in alloy["alloy"]["extraPorts"]}
+    for name in traced:
+        otlp = providers[name]["opentelemetry"]
+        assert otlp["service"] == "alloy.monitoring.svc.cluster.local" and otlp["port"] in receiver_ports
+
+
 def test_mesh_telemetry_traces_only_to_a_configured_provider():
     from stacks.hooks.mesh import mesh_telemetry
 
