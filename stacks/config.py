@@ -274,6 +274,11 @@ class HelixConfig(Strict):
         servers = [n for n in self.cluster.nodes if n.role == "server"]
         return servers[0].address if servers else "127.0.0.1"
 
+    def namespace_protected(self, namespace: str) -> bool:
+        """Whether the namespace holds data: it and every release in it refuse destroy, whichever layer installs."""
+        ns = self.namespaces.get(namespace)
+        return bool(ns and ns.protect)
+
     @property
     def servers(self) -> list[Node]:
         return [n for n in self.cluster.nodes if n.role == "server"]

@@ -84,8 +84,7 @@ class PlatformLayerStack(HelixStack):
                     sensitive_values=ctx.sensitive_values.get(c.id, {}),
                     generated_secrets=[GeneratedSecretSpec(s.name, s.random_keys, s.fixed) for s in c.generated_secrets],
                     depends_on=ctx.depends_on.get(c.id, []),
-                    # A namespace that holds data protects every release in it, whichever layer creates it.
-                    protect=bool(c.namespace in settings.config.namespaces and settings.config.namespaces[c.namespace].protect),
+                    protect=settings.config.namespace_protected(c.namespace),
                 )
                 for c in layer.components
             ],

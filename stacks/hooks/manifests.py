@@ -81,8 +81,3 @@ def manifest_addon(
         depends_on=tuple(depends_on),
         protect=protect,
     )
-
-
-def namespace_protected(cfg: HelixConfig, namespace: str) -> bool:
-    ns = cfg.namespaces.get(namespace)
-    return bool(ns and ns.protect)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stacks.hooks.manifests import load_manifests, manifest_addon, namespace_protected, read_data
+from stacks.hooks.manifests import load_manifests, manifest_addon, read_data
 
 if TYPE_CHECKING:
     from stacks.platform import LayerContext
@@ -41,7 +41,7 @@ class SystemUpgradeHook:
             return
         version = controller_version()
         first = ctx.namespace_dependency(NAMESPACE)
-        protect = namespace_protected(cfg, NAMESPACE)
+        protect = cfg.namespace_protected(NAMESPACE)
         ctx.shared["upgrades"] = AddOnLayer(
             ctx.stack,
             "upgrades",
