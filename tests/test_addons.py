@@ -269,6 +269,20 @@ def test_values_are_yaml_without_placeholders_or_live_templates(synth):
     assert checked >= 35
 
 
+def test_multi_line_values_are_literal_blocks_a_plan_shows_line_by_line(synth):
+    """Alloy's configuration file is a multi-line string: it must read as a `|` block, not one folded line."""
+    (_, _, alloy), = [v for (ns, name), v in _releases(synth).items() if name == "alloy"]
+    (text,) = alloy["values"]
+    assert "    content: |\n      logging {\n" in text
+    content = yaml.safe_load(text.replace("$${", "${").replace("%%{", "%{"))["alloy"]["configMap"]["content"]
+    assert content.startswith("logging {\n") and 'otelcol.exporter.otlp "tempo"' in content
+    from constructs_lib.addons import render_values
+
+    # Strings without a newline stay plain scalars; text with trailing spaces falls back to a quoted scalar.
+    assert render_values({"a": "b", "c": "x\ny"}) == "a: b\nc: |-\n  x\n  y\n"
+    assert yaml.safe_load(render_values({"t": "x  \ny"})) == {"t": "x  \ny"}
+
+
 def test_every_placeholder_name_is_rendered():
     from stacks.catalog import placeholder_values, render_placeholders
     from stacks.load import load_settings
