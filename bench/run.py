@@ -61,6 +61,16 @@ def count_resources(outdir: Path) -> tuple[int, int, list[str]]:
     return resources, data, sorted(providers)
 
 
+def app_argv(py: str) -> list[str]:
+    """cdktf.json's app command run with this interpreter: what `cdktf synth` starts, minus pipenv."""
+    command = json.loads((ROOT / "cdktf.json").read_text())["app"].split()
+    if command[:2] == ["pipenv", "run"]:
+        command = command[2:]
+    if command[0] != "python":
+        raise SystemExit(f"cdktf.json: expected a python app command, got {command!r}")
+    return [py, *command[1:]]
+
+
 def find_cli(given: Optional[str]) -> Optional[str]:
     candidates = [given] if given else []
     candidates += [str(ROOT / "node_modules" / ".bin" / "cdktf"), shutil.which("cdktf") or "", "/tmp/npmt/node_modules/.bin/cdktf"]
@@ -117,10 +127,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     load_before = os.getloadavg()
     results: dict = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
 
-    def synth_cmd(outdir: Path, extra: Optional[dict[str, str]] = None) -> Callable[[], proc.Measurement]:
+    app = app_argv(py)
+    plain = [py, "main.py"]
+    results["app_command"] = " ".join(["python", *app[1:]])
+
+    def synth_cmd(outdir: Path, extra: Optional[dict[str, str]] = None, argv: Optional[list[str]] = None
+                  ) -> Callable[[], proc.Measurement]:
         def go() -> proc.Measurement:
             shutil.rmtree(outdir, ignore_errors=True)
-            return proc.run([py, "main.py"], env={**env, "CDKTF_OUTDIR": str(outdir), **(extra or {})}, cwd=str(ROOT))
+            return proc.run(argv or app, env={**env, "CDKTF_OUTDIR": str(outdir), **(extra or {})}, cwd=str(ROOT))
 
         return go
 
@@ -129,26 +144,32 @@ def main(argv: Optional[list[str]] = None) -> int:
         seed_out = work / "seed.out"
         warm = synth_cmd(seed_out)()
         if warm.returncode != 0:
-            raise SystemExit(f"python main.py failed:\n{warm.stderr[-2000:]}")
+            raise SystemExit(f"{results['app_command']} failed:\n{warm.stderr[-2000:]}")
         resources, data, providers = count_resources(seed_out)
         results.update(providers=providers, seed_resources=resources, seed_data_sources=data)
         print(f"providers used: {', '.join(providers)}; seed: {resources} resources, {data} data sources", flush=True)
 
         floor = Series("floor")
         eager = Series("eager floor")
-        full = Series("python main.py")
+        full = Series(results["app_command"])
+        unoptimized = Series("python main.py")
         floor_cmd = [py, str(ROOT / "bench" / "floor.py"), *providers]
         for i in range(args.runs):
             floor.add(proc.run(floor_cmd, env=env, cwd=str(ROOT)))
             full.add(synth_cmd(seed_out)())
+            if app != plain:
+                unoptimized.add(synth_cmd(seed_out, argv=plain)())
             if i < args.eager_runs:
                 eager.add(proc.run([*floor_cmd, "--eager"], env=env, cwd=str(ROOT)))
             print(f"  run {i + 1}: floor {floor.runs[-1].wall_s:.2f}s  synth {full.runs[-1].wall_s:.2f}s"
+                  + (f"  without -O {unoptimized.runs[-1].wall_s:.2f}s" if unoptimized.runs else "")
                   + (f"  eager floor {eager.runs[-1].wall_s:.2f}s" if i < args.eager_runs else ""), flush=True)
         results["floor"] = floor.summary()
         if eager.runs:
             results["eager_floor"] = eager.summary()
         results["synth"] = full.summary()
+        if unoptimized.runs:
+            results["synth_unoptimized"] = unoptimized.summary()
 
         if not args.skip_cli:
             cli = find_cli(args.cli)
@@ -161,11 +182,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                     shutil.rmtree(cli_out, ignore_errors=True)
                     # The project's cdktf.json runs the app through pipenv; the same interpreter is used here so
                     # that the figure is the CLI's own overhead.
-                    series.add(proc.run([cli, "synth", "--app", f"{py} main.py", "--output", str(cli_out)],
+                    series.add(proc.run([cli, "synth", "--app", " ".join(app), "--output", str(cli_out)],
                                         env=env, cwd=str(ROOT)))
                 results["cli"] = {**series.summary(), "cli": cli}
                 if shutil.which("pipenv", path=env.get("PATH")):
-                    # As users run it: the app command of cdktf.json (pipenv run python main.py).
+                    # As users run it: the app command of cdktf.json, through pipenv.
                     series = Series("cdktf synth (pipenv)")
                     for _ in range(args.runs):
                         shutil.rmtree(cli_out, ignore_errors=True)
@@ -209,7 +230,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         text = (ROOT / "config" / "helix.yaml").read_text()
         bad.write_text(text.replace("api_port: 6443", "api_port: 70000", 1) + "\nunknown_key: 1\n")
         for _ in range(args.runs):
-            m = broken.add(proc.run([py, "main.py"], env={**env, "HELIX_CONFIG": str(bad)}, cwd=str(ROOT)))
+            m = broken.add(proc.run(app, env={**env, "HELIX_CONFIG": str(bad)}, cwd=str(ROOT)))
             if m.returncode != 2:
                 raise SystemExit(f"broken config was not rejected (exit {m.returncode})")
         results["broken_config"] = {**broken.summary(), "node_started": any(m.saw_node for m in broken.runs)}
@@ -242,26 +263,31 @@ def report(r: dict) -> None:
     rows = [("floor (jsii assemblies only)", f)]
     if e:
         rows.append(("eager floor (plain import pkg._jsii)", e))
-    rows.append(("python main.py", s))
+    rows.append((r["app_command"] + " (cdktf.json's app)", s))
+    if "synth_unoptimized" in r:
+        rows.append(("python main.py (without -O)", r["synth_unoptimized"]))
     if "cli" in r:
-        rows.append(("cdktf synth --app 'python main.py'", r["cli"]))
+        rows.append((f"cdktf synth --app '{r['app_command']}'", r["cli"]))
     if "cli_pipenv" in r:
         rows.append(("cdktf synth (cdktf.json: pipenv run)", r["cli_pipenv"]))
     if "scale" in r:
-        rows.append((f"python main.py, {r['scale']['factor']}x config", r["scale"]["synth"]))
+        rows.append((f"{r['app_command']}, {r['scale']['factor']}x config", r["scale"]["synth"]))
     rows.append(("broken config", r["broken_config"]))
     if "tests" in r:
         rows.append(("pytest tests (RSS: largest simultaneous)", {**r["tests"], "peak_rss_mb": r["tests"]["peak_concurrent_mb"]}))
     print()
     print(f"{r['cpus']} CPUs, load average {r['loadavg_before'][0]} -> {r['loadavg_after'][0]}; medians of {f['runs']} runs")
-    print(f"{'':40} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12}")
+    print(f"{'':46} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12}")
     for name, row in rows:
-        print(f"{name:40} {row['wall_s']:8.2f} {row['cpu_s']:8.2f} {row['peak_rss_mb']:12.1f}")
+        print(f"{name:46} {row['wall_s']:8.2f} {row['cpu_s']:8.2f} {row['peak_rss_mb']:12.1f}")
     checks = [
         ("synth / floor, wall", _ratio(s["wall_s"], f["wall_s"]), TARGETS["wall_ratio"]),
         ("synth / floor, cpu", _ratio(s["cpu_s"], f["cpu_s"]), TARGETS["wall_ratio"]),
         ("synth / floor, peak RSS", _ratio(s["peak_rss_mb"], f["peak_rss_mb"]), TARGETS["rss_ratio"]),
     ]
+    if "synth_unoptimized" in r:
+        checks.append(("python main.py (without -O) / floor, wall", _ratio(r["synth_unoptimized"]["wall_s"], f["wall_s"]),
+                       TARGETS["wall_ratio"]))
     if e:
         checks.append(("synth / eager floor, wall", _ratio(s["wall_s"], e["wall_s"]), TARGETS["wall_ratio"]))
         checks.append(("synth / eager floor, peak RSS", _ratio(s["peak_rss_mb"], e["peak_rss_mb"]), TARGETS["rss_ratio"]))
@@ -274,9 +300,9 @@ def report(r: dict) -> None:
     checks.append(("broken config, wall s", r["broken_config"]["wall_s"], TARGETS["broken_s"]))
     if "tests" in r:
         checks.append(("pytest / floor, wall", _ratio(r["tests"]["wall_s"], f["wall_s"]), TARGETS["tests_ratio"]))
-    print(f"\n{'check':40} {'value':>8} {'target':>8}")
+    print(f"\n{'check':46} {'value':>8} {'target':>8}")
     for name, value, target in checks:
-        print(f"{name:40} {value:8.2f} {'<= ' + str(target):>8}  {'met' if value <= target else 'NOT met'}")
+        print(f"{name:46} {value:8.2f} {'<= ' + str(target):>8}  {'met' if value <= target else 'NOT met'}")
     print(f"broken config started node: {r['broken_config']['node_started']}")
 
 

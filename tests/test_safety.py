@@ -131,6 +131,9 @@ def test_sops_age_secret_for_flux(synth):
 
 
 def test_second_synth_is_byte_identical(synth, second_synth):
+    """Also the same bytes with and without -O: the CLI runs cdktf.json's `python -O main.py`, this session not."""
+    assert json.loads((ROOT / "cdktf.json").read_text())["app"].split()[-2:] == ["-O", "main.py"]
+    assert sys.flags.optimize == 0
     out, _ = second_synth
     first, second = files(synth.outdir), files(out)
     assert sorted(first) == sorted(second)

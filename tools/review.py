@@ -356,7 +356,7 @@ def is_current_checkout(sha: str) -> bool:
 def synthesize_checkout(checkout: Path, outdir: Path, label: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_VAR_")}
     env.update(CDKTF_OUTDIR=str(outdir), CHECKPOINT_DISABLE="1", DISABLE_VERSION_CHECK="1")
-    proc = subprocess.run([sys.executable, "main.py"], cwd=checkout, env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-O", "main.py"], cwd=checkout, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SynthFailed(label, (proc.stdout + proc.stderr)[-4000:])
 
