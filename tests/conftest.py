@@ -1,12 +1,22 @@
-"""Shared fixtures: the full app is synthesized once per test session, and every test reads that output."""
+"""Shared fixtures: the full app is synthesized once per test session, and every test reads that output.
+
+Work that runs in other processes and does not need the in-process synth (the real `cdktf synth`, the
+installed-package venv running every example, a sample of broken configs through `python main.py`) is declared
+with `background_fixture`: it starts in a thread as soon as the session starts, so the machine's second core
+runs it while this process synthesizes and runs the in-process tests; the tests that wait for it run last.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -49,6 +59,85 @@ class Synth:
         return {r["name"]: (s, r) for (s, _), r in self.all_resources("helm_release").items()}
 
 
+# --- background work ----------------------------------------------------------------------------------------
+
+BACKGROUND_JOBS: dict[str, Callable[[pytest.TempPathFactory], Any]] = {}
+BACKGROUND_ORDER: dict[str, int] = {}
+# Two at a time: with this process's own work that keeps a 2-core machine busy without oversubscribing it.
+BACKGROUND_WORKERS = 2
+
+
+def background_fixture(name: str, start: int):
+    """Decorator: a session fixture `name` whose value `job(tmp_path_factory)` is computed in a background thread
+    started with the session (only if a selected test uses the fixture). Jobs start in order of `start`: give the
+    longest the lowest, so that the short ones fill in at the end."""
+
+    def register(job: Callable[[pytest.TempPathFactory], Any]):
+        BACKGROUND_JOBS[name] = job
+        BACKGROUND_ORDER[name] = start
+
+        @pytest.fixture(scope="session", name=name)
+        def waiting(_background_jobs):
+            return _background_jobs.result(name)
+
+        waiting.__doc__ = job.__doc__
+        return waiting
+
+    return register
+
+
+class BackgroundJobs:
+    def __init__(self, factory: pytest.TempPathFactory, names: list[str]):
+        self.started = time.monotonic()
+        self.spans: dict[str, tuple[float, float]] = {}  # name -> (start, end), seconds since the session's start
+        self._pool = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="background")
+        self._futures: dict[str, Future] = {name: self._pool.submit(self._timed, name, factory) for name in names}
+
+    def _timed(self, name: str, factory: pytest.TempPathFactory) -> Any:
+        start = time.monotonic() - self.started
+        try:
+            return BACKGROUND_JOBS[name](factory)
+        finally:
+            self.spans[name] = (start, time.monotonic() - self.started)
+
+    def result(self, name: str) -> Any:
+        return self._futures[name].result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+_SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line on where the background work went, for whoever tunes the suite's wall time."""
+    if _SUMMARY:
+        terminalreporter.write_line("background jobs (start-end, s): " + _SUMMARY[0])
+
+
+def _background_names(item: pytest.Item) -> set[str]:
+    return set(getattr(item, "fixturenames", ())) & set(BACKGROUND_JOBS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that wait for background work run after the others, in their own order."""
+    items[:] = [i for i in items if not _background_names(i)] + [i for i in items if _background_names(i)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _background_jobs(request, tmp_path_factory):
+    needed = set().union(*(_background_names(item) for item in request.session.items))
+    tmp_path_factory.getbasetemp()  # created here, once: two jobs creating it at the same time would race
+    jobs = BackgroundJobs(tmp_path_factory, sorted(needed, key=lambda name: (BACKGROUND_ORDER[name], name)))
+    yield jobs
+    jobs.close()
+    _SUMMARY[:] = [", ".join(f"{name} {a:.1f}-{b:.1f}" for name, (a, b) in sorted(jobs.spans.items(), key=lambda kv: kv[1]))]
+
+
+# --- the in-process synth --------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
 def settings():
     from stacks.load import load_settings
@@ -88,10 +177,23 @@ def sensitive_variables(synth: Synth) -> dict[str, set[str]]:
     return out
 
 
-def injected_secrets(synth: Synth) -> dict[str, str]:
-    """A distinctive value for every sensitive variable, as a deployer would export it, plus ambient ones."""
+def readme_secret_variables() -> list[str]:
+    """The variables README's Secrets table tells users to set (tests check it lists every sensitive variable)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Secrets") : readme.index("## Documentation")]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names |= set(re.findall(r"`([a-z0-9_]+)`", line.split("|")[1]))
+    return sorted(names)
+
+
+def injected_secrets() -> dict[str, str]:
+    """A distinctive value for every variable of README's Secrets table, as a deployer would export it, plus
+    ambient credential variables. (From the README rather than the synth, so the CLI synth can start first;
+    test_safety checks that these cover every sensitive variable of the synth.)"""
     values = {}
-    for i, name in enumerate(sorted(sensitive_variables(synth))):
+    for i, name in enumerate(readme_secret_variables()):
         values[f"TF_VAR_{name}"] = f"s3cr3t-{name}-{i:02d}-q7Zk2VwX9pLm"
     # Shaped like a real age identity (split here, so the scan of tracked files doesn't flag this file).
     values["TF_VAR_sops_age_key"] = "AGE-SECRET-" + "KEY-1QQQTESTVALUEQQQ9X8Y7Z6W5V4U3T2S1R0P9N8M7L6K5J4H3G2F1E0D"
@@ -126,13 +228,13 @@ class CliSynth(Synth):
             self.outdir = outdir
 
 
-@pytest.fixture(scope="session")
-def cli_synth(synth, tmp_path_factory) -> CliSynth:
+@background_fixture("cli_synth", start=0)
+def _cli_synth(tmp_path_factory) -> CliSynth:
     """The default config through `cdktf synth`: another process, hash seed and folder, with every sensitive
     variable and common credential variables set in the environment."""
     assert CDKTF.exists(), "the cdktf CLI is missing: run `bash scripts/setup.sh` (npm ci installs it)"
     out = tmp_path_factory.mktemp("cli-synth-elsewhere") / "nested" / "cdktf.out"
-    secrets = injected_secrets(synth)
+    secrets = injected_secrets()
     result = subprocess.run(
         [str(CDKTF), "synth", "--output", str(out)],
         cwd=ROOT,

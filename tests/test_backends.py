@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cdktf import App, TerraformOutput, TerraformStack
-from cdktf import Testing as CdktfTesting
 
-from stacks.base import backend_from_config
 from stacks.config import StateConfig
 
 CASES = {
@@ -32,6 +29,12 @@ CASES = {
 
 
 def _synth_backend(state: dict) -> dict:
+    # Imported here, not at collection: the background work of conftest starts only after collection.
+    from cdktf import App, TerraformOutput, TerraformStack
+    from cdktf import Testing as CdktfTesting
+
+    from stacks.base import backend_from_config
+
     app = App(stack_traces=False)
     stack = TerraformStack(app, "foundation")
     backend_from_config(StateConfig.model_validate(state)).apply(stack, "foundation")

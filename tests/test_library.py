@@ -1,13 +1,16 @@
 """constructs_lib as a library: project-independent sources, and the INSTALLED package running every example.
 
-The module fixture `installed` builds a fresh virtualenv in a temp dir, pip-installs a copy of the repo into it
-(offline: --no-index, --no-build-isolation) and deletes the copy's constructs_lib/, so every later import of
+The background fixture `installed` builds a fresh virtualenv in a temp dir, pip-installs a copy of the repo into
+it (offline: --no-index, --no-build-isolation) and deletes the copy's constructs_lib/, so every later import of
 constructs_lib can only come from the venv. The heavy jsii packages are not reinstalled: a .pth file in the venv
 points at this interpreter's site-packages (`venv --system-site-packages` would expose the *base* interpreter's
 packages, which is not where they live when the tests themselves run in a venv). `--no-index` makes pip fail
 instead of downloading if a pinned dependency is not already satisfied.
 
-Each example then runs once, all of them concurrently, from a working directory outside the source tree.
+Then a fresh interpreter of the venv imports constructs_lib alone (it must stay cheap and load no jsii), and one
+more runs tests/library_harness.py: every public name resolved, then each example run as `python
+examples/<name>.py` would run it, from a working directory outside the source tree, in that one interpreter so
+the jsii assemblies load once rather than once per example.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import background_fixture
+
 ROOT = Path(__file__).resolve().parent.parent
+HARNESS = Path(__file__).with_name("library_harness.py")
 LIB = ROOT / "constructs_lib"
 EXAMPLES_DIR = ROOT / "examples"
 LIB_SOURCES = sorted(LIB.glob("*.py"))
@@ -244,13 +249,33 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+IMPORT_PROBE = (
+    "import json, sys, time\n"
+    "hooks = len(sys.meta_path); t = time.perf_counter()\n"
+    "import constructs_lib\n"
+    "elapsed = time.perf_counter() - t\n"
+    "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('cdktf', 'constructs', 'jsii')"
+    " or m.startswith('cdktf_cdktf_provider_'))\n"
+    "print(json.dumps(dict(file=constructs_lib.__file__, all=constructs_lib.__all__, heavy=heavy,"
+    " hooks_added=len(sys.meta_path) - hooks, seconds=elapsed)))"
+)
+
+
 class Installed:
+    """The venv with the installed package, and what ran in it: `import_probe` (a fresh interpreter importing
+    constructs_lib), `names` (every public name resolved) and `examples` (each example's exit status and
+    output) from tests/library_harness.py, and each example's output folder in `outdirs`."""
+
     def __init__(self, base: Path):
         self.base = base
         self.src = base / "src"
         self.venv = base / "venv"
         self.python = self.venv / "bin" / "python"
         self.outside = base / "elsewhere"  # a working directory outside any source tree
+        self.import_probe: dict = {}
+        self.names: dict = {}
+        self.examples: dict[str, dict] = {}
+        self.outdirs: dict[str, Path] = {}
 
     def site_packages(self) -> Path:
         out = subprocess.run(
@@ -259,16 +284,17 @@ class Installed:
         )
         return Path(out.stdout.strip())
 
-    def run(self, code: str) -> dict:
+    def run(self, argv: list[str], cwd: Path | None = None) -> dict:
         result = subprocess.run(
-            [str(self.python), "-c", code], cwd=self.outside, env=_env(), capture_output=True, text=True, timeout=300
+            [str(self.python), *argv], cwd=cwd or self.outside, env=_env(), capture_output=True, text=True, timeout=600
         )
         assert result.returncode == 0, result.stderr[-3000:]
         return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Installed:
+@background_fixture("installed", start=1)
+def _installed(tmp_path_factory) -> Installed:
+    """A copy of the repo pip-installed into a fresh venv, then every example run from it (in the background)."""
     inst = Installed(tmp_path_factory.mktemp("library"))
     shutil.copytree(
         ROOT,
@@ -291,6 +317,28 @@ def installed(tmp_path_factory) -> Installed:
     # From here on, the only constructs_lib there is, is the installed one.
     shutil.rmtree(inst.src / "constructs_lib")
     inst.outside.mkdir()
+    inst.import_probe = inst.run(["-c", IMPORT_PROBE])
+
+    # Every example, from one working directory outside the source tree (the jsii kernel, a node process, keeps
+    # the working directory it started in), each with its output folder passed the way EXPECTED says.
+    workdir = inst.base / "run"
+    workdir.mkdir()
+    examples = []
+    for name in EXAMPLES:
+        via = EXPECTED[name]["outdir_via"]
+        args, env, outdir = [], {}, workdir / "cdktf.out"
+        if via == "argv":
+            outdir = workdir / "out-argv"
+            args = [str(outdir)]
+        elif via == "env":
+            outdir = workdir / "out-env"
+            env = {"CDKTF_OUTDIR": str(outdir)}
+        inst.outdirs[name] = outdir
+        path = inst.src / "examples" / f"{name}.py"
+        examples.append({"name": name, "path": str(path), "args": args, "env": env})
+    harness = shutil.copy(HARNESS, inst.base / HARNESS.name)
+    facts = inst.run([str(harness), json.dumps(examples)], cwd=workdir)
+    inst.names, inst.examples = facts["names"], facts["examples"]
     return inst
 
 
@@ -306,16 +354,7 @@ def test_installed_package_holds_only_constructs_lib(installed):
 
 
 def test_import_from_outside_the_source_tree_is_cheap_and_side_effect_free(installed):
-    facts = installed.run(
-        "import json, sys, time\n"
-        "hooks = len(sys.meta_path); t = time.perf_counter()\n"
-        "import constructs_lib\n"
-        "elapsed = time.perf_counter() - t\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('cdktf', 'constructs', 'jsii')"
-        " or m.startswith('cdktf_cdktf_provider_'))\n"
-        "print(json.dumps(dict(file=constructs_lib.__file__, all=constructs_lib.__all__, heavy=heavy,"
-        " hooks_added=len(sys.meta_path) - hooks, seconds=elapsed)))"
-    )
+    facts = installed.import_probe
     assert Path(facts["file"]).is_relative_to(installed.venv), facts["file"]
     assert not Path(facts["file"]).is_relative_to(ROOT)
     assert facts["heavy"] == [], "import constructs_lib loaded jsii/cdktf modules"
@@ -324,46 +363,13 @@ def test_import_from_outside_the_source_tree_is_cheap_and_side_effect_free(insta
 
 
 def test_every_public_name_resolves_in_the_installed_package(installed):
-    facts = installed.run(
-        "import json, sys, constructs_lib as c\n"
-        "hooks = len(sys.meta_path); c.enable_lazy_providers(); c.enable_lazy_providers()\n"
-        "added = len(sys.meta_path) - hooks\n"
-        "objs = {n: getattr(c, n) for n in c.__all__}\n"
-        "print(json.dumps(dict(added=added, modules={n: o.__module__ for n, o in objs.items()},"
-        " files=sorted({sys.modules[o.__module__].__file__ for o in objs.values()}))))"
-    )
+    facts = installed.names
     assert facts["added"] == 1, "enable_lazy_providers() must install exactly one hook, once"
     import constructs_lib
 
     for name, module in constructs_lib._EXPORTS.items():
         assert facts["modules"][name] == f"constructs_lib.{module}"
     assert all(Path(f).is_relative_to(installed.venv) for f in facts["files"]), facts["files"]
-
-
-@pytest.fixture(scope="module")
-def example_runs(installed) -> dict[str, tuple[subprocess.CompletedProcess, Path, float]]:
-    """Every example, run once with the venv's python, concurrently, each in its own working directory."""
-    procs = {}
-    for name in EXAMPLES:
-        workdir = installed.base / f"run-{name}"
-        workdir.mkdir()
-        via = EXPECTED[name]["outdir_via"]
-        argv = [str(installed.python), str(installed.src / "examples" / f"{name}.py")]
-        extra = {}
-        outdir = workdir / "cdktf.out"
-        if via == "argv":
-            outdir = workdir / "out-argv"
-            argv.append(str(outdir))
-        elif via == "env":
-            outdir = workdir / "out-env"
-            extra["CDKTF_OUTDIR"] = str(outdir)
-        proc = subprocess.Popen(argv, cwd=workdir, env=_env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs[name] = (proc, outdir, time.monotonic())
-    runs = {}
-    for name, (proc, outdir, start) in procs.items():
-        out, err = proc.communicate(timeout=600)
-        runs[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, out, err), outdir, time.monotonic() - start)
-    return runs
 
 
 def _read_stacks(outdir: Path) -> dict[str, dict]:
@@ -375,9 +381,9 @@ def _read_stacks(outdir: Path) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_example_synthesizes_from_the_installed_package(name, example_runs, installed):
-    result, outdir, _ = example_runs[name]
-    assert result.returncode == 0, result.stderr[-4000:]
+def test_example_synthesizes_from_the_installed_package(name, installed):
+    result, outdir = installed.examples[name], installed.outdirs[name]
+    assert result["returncode"] == 0, result["stderr"][-4000:]
     assert (outdir / "manifest.json").exists(), f"{name} did not write {outdir}"
     stacks = _read_stacks(outdir)
     expected = EXPECTED[name]["stacks"]
