@@ -170,16 +170,37 @@ def load_layers(path: Path, root: Path) -> tuple[Optional[LayersFile], list[Prob
     return layers, problems
 
 
+# Parsed catalogs by (folder, root, every file's name and bytes): a process that loads settings many times (the
+# tests, the benchmark) parses an unchanged catalog once. Specs are frozen and resolve_platform copies values.
+_PARSED_CATALOGS: dict[tuple, tuple[dict[str, tuple[ComponentSpec, str]], list[Problem]]] = {}
+
+
 def load_catalog(folder: Path, root: Path) -> tuple[dict[str, tuple[ComponentSpec, str]], list[Problem]]:
     """Every component spec, with the file it came from."""
+    files = sorted(folder.glob("*.yaml"))
+    try:
+        key = (str(folder), str(root), tuple((path.name, path.read_bytes()) for path in files))
+    except OSError:
+        key = None  # unreadable: _parse_catalog reports it
+    if key is None or key not in _PARSED_CATALOGS:
+        parsed = _parse_catalog(folder, root, files)
+        if key is None:
+            return parsed
+        _PARSED_CATALOGS[key] = parsed
+    specs, problems = _PARSED_CATALOGS[key]
+    return dict(specs), list(problems)
+
+
+def _parse_catalog(
+    folder: Path, root: Path, files: list[Path]
+) -> tuple[dict[str, tuple[ComponentSpec, str]], list[Problem]]:
     specs: dict[str, tuple[ComponentSpec, str]] = {}
     problems: list[Problem] = []
-    files = sorted(folder.glob("*.yaml"))
     if not files:
         problems.append(Problem(display_path(folder, root), "", "no catalog files (*.yaml) found"))
     for path in files:
         shown = display_path(path, root)
-        data = read_yaml_mapping(path, shown)
+        data = read_yaml_mapping(path, shown)  # raises ConfigError for a file that is not a YAML mapping
         for cid, raw in data.items():
             if not isinstance(cid, str) or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", cid):
                 problems.append(Problem(shown, str(cid), "a component id is lowercase letters, digits and '-'"))

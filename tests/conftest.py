@@ -112,7 +112,7 @@ _SUMMARY: list[str] = []
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """One line on where the background work went, for whoever tunes the suite's wall time."""
-    if _SUMMARY:
+    if _SUMMARY and _SUMMARY[0]:
         terminalreporter.write_line("background jobs (start-end, s): " + _SUMMARY[0])
 
 

@@ -503,3 +503,24 @@ def test_components_doc_matches_the_catalog(settings):
     for phrase in ("Pilot", "Citadel", "Galley", "sidecar injector", "Mixer", "Telemetry API", "Grafana Agent", "Alloy",
                    "ingress-nginx", "OnCall", "bitnamilegacy", "system-upgrade-controller"):
         assert phrase in text, phrase
+
+
+def test_catalog_is_parsed_again_when_a_file_changes(tmp_path):
+    """load_catalog keeps parsed catalogs by content: an edited file is read anew, and callers get their own dicts."""
+    import shutil
+
+    from stacks.catalog import load_catalog
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(ROOT / "config" / "catalog", folder)
+    first, problems = load_catalog(folder, tmp_path)
+    assert not problems and "cert-manager" in first
+    first.pop("cert-manager")
+    again, _ = load_catalog(folder, tmp_path)
+    assert "cert-manager" in again, "a caller's change leaked into the next load"
+
+    (path,) = [p for p in folder.glob("*.yaml") if "\ncert-manager:" in "\n" + p.read_text()]
+    old = again["cert-manager"][0].version
+    path.write_text(path.read_text().replace(f"version: {old}", "version: v9.9.9", 1))
+    edited, _ = load_catalog(folder, tmp_path)
+    assert edited["cert-manager"][0].version == "v9.9.9"

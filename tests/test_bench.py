@@ -5,6 +5,7 @@ No timing assertions here: figures come from `python -m bench.run` and live in d
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 
 from bench import proc, scale
 from stacks.load import load_settings
+from tests.conftest import background_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,15 +62,21 @@ def test_scaled_config_keeps_the_seed_namespaces(scaled, settings):
     assert len(scaled.config.namespaces) == 10 * len(settings.config.namespaces)
 
 
-def test_meter_counts_grandchildren():
-    """A child that starts a grandchild holding ~80 MB: the tree's peak includes the grandchild's."""
+@background_fixture("meter_run", start=4)
+def _meter_run(tmp_path_factory) -> proc.Measurement:
+    """A child that starts a grandchild holding ~80 MB, through the benchmark's meter."""
     code = textwrap.dedent(
         """
         import subprocess, sys
         subprocess.run([sys.executable, "-c", "b = bytearray(80 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(0.3)"], check=True)
         """
     )
-    m = proc.run([sys.executable, "-c", code], interval=0.01)
+    return proc.run([sys.executable, "-c", code], interval=0.01)
+
+
+def test_meter_counts_grandchildren(meter_run):
+    """The tree's peak includes the grandchild's."""
+    m = meter_run
     assert m.returncode == 0
     assert len(m.peaks_kb) >= 2
     assert m.sum_of_peaks_kb >= 80 * 1024
@@ -77,12 +85,18 @@ def test_meter_counts_grandchildren():
     assert m.cpu_s > 0
 
 
-def test_broken_config_is_reported_before_any_jsii_import(tmp_path):
-    bad = tmp_path / "helix.yaml"
+@background_fixture("broken_config_run", start=4)
+def _broken_config_run(tmp_path_factory) -> subprocess.CompletedProcess:
+    """main() on a config with an out-of-range port, in a child that reports whether jsii was imported."""
+    bad = tmp_path_factory.mktemp("broken") / "helix.yaml"
     bad.write_text((ROOT / "config" / "helix.yaml").read_text().replace("api_port: 6443", "api_port: 70000", 1))
     code = "import sys\nfrom stacks.app import main\nrc = main()\nprint('jsii' in sys.modules)\nsys.exit(rc)"
-    env = {**__import__("os").environ, "HELIX_CONFIG": str(bad)}
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    env = {**os.environ, "HELIX_CONFIG": str(bad)}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def test_broken_config_is_reported_before_any_jsii_import(broken_config_run):
+    run = broken_config_run
     assert run.returncode == 2, run.stderr
     assert "cluster.api_port" in run.stderr
     assert run.stdout.strip() == "False"

@@ -221,12 +221,25 @@ sys.exit(rc)
 """
 
 
-@pytest.mark.parametrize("name", ["alias-bomb.yaml", "alias-flood.yaml"])
-def test_alias_bomb_bounded_time_and_memory(name, tmp_path):
+ALIAS_BOMBS = ["alias-bomb.yaml", "alias-flood.yaml"]
+
+
+@background_fixture("alias_bomb_runs", start=3)
+def _alias_bomb_runs(tmp_path_factory) -> dict[str, tuple[int, str, str, float, Path]]:
+    """Each alias bomb through main() in a child process under a 768 MiB address-space limit."""
+    runs = {}
+    for name in ALIAS_BOMBS:
+        outdir = tmp_path_factory.mktemp(name) / "cdktf.out"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HELIX_")}
+        env.update(HELIX_CONFIG=f"tests/fixtures/invalid/{name}", CDKTF_OUTDIR=str(outdir))
+        runs[name] = (*run_measured([sys.executable, "-c", BOUNDED], env), outdir)
+    return runs
+
+
+@pytest.mark.parametrize("name", ALIAS_BOMBS)
+def test_alias_bomb_bounded_time_and_memory(name, alias_bomb_runs):
     """Under a 768 MiB address-space limit the bomb is refused quickly, small in memory, without jsii."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELIX_")}
-    env.update(HELIX_CONFIG=f"tests/fixtures/invalid/{name}", CDKTF_OUTDIR=str(tmp_path / "cdktf.out"))
-    returncode, stdout, stderr, cpu = run_measured([sys.executable, "-c", BOUNDED], env)
+    returncode, stdout, stderr, cpu, outdir = alias_bomb_runs[name]
     assert returncode == 2, stdout + stderr
     assert "alias bomb" in stderr and "Traceback" not in stderr
     match = re.search(r"jsii (True|False) maxrss_kib (\d+)", stdout)
@@ -234,7 +247,7 @@ def test_alias_bomb_bounded_time_and_memory(name, tmp_path):
     assert match.group(1) == "False", "a config error must be reported before any jsii assembly loads"
     assert int(match.group(2)) < 200 * 1024, f"peak RSS {int(match.group(2)) // 1024} MiB"
     assert cpu < MAX_CPU_SECONDS, f"{cpu:.2f} CPU s"
-    assert not (tmp_path / "cdktf.out").exists()
+    assert not outdir.exists()
 
 
 def test_alias_bomb_would_explode_without_the_bound():

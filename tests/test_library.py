@@ -308,7 +308,8 @@ def _installed(tmp_path_factory) -> Installed:
     (inst.site_packages() / "_parent_env.pth").write_text("".join(f"{p}\n" for p in parent))
 
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(inst.python), "install", "--no-index", "--no-build-isolation",
+        # The venv's own interpreter runs pip (importable through the .pth): one pip start-up, not two.
+        [str(inst.python), "-m", "pip", "install", "--no-index", "--no-build-isolation",
          "--no-cache-dir", "--disable-pip-version-check", "-q", str(inst.src)],
         env=_env(), capture_output=True, text=True, timeout=600,
     )
