@@ -88,6 +88,7 @@ def background_fixture(name: str, start: int):
 
 class BackgroundJobs:
     def __init__(self, factory: pytest.TempPathFactory, names: list[str]):
+        self._factory = factory
         self.started = time.monotonic()
         self.spans: dict[str, tuple[float, float]] = {}  # name -> (start, end), seconds since the session's start
         self._pool = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="background")
@@ -101,7 +102,11 @@ class BackgroundJobs:
             self.spans[name] = (start, time.monotonic() - self.started)
 
     def result(self, name: str) -> Any:
-        return self._futures[name].result()
+        future = self._futures[name]
+        if future.cancel():
+            # Not started yet (both workers busy): run it here rather than wait idle for a worker.
+            return self._timed(name, self._factory)
+        return future.result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
