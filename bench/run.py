@@ -1,10 +1,11 @@
 """Synth benchmark: the jsii floor against the full synth, the CLI, a 10x config and a broken config.
 
-    python -m bench.run [--runs 3] [--eager-runs 1] [--test-runs 1] [--factor 10] [--cli PATH] [--skip-cli] [--skip-scale]
+    python -m bench.run [--runs 3] [--eager-runs 1] [--test-runs 3] [--factor 10] [--cli PATH] [--skip-cli] [--skip-scale]
                         [--skip-tests] [--json FILE]
 
-Every measured command is a fresh process; the floor and the full synth run alternately so that a change in
-the machine's load hits both. Reports medians of wall time, CPU time (user + system of the whole process
+Every measured command is a fresh process; the floor and the full synth run alternately, and each test-suite
+run follows a floor run, so that a change in the machine's speed hits both sides of a ratio. The synth is
+cdktf.json's app command (`python -O main.py`); plain `python main.py` is reported beside it. Reports medians of wall time, CPU time (user + system of the whole process
 tree) and peak RSS (sum of each process's peak: python and the two node processes of the jsii runtime;
 see bench/proc.py), and checks the targets of docs/performance.md.
 """

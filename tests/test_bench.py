@@ -115,3 +115,25 @@ def test_provider_roots_are_lazy(synth):
     assert service_account_v1.ServiceAccountV1.__module__ == "cdktf_cdktf_provider_kubernetes.service_account_v1"
     with pytest.raises(AttributeError):
         k8s.no_such_resource
+
+
+def test_split_reads_the_cpu_time_of_live_descendants():
+    """bench/split.py's /proc reading: a grandchild that has burnt 0.25 s of CPU and is still alive is counted
+    for its parent, and a process without children counts nothing."""
+    from bench.split import _descendants_cpu_s
+
+    burn = "import sys, time\nwhile time.process_time() < 0.25: pass\nprint('ready', flush=True)\nsys.stdin.read()"
+    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {burn!r}])"
+    child = subprocess.Popen([sys.executable, "-c", parent], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert _descendants_cpu_s(child.pid) >= 0.2
+    finally:
+        child.stdin.close()
+        child.wait()
+    lone = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert _descendants_cpu_s(lone.pid) == 0.0
+    finally:
+        lone.stdin.close()
+        lone.wait()
