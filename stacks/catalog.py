@@ -180,13 +180,10 @@ def load_catalog(folder: Path, root: Path) -> tuple[dict[str, tuple[ComponentSpe
     files = sorted(folder.glob("*.yaml"))
     try:
         key = (str(folder), str(root), tuple((path.name, path.read_bytes()) for path in files))
-    except OSError:
-        key = None  # unreadable: _parse_catalog reports it
-    if key is None or key not in _PARSED_CATALOGS:
-        parsed = _parse_catalog(folder, root, files)
-        if key is None:
-            return parsed
-        _PARSED_CATALOGS[key] = parsed
+    except OSError:  # parsed uncached, so that read_yaml_mapping reports why
+        return _parse_catalog(folder, root, files)
+    if key not in _PARSED_CATALOGS:
+        _PARSED_CATALOGS[key] = _parse_catalog(folder, root, files)
     specs, problems = _PARSED_CATALOGS[key]
     return dict(specs), list(problems)
 

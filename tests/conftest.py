@@ -182,12 +182,18 @@ def sensitive_variables(synth: Synth) -> dict[str, set[str]]:
     return out
 
 
+def readme_section(title: str) -> str:
+    """The text of README's `## <title>` section, up to the next `## ` heading."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(f"\n## {title}\n")
+    end = readme.find("\n## ", start + 1)
+    return readme[start : end if end != -1 else len(readme)]
+
+
 def readme_secret_variables() -> list[str]:
     """The variables README's Secrets table tells users to set (tests check it lists every sensitive variable)."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Secrets") : readme.index("## Documentation")]
     names: set[str] = set()
-    for line in section.splitlines():
+    for line in readme_section("Secrets").splitlines():
         if line.startswith("| `"):
             names |= set(re.findall(r"`([a-z0-9_]+)`", line.split("|")[1]))
     return sorted(names)

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from stacks import graph
-from tests.conftest import CDKTF, background_fixture, cli_env
+from tests.conftest import CDKTF, background_fixture, cli_env, readme_section
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,8 +61,7 @@ def test_readme_stack_diagram_matches_the_app(synth):
 
 
 def test_readme_lists_every_variable_a_user_must_set(synth):
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Secrets") : readme.index("## Documentation")]
+    section = readme_section("Secrets")
     declared = {name for s in synth.stack_names for name in synth.stack(s).get("variable", {})}
     assert declared, "the app declares no variables at all"
     missing = sorted(name for name in declared if f"`{name}`" not in section)
