@@ -74,7 +74,8 @@ def _children_map() -> dict[int, list[int]]:
     return out
 
 
-def _descendants(root: int) -> set[int]:
+def descendants(root: int) -> set[int]:
+    """root and every live process under it."""
     children = _children_map()
     found, todo = set(), [root]
     while todo:
@@ -108,7 +109,7 @@ def run(
         n = 0
         while not done.is_set():
             if n % rescan_every == 0:
-                pids |= _descendants(proc.pid)
+                pids |= descendants(proc.pid)
             n += 1
             total = 0
             for pid in list(pids):

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import proc
+
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = ("helm", "kubernetes", "cloudflare", "null", "random", "tls")
 
@@ -41,22 +43,12 @@ def _cpu_s(stat_path: str) -> float:
 def _descendants_cpu_s(pid: int, main_threads_only: bool = False) -> float:
     """user + system seconds of every live descendant of pid: all their threads, or each one's main thread
     only (V8 compiles and collects garbage on helper threads, beside the thread that serves jsii requests)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0.0, list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        todo += children.get(child, [])
+    total = 0.0
+    for child in proc.descendants(pid) - {pid}:
         try:
             total += _cpu_s(f"/proc/{child}/task/{child}/stat" if main_threads_only else f"/proc/{child}/stat")
         except OSError:
-            continue
+            continue  # exited since it was listed
     return total
 
 
