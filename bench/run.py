@@ -206,11 +206,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                 big.add(synth_cmd(big_out, extra)())
                 seed_again.add(synth_cmd(seed_out)())
             big_resources, big_data, _ = count_resources(big_out)
-            from stacks.load import load_settings  # noqa: E402 - pure Python, no jsii
+            from planner.load import load_plan  # noqa: E402 - pure Python, no jsii
 
             os.environ["HELIX_CATALOG_DIR"] = str(catalog)
             try:
-                plan = load_settings(cfg)
+                plan = load_plan(cfg)
             finally:
                 os.environ.pop("HELIX_CATALOG_DIR")
             added = big_resources - resources

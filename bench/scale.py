@@ -7,7 +7,8 @@ extra replica). Use them with HELIX_CONFIG=OUTDIR/helix.yaml HELIX_CATALOG_DIR=O
   - nodes: the seed's servers (an odd etcd quorum stays as it is) and agents up to factor x the node count,
     with addresses from cluster.node_cidr;
   - releases: every namespace of the seed gets factor-1 copies `<ns>-x<k>`, whose components are catalog
-    copies `<id>-x<k>` (same chart and values, release name `<name>-x<k>`, needs mapped to the same copy),
+    copies `<id>-x<k>` (same chart and values, release name `<name>-x<k>`, needs mapped to the same copy,
+    manifest releases `<release>-x<k>`),
     so every layer holds factor x its releases and namespaces;
   - component overrides are copied with their components.
 """
@@ -82,6 +83,13 @@ def scale_config(cfg: dict[str, Any], catalog: dict[str, dict[str, Any]], factor
             spec = copy.deepcopy(catalog[cid])
             spec["release_name"] = _suffix(spec.get("release_name") or cid, k)
             spec["needs"] = [_suffix(d, k) if d in placed else d for d in spec.get("needs", [])]
+            # Manifest releases are named like releases; secrets live in the copied namespace, so keep their names.
+            for extra in spec.get("manifests", []):
+                extra["release"] = _suffix(extra["release"], k)
+                extra["after"] = [_suffix(d, k) for d in extra.get("after", [])]
+                extra.pop("moved_from", None)
+            for extra in spec.get("secrets", []):
+                extra.pop("moved_from", None)
             copies[k][_suffix(cid, k)] = spec
             if cid in overrides:
                 new_overrides[_suffix(cid, k)] = copy.deepcopy(overrides[cid])

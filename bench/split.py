@@ -65,9 +65,9 @@ def one_run() -> dict:
         return time.perf_counter(), _python_cpu_s(), _descendants_cpu_s(pid), _descendants_cpu_s(pid, True)
 
     marks = [(time.perf_counter(), _python_cpu_s(), 0.0, 0.0)]
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
-    settings = load_settings()
+    plan = load_plan()
     marks.append(mark())
     from constructs_lib import lazy_providers
 
@@ -78,7 +78,7 @@ def one_run() -> dict:
     from stacks.app import build_app
 
     with tempfile.TemporaryDirectory() as out:
-        app = build_app(settings, out)
+        app = build_app(plan, out)
         app.synth()
         marks.append(mark())
     phases = {}

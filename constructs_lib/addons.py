@@ -1,4 +1,13 @@
-"""Helm add-ons as declarative specs, installed as one layer with the order derived from their needs."""
+"""Helm add-ons as declarative specs, installed as one layer with the order derived from their needs.
+
+An `AddOnLayer` creates namespaces and Helm releases in one stack. Beside the charts it installs the things a
+chart needs around it, each ordered against the releases by name, never by hand-written overrides:
+
+- `add_secret(spec, before=[...])`: a Kubernetes Secret from values the app supplies (sensitive variables,
+  other stacks' outputs), created after its namespace and before the named releases;
+- `add_manifests(spec, after=[...])`: plain Kubernetes objects (custom resources, vendored release manifests)
+  installed as one release of a raw-manifest chart, after the named releases.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping, Optional, Sequence
 
 import yaml
-from cdktf import ITerraformDependable, TerraformResourceLifecycle
+from cdktf import ITerraformDependable, TerraformResource, TerraformResourceLifecycle
 from cdktf_cdktf_provider_helm.release import Release, ReleaseSetSensitive
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
 from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
@@ -16,6 +25,13 @@ from constructs import Construct
 
 from constructs_lib.cluster_access import ClusterProviders
 from constructs_lib.providers import ensure_provider
+
+
+def _check_chart_source(what: str, repository: str, version: str) -> None:
+    if not repository.startswith(("https://", "oci://")):
+        raise ValueError(f"{what}: repository must be https:// or oci://, got {repository!r}")
+    if not version or any(ch in version for ch in "^~<>=*| ,") or version == "latest":
+        raise ValueError(f"{what}: version must be exact, got {version!r}")
 
 
 @dataclass(frozen=True)
@@ -62,11 +78,15 @@ class HelmAddOn:
         release_name: Helm release name (defaults to name).
         needs: add-ons installed first: same-layer ones become depends_on, others must be listed in the
             layer's installed_before (an earlier stack installs them).
-        timeout: seconds to wait for the release to become ready.
         sensitive_values: Helm value paths set from sensitive values (variables or other stacks' outputs).
         generated_secrets: secrets to create before the release, with random values.
         protect: refuse destroy of the release.
         depends_on: further resources to create first (a secret the chart reads, for example).
+        wait: wait until every object of the release is ready before the apply goes on (default True), so
+            that what comes after it finds it working.
+        timeout: seconds Helm waits for readiness (default 600).
+        cleanup_on_fail: delete what a failed install or upgrade created (default True), so a retry starts clean.
+        max_history: release revisions Helm keeps for rollback (default 10; 0 keeps all).
     """
 
     name: str
@@ -77,17 +97,89 @@ class HelmAddOn:
     values: Mapping[str, Any] = field(default_factory=dict)
     release_name: Optional[str] = None
     needs: Sequence[str] = ()
-    timeout: int = 600
     sensitive_values: Mapping[str, str] = field(default_factory=dict)
     generated_secrets: Sequence[GeneratedSecretSpec] = ()
     protect: bool = False
     depends_on: Sequence[ITerraformDependable] = ()
+    wait: bool = True
+    timeout: int = 600
+    cleanup_on_fail: bool = True
+    max_history: int = 10
 
     def __post_init__(self) -> None:
-        if not self.repository.startswith(("https://", "oci://")):
-            raise ValueError(f"add-on {self.name!r}: repository must be https:// or oci://, got {self.repository!r}")
-        if not self.version or any(ch in self.version for ch in "^~<>=*| ,") or self.version == "latest":
-            raise ValueError(f"add-on {self.name!r}: version must be exact, got {self.version!r}")
+        _check_chart_source(f"add-on {self.name!r}", self.repository, self.version)
+
+
+@dataclass(frozen=True)
+class RawChart:
+    """A chart that installs the objects of one values key as they are, without templating them.
+
+    Props:
+        repository: https:// or oci:// chart repository.
+        chart: chart name.
+        version: exact chart version.
+        values_key: the values key holding the list of objects (default "resources", as in bedag's `raw` chart).
+    """
+
+    repository: str
+    chart: str
+    version: str
+    values_key: str = "resources"
+
+    def __post_init__(self) -> None:
+        _check_chart_source(f"raw chart {self.chart!r}", self.repository, self.version)
+
+
+@dataclass(frozen=True)
+class ManifestRelease:
+    """Plain Kubernetes objects installed as one release of a raw-manifest chart.
+
+    Custom resources go through Helm rather than kubernetes_manifest: kubernetes_manifest needs its kind's CRD
+    on the API server at plan time, which fails when the CRD comes from the same apply, and whenever the
+    cluster does not exist yet. A release touches the cluster only at apply time.
+
+    Props:
+        name: Helm release name and construct id (keep it stable: renaming it destroys the release).
+        namespace: namespace of the release (objects without one land here).
+        resources: the objects, each a mapping with apiVersion, kind and metadata.
+        chart: the raw chart that installs them.
+        protect: refuse destroy of the release.
+        wait, timeout, cleanup_on_fail, max_history: as for HelmAddOn (timeout default 300).
+    """
+
+    name: str
+    namespace: str
+    resources: Sequence[Mapping[str, Any]]
+    chart: RawChart
+    protect: bool = False
+    wait: bool = True
+    timeout: int = 300
+    cleanup_on_fail: bool = True
+    max_history: int = 10
+
+    def __post_init__(self) -> None:
+        for i, obj in enumerate(self.resources):
+            if not {"apiVersion", "kind", "metadata"} <= set(obj):
+                raise ValueError(f"manifest release {self.name!r}: resources[{i}] needs apiVersion, kind and metadata")
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """A Kubernetes Secret whose values the app supplies (sensitive variables, other stacks' outputs).
+
+    Props:
+        name: secret name.
+        namespace: its namespace.
+        data: key -> value (Terraform stores it base64-encoded; pass plain strings or tokens).
+        labels: labels of the secret.
+        id: construct id (default "<namespace>-<name>"); it becomes the Terraform address, so keep it stable.
+    """
+
+    name: str
+    namespace: str
+    data: Mapping[str, str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    id: Optional[str] = None
 
 
 def escape_terraform_templates(text: str) -> str:
@@ -118,6 +210,11 @@ def ensure_random_provider(scope: Construct) -> None:
     ensure_provider(scope, RandomProvider, "random")
 
 
+def address(resource: TerraformResource) -> str:
+    """A resource's bare Terraform address (type.name), the form depends_on and moved blocks take."""
+    return f"{resource.terraform_resource_type}.{resource.friendly_unique_id}"
+
+
 class AddOnLayer(Construct):
     """Namespaces and Helm releases that one stack installs, ordered by the add-ons' declared needs.
 
@@ -128,8 +225,11 @@ class AddOnLayer(Construct):
         installed_before: add-on names that earlier stacks install (their needs are met by stack order).
     Attributes:
         namespaces: namespace name -> NamespaceV1.
-        releases: add-on name -> Release (escape hatch: add_override, lifecycle...).
-        secrets: (add-on name, secret name) -> SecretV1.
+        releases: add-on or manifest release name -> Release (escape hatch: add_override, lifecycle...).
+        secrets: (owner, secret name) -> SecretV1; the owner is the add-on of a generated secret, or the
+            namespace of a secret added with add_secret.
+    Methods:
+        add_secret, add_manifests: things a chart needs around it, ordered by release names.
     """
 
     def __init__(
@@ -143,11 +243,13 @@ class AddOnLayer(Construct):
         installed_before: Collection[str] = (),
     ) -> None:
         super().__init__(scope, id)
+        self._providers = providers
+        self._installed_before = frozenset(installed_before)
         self.namespaces: dict[str, NamespaceV1] = {}
         self.releases: dict[str, Release] = {}
         self.secrets: dict[tuple[str, str], SecretV1] = {}
 
-        protected = {ns.name for ns in namespaces if ns.protect}
+        self._protected = {ns.name for ns in namespaces if ns.protect}
         for ns in namespaces:
             self.namespaces[ns.name] = NamespaceV1(
                 self,
@@ -162,19 +264,19 @@ class AddOnLayer(Construct):
             raise ValueError(f"{self.node.path}: add-on names must be unique")
         for addon in add_ons:
             for dep in addon.needs:
-                if dep not in by_name and dep not in installed_before:
-                    raise ValueError(f"add-on {addon.name!r} needs {dep!r}, which is neither in this layer nor installed before")
+                if dep not in by_name and dep not in self._installed_before:
+                    raise ValueError(
+                        f"{self.node.path}: add-on {addon.name!r} needs {dep!r}, which is neither in this layer "
+                        "nor installed before"
+                    )
 
         # Create releases in dependency order, so each depends_on refers to an existing release.
-        for addon in _topological(add_ons):
-            deps: list[ITerraformDependable] = []
-            if addon.namespace in self.namespaces:
-                deps.append(self.namespaces[addon.namespace])
+        for addon in _topological(add_ons, self.node.path):
+            deps: list[ITerraformDependable] = list(self._namespace_dependency(addon.namespace))
             for secret in addon.generated_secrets:
-                deps.append(self._generated_secret(addon, secret, providers))
+                deps.append(self._generated_secret(addon, secret))
             deps.extend(self.releases[d] for d in addon.needs if d in self.releases)
             deps.extend(addon.depends_on)
-            protect = addon.protect or addon.namespace in protected
             self.releases[addon.name] = Release(
                 self,
                 addon.name,
@@ -187,15 +289,86 @@ class AddOnLayer(Construct):
                 values=[render_values(addon.values)] if addon.values else None,
                 set_sensitive=[ReleaseSetSensitive(name=k, value=v) for k, v in addon.sensitive_values.items()] or None,
                 create_namespace=False,
-                wait=True,
+                wait=addon.wait,
                 timeout=addon.timeout,
-                cleanup_on_fail=True,
-                max_history=10,
+                cleanup_on_fail=addon.cleanup_on_fail,
+                max_history=addon.max_history,
                 depends_on=deps or None,
-                lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if protect else None,
+                lifecycle=self._lifecycle(addon.protect, addon.namespace),
             )
 
-    def _generated_secret(self, addon: HelmAddOn, spec: GeneratedSecretSpec, providers: ClusterProviders) -> SecretV1:
+    def add_manifests(self, spec: ManifestRelease, *, after: Sequence[str] = ()) -> Release:
+        """Install `spec.resources` as one release of the raw chart, after the releases named in `after`.
+
+        `after` names add-ons or manifest releases of this layer, or add-ons in installed_before (an earlier
+        stack, so nothing more to order).
+        """
+        if spec.name in self.releases:
+            raise ValueError(f"{self.node.path}: a release named {spec.name!r} already exists in this layer")
+        deps: list[ITerraformDependable] = list(self._namespace_dependency(spec.namespace))
+        for name in after:
+            if name in self.releases:
+                deps.append(self.releases[name])
+            elif name not in self._installed_before:
+                raise ValueError(
+                    f"{self.node.path}: manifest release {spec.name!r} comes after {name!r}, which is neither a "
+                    "release of this layer nor installed before"
+                )
+        release = Release(
+            self,
+            spec.name,
+            provider=self._providers.helm,
+            name=spec.name,
+            namespace=spec.namespace,
+            repository=spec.chart.repository,
+            chart=spec.chart.chart,
+            version=spec.chart.version,
+            values=[render_values({spec.chart.values_key: [dict(r) for r in spec.resources]})],
+            create_namespace=False,
+            wait=spec.wait,
+            timeout=spec.timeout,
+            cleanup_on_fail=spec.cleanup_on_fail,
+            max_history=spec.max_history,
+            depends_on=deps or None,
+            lifecycle=self._lifecycle(spec.protect, spec.namespace),
+        )
+        self.releases[spec.name] = release
+        return release
+
+    def add_secret(self, spec: SecretSpec, *, before: Sequence[str] = ()) -> SecretV1:
+        """Create a Secret after its namespace (when this layer creates it) and before the named releases."""
+        key = (spec.namespace, spec.name)
+        if key in self.secrets:
+            raise ValueError(f"{self.node.path}: secret {spec.namespace}/{spec.name} is added twice")
+        missing = [name for name in before if name not in self.releases]
+        if missing:
+            raise ValueError(
+                f"{self.node.path}: secret {spec.namespace}/{spec.name} must come before {', '.join(missing)}, "
+                "which this layer does not install (add the releases first)"
+            )
+        secret = SecretV1(
+            self,
+            spec.id or f"{spec.namespace}-{spec.name}",
+            provider=self._providers.kubernetes,
+            metadata=SecretV1Metadata(name=spec.name, namespace=spec.namespace, labels=dict(spec.labels) or None),
+            data=dict(spec.data),
+            depends_on=list(self._namespace_dependency(spec.namespace)) or None,
+        )
+        self.secrets[key] = secret
+        for name in before:
+            release = self.releases[name]
+            release.depends_on = [*(release.depends_on or []), address(secret)]
+        return secret
+
+    def _namespace_dependency(self, namespace: str) -> list[ITerraformDependable]:
+        return [self.namespaces[namespace]] if namespace in self.namespaces else []
+
+    def _lifecycle(self, protect: bool, namespace: str) -> Optional[TerraformResourceLifecycle]:
+        if protect or namespace in self._protected:
+            return TerraformResourceLifecycle(prevent_destroy=True)
+        return None
+
+    def _generated_secret(self, addon: HelmAddOn, spec: GeneratedSecretSpec) -> SecretV1:
         ensure_random_provider(self)
         data: dict[str, str] = dict(spec.fixed)
         for key in spec.random_keys:
@@ -204,16 +377,16 @@ class AddOnLayer(Construct):
         secret = SecretV1(
             self,
             f"{addon.name}-{spec.name}",
-            provider=providers.kubernetes,
+            provider=self._providers.kubernetes,
             metadata=SecretV1Metadata(name=spec.name, namespace=addon.namespace),
             data=data,
-            depends_on=[self.namespaces[addon.namespace]] if addon.namespace in self.namespaces else None,
+            depends_on=list(self._namespace_dependency(addon.namespace)) or None,
         )
         self.secrets[(addon.name, spec.name)] = secret
         return secret
 
 
-def _topological(add_ons: Sequence[HelmAddOn]) -> list[HelmAddOn]:
+def _topological(add_ons: Sequence[HelmAddOn], where: str) -> list[HelmAddOn]:
     """Add-ons ordered so that each comes after its same-layer needs; a cycle is an error."""
     by_name = {a.name: a for a in add_ons}
     done: dict[str, bool] = {}
@@ -223,7 +396,7 @@ def _topological(add_ons: Sequence[HelmAddOn]) -> list[HelmAddOn]:
         if done.get(name):
             return
         if name in trail:
-            raise ValueError("add-on dependency cycle: " + " -> ".join(trail + (name,)))
+            raise ValueError(f"{where}: add-on dependency cycle: " + " -> ".join(trail + (name,)))
         for dep in by_name[name].needs:
             if dep in by_name:
                 visit(dep, trail + (name,))

@@ -1,4 +1,4 @@
-"""Build the Helix app from validated settings, and synthesize it without ever leaving a half-written output."""
+"""Render the platform plan as the Helix app, and synthesize it without ever leaving a half-written output."""
 
 from __future__ import annotations
 
@@ -6,76 +6,61 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+from planner.load import load_plan
+from planner.model import PlatformPlan
 from stacks.config_files import ConfigError
-from stacks.load import Settings, load_settings
 
 NODES = "nodes"
 EDGE = "edge"
 
 
-def build_app(settings: Settings, outdir: str):
-    """All stacks of the platform, with their dependencies. Imports jsii only when called."""
+def build_app(plan: PlatformPlan, outdir: str) -> Any:
+    """All stacks of the platform, with the dependencies the plan gives. Imports jsii only when called."""
     from cdktf import App
 
+    from constructs_lib.addons import RawChart
     from constructs_lib.cluster_access import ClusterAccess
     from stacks.base import backend_from_config
     from stacks.edge import EdgeStack
     from stacks.nodes import NodesStack
     from stacks.platform import PlatformLayerStack
 
-    cfg = settings.config
+    cfg = plan.config
     backend = backend_from_config(cfg.state)
     # No stack traces in construct metadata: they hold absolute paths of the synthesizing machine.
     app = App(outdir=outdir, stack_traces=False)
 
     nodes: Optional[NodesStack] = None
     if cfg.cluster.mode == "provision":
-        nodes = NodesStack(app, NODES, config=cfg, backend=backend)
+        nodes = NodesStack(app, NODES, plan=plan, backend=backend)
         access = nodes.access
     else:
         existing = cfg.cluster.existing
+        assert existing is not None  # validated: mode existing needs it
         access = ClusterAccess(kubeconfig_path=existing.kubeconfig, kubeconfig_context=existing.context)
 
-    edge = EdgeStack(app, EDGE, config=cfg, backend=backend, plan=settings.plan) if cfg.cloudflare.enabled else None
+    edge = EdgeStack(app, EDGE, plan=plan, backend=backend) if cfg.cloudflare.enabled else None
+    raw_chart = RawChart(plan.raw_chart.repository, plan.raw_chart.chart, plan.raw_chart.version)
 
     built: dict[str, PlatformLayerStack] = {}
-    # For a layer with nothing to install (every component turned off), its dependents wait for its needs.
-    waits_for: dict[str, set[str]] = {}
-    installed_by: dict[str, set[str]] = {}
-    for layer in settings.plan.layers:
-        direct: set[str] = set()
-        installed_before: set[str] = set()
-        for need in layer.needs:
-            direct |= {need} if need in built else waits_for[need]
-            installed_before |= installed_by[need]
-        installed_by[layer.name] = installed_before | {c.id for c in layer.components}
-        if not layer.components and not layer.namespaces:
-            waits_for[layer.name] = direct
-            continue
-        waits_for[layer.name] = {layer.name}
+    for layer in plan.layers:
         stack = PlatformLayerStack(
-            app,
-            layer.name,
-            settings=settings,
-            layer=layer,
-            access=access,
-            backend=backend,
-            installed_before=installed_before,
-            edge=edge if layer.edge else None,
+            app, layer.name, plan=plan, layer=layer, access=access, backend=backend, raw_chart=raw_chart,
+            edge=edge if layer.uses_edge else None,
         )
         if nodes is not None:
             stack.add_dependency(nodes)
-        if layer.edge and edge is not None:
+        if layer.uses_edge and edge is not None:
             stack.add_dependency(edge)
-        for dep in sorted(direct):
+        for dep in layer.stack_needs:
             stack.add_dependency(built[dep])
         built[layer.name] = stack
     return app
 
 
-def synthesize(settings: Settings, outdir: Path) -> None:
+def synthesize(plan: PlatformPlan, outdir: Path) -> None:
     """Synthesize into a sibling folder and swap it into place only when synthesis succeeded."""
     outdir = outdir.absolute()
     outdir.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +68,7 @@ def synthesize(settings: Settings, outdir: Path) -> None:
     previous = outdir.parent / f".{outdir.name}.old-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        app = build_app(settings, str(staging))
+        app = build_app(plan, str(staging))
         app.synth()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -97,11 +82,11 @@ def synthesize(settings: Settings, outdir: Path) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     """Validate the config (exit 2 with one line per problem), then synthesize."""
     try:
-        settings = load_settings()
+        plan = load_plan()
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
-    synthesize(settings, Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
+    synthesize(plan, Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
     return 0

@@ -31,5 +31,4 @@ class HelixStack(TerraformStack):
 
     def __init__(self, scope: Construct, name: str, *, backend: StateBackend) -> None:
         super().__init__(scope, name)
-        self.stack_name = name
         backend.apply(self, name)

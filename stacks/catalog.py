@@ -1,19 +1,17 @@
-"""The chart catalog (config/catalog/*.yaml) and the layer order (config/layers.yaml), as data.
+"""The data files beside the cluster file: the chart catalog (config/catalog/*.yaml), the layer order
+(config/layers.yaml) and the sensitive variables (config/variables.yaml), their schemas and their loaders.
 
-Resolving them against the cluster file gives a PlatformPlan: for each layer, its namespaces and its
-components with final versions and rendered values. Everything here is plain Python, so every problem is
-found before any jsii assembly loads.
+planner/resolve.py resolves them against the cluster file into the PlatformPlan. Plain Python: no jsii.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stacks.config import DnsLabel, ExactVersion, HelixConfig
 from stacks.config_files import Problem, display_path, parse_model, read_yaml_mapping
@@ -33,81 +31,113 @@ class GeneratedSecret(_Strict):
     fixed: dict[str, str] = {}
 
 
+class ValueSource(_Strict):
+    """A sensitive value: a variable of config/variables.yaml, or an output of the Cloudflare edge stack."""
+
+    variable: Optional[str] = None
+    edge: Optional[Literal["tunnel_token"]] = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ValueSource":
+        if (self.variable is None) == (self.edge is None):
+            raise ValueError("give exactly one of `variable` (a name in config/variables.yaml) or `edge`")
+        return self
+
+
+class SecretExtra(_Strict):
+    """A Kubernetes Secret in the component's namespace, created before its release and its manifests."""
+
+    name: DnsLabel
+    data: dict[str, ValueSource] = Field(min_length=1)
+    # The address this secret had before it belonged to its component (a `moved` block follows it).
+    moved_from: Optional[str] = None
+
+
+# Generators build objects from the cluster file or the component's values (planner/generators.py).
+GeneratorName = Literal["cilium-lb-ipam", "istio-mesh-telemetry"]
+
+
+class ManifestExtra(_Strict):
+    """Plain Kubernetes objects installed as one release of the raw chart (config/manifests/raw-chart.yaml)."""
+
+    release: DnsLabel
+    file: Optional[str] = None  # under config/manifests/
+    generator: Optional[GeneratorName] = None
+    # Earlier manifest releases of the same component that must be installed first. The component's own
+    # release always comes first.
+    after: list[DnsLabel] = []
+    # Another layer than the component's, one that depends on it (only when the objects need the component
+    # to have run for a whole stack, as Cilium's runtime-registered CRDs do).
+    layer: Optional[str] = None
+    timeout: int = Field(default=300, ge=30, le=3600)
+    description: str = ""
+    seed_name: Optional[str] = None
+    moved_from: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ManifestExtra":
+        if (self.file is None) == (self.generator is None):
+            raise ValueError("give exactly one of `file` (under config/manifests/) or `generator`")
+        return self
+
+
+# k3s's packaged components and built-in networking that a platform component replaces.
+K3sPackaged = Literal[
+    "traefik", "servicelb", "metrics-server", "coredns", "local-storage", "flannel", "kube-proxy", "network-policy"
+]
+
+
 class ComponentSpec(_Strict):
     description: str
     seed_name: str
     upstream_note: Optional[str] = None
+    # helm: a release of `chart`; manifests: no chart of its own, only its `manifests` (an upstream project
+    # that publishes release manifests and no chart). `version` is then the upstream release.
+    kind: Literal["helm", "manifests"] = "helm"
     layer: str
-    repository: str = Field(pattern=r"^(https|oci)://[^\s]+$")
-    chart: str = Field(min_length=1)
+    repository: Optional[str] = Field(default=None, pattern=r"^(https|oci)://[^\s]+$")
+    chart: Optional[str] = Field(default=None, min_length=1)
     version: ExactVersion
     release_name: Optional[DnsLabel] = None
     needs: list[str] = []
     timeout: int = Field(default=600, ge=30, le=3600)
+    replaces_k3s: list[K3sPackaged] = []
     generated_secrets: list[GeneratedSecret] = []
+    # Helm value paths set with set_sensitive (never stored in the values).
+    sensitive_values: dict[str, ValueSource] = {}
+    secrets: list[SecretExtra] = []
+    manifests: list[ManifestExtra] = []
     values: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _chart_for_helm(self) -> "ComponentSpec":
+        if self.kind == "helm" and (self.repository is None or self.chart is None):
+            raise ValueError("a helm component needs `repository` and `chart`")
+        if self.kind == "manifests":
+            if self.repository is not None or self.chart is not None or self.values or self.sensitive_values:
+                raise ValueError("a manifests component has no chart: drop repository, chart, values, sensitive_values")
+            if not self.manifests:
+                raise ValueError("a manifests component needs at least one entry in `manifests`")
+        return self
 
 
 class LayerSpec(_Strict):
     description: str
     needs: list[str] = []
-    # The layer also depends on the Cloudflare edge stack (it consumes the tunnel token).
-    edge: bool = False
 
 
 class LayersFile(_Strict):
     layers: dict[DnsLabel, LayerSpec]
 
 
-@dataclass(frozen=True)
-class Component:
-    """A component as it will be installed: catalog defaults merged with the cluster file."""
-
-    id: str
-    namespace: str
-    layer: str
-    release_name: str
-    repository: str
-    chart: str
-    version: str
-    needs: tuple[str, ...]
-    timeout: int
-    values: dict[str, Any]
-    generated_secrets: tuple[GeneratedSecret, ...]
-    description: str
-    seed_name: str
-    upstream_note: Optional[str]
+class VariableSpec(_Strict):
+    description: str = Field(min_length=1)
+    # A regular expression the value must contain (Terraform's regex), checked at plan time.
+    pattern: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class NamespacePlan:
-    name: str
-    labels: dict[str, str]
-    protect: bool
-
-
-@dataclass
-class LayerPlan:
-    name: str
-    description: str
-    needs: tuple[str, ...]
-    edge: bool
-    namespaces: list[NamespacePlan] = field(default_factory=list)
-    components: list[Component] = field(default_factory=list)
-
-
-@dataclass
-class PlatformPlan:
-    """Layers in dependency order, each with what it creates."""
-
-    layers: list[LayerPlan]
-
-    def layer(self, name: str) -> LayerPlan:
-        return next(layer for layer in self.layers if layer.name == name)
-
-    @property
-    def components(self) -> dict[str, Component]:
-        return {c.id: c for layer in self.layers for c in layer.components}
+class VariablesFile(_Strict):
+    variables: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], VariableSpec] = {}
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -211,142 +241,3 @@ def _parse_catalog(
                 continue
             specs[cid] = (spec, shown)
     return specs, problems
-
-
-def resolve_platform(
-    cfg: HelixConfig,
-    cfg_file: str,
-    layers_file: LayersFile,
-    layers_shown: str,
-    catalog: dict[str, tuple[ComponentSpec, str]],
-) -> tuple[PlatformPlan, list[Problem]]:
-    """Place each enabled component in its namespace and layer, and check that the order can work."""
-    problems: list[Problem] = []
-    layer_names = list(layers_file.layers)
-    layer_index = {name: i for i, name in enumerate(layer_names)}
-    # Transitive layer dependencies, so a component may need anything in a layer its layer depends on.
-    ancestors: dict[str, set[str]] = {}
-    for name, spec in layers_file.layers.items():
-        ancestors[name] = set(spec.needs).union(*(ancestors[d] for d in spec.needs if d in ancestors))
-
-    for cid in cfg.components:
-        if cid not in catalog:
-            problems.append(Problem(cfg_file, f"components.{cid}", "not a component in the catalog"))
-
-    known = placeholder_values(cfg)
-    placed: dict[str, Component] = {}
-    namespace_of: dict[str, str] = {}
-    for ns_name, ns in cfg.namespaces.items():
-        for i, cid in enumerate(ns.components):
-            where = f"namespaces.{ns_name}.components[{i}]"
-            if cid not in catalog:
-                problems.append(Problem(cfg_file, where, f"{cid!r} is not a component in the catalog"))
-                continue
-            if cid in namespace_of:
-                problems.append(Problem(cfg_file, where, f"{cid!r} is already placed in namespace {namespace_of[cid]!r}"))
-                continue
-            namespace_of[cid] = ns_name
-            spec, spec_file = catalog[cid]
-            override = cfg.components.get(cid)
-            if override is not None and not override.enabled:
-                continue
-            if spec.layer not in layer_index:
-                problems.append(Problem(spec_file, f"{cid}.layer", f"{spec.layer!r} is not a layer in {layers_shown}"))
-                continue
-            values = deep_merge(spec.values, override.values if override else {})
-            found: list[tuple[str, str]] = []
-            values = render_placeholders(values, known, f"{cid}.values", found)
-            problems.extend(Problem(spec_file if not override else cfg_file, p, m) for p, m in found)
-            placed[cid] = Component(
-                id=cid,
-                namespace=ns_name,
-                layer=spec.layer,
-                release_name=spec.release_name or cid,
-                repository=spec.repository,
-                chart=spec.chart,
-                version=(override.version if override and override.version else spec.version),
-                needs=tuple(spec.needs),
-                timeout=spec.timeout,
-                values=values,
-                generated_secrets=tuple(spec.generated_secrets),
-                description=spec.description,
-                seed_name=spec.seed_name,
-                upstream_note=spec.upstream_note,
-            )
-
-    # Dependencies: each need must be installed, in the same layer or one this layer depends on.
-    for cid, comp in placed.items():
-        spec_file = catalog[cid][1]
-        for dep in comp.needs:
-            if dep not in catalog:
-                problems.append(Problem(spec_file, f"{cid}.needs", f"{dep!r} is not a component in the catalog"))
-            elif dep not in placed:
-                problems.append(
-                    Problem(cfg_file, f"components.{dep}", f"{cid!r} needs {dep!r}, which is disabled or in no namespace")
-                )
-            elif placed[dep].layer != comp.layer and placed[dep].layer not in ancestors[comp.layer]:
-                problems.append(
-                    Problem(
-                        spec_file,
-                        f"{cid}.needs",
-                        f"{dep!r} is in layer {placed[dep].layer!r}, which layer {comp.layer!r} does not depend on",
-                    )
-                )
-    problems.extend(_cycle_problems(placed, {cid: catalog[cid][1] for cid in placed}))
-
-    # Each namespace is created by the earliest layer that installs into it; every other layer that
-    # installs into it must depend on that one.
-    plans = {
-        name: LayerPlan(name=name, description=spec.description, needs=tuple(spec.needs), edge=spec.edge)
-        for name, spec in layers_file.layers.items()
-    }
-    for ns_name, ns in cfg.namespaces.items():
-        members = [placed[c] for c in ns.components if c in placed]
-        if ns.layer is not None and ns.layer not in layer_index:
-            problems.append(Problem(cfg_file, f"namespaces.{ns_name}.layer", f"{ns.layer!r} is not a layer in {layers_shown}"))
-            continue
-        if ns.layer is not None:
-            owner = ns.layer
-        elif members:
-            owner = min((m.layer for m in members), key=layer_index.__getitem__)
-        else:
-            continue
-        for m in members:
-            if m.layer != owner and owner not in ancestors[m.layer]:
-                problems.append(
-                    Problem(
-                        cfg_file,
-                        f"namespaces.{ns_name}",
-                        f"created by layer {owner!r}, but {m.id!r} in layer {m.layer!r} does not depend on it",
-                    )
-                )
-        # kube-system exists in every cluster; it is labelled by nobody here rather than fought over.
-        if ns_name != "kube-system":
-            plans[owner].namespaces.append(NamespacePlan(ns_name, dict(ns.labels), ns.protect))
-    for comp in placed.values():
-        plans[comp.layer].components.append(comp)
-    for plan in plans.values():
-        plan.components.sort(key=lambda c: c.id)
-    return PlatformPlan(layers=[plans[name] for name in layer_names]), problems
-
-
-def _cycle_problems(placed: dict[str, Component], files: dict[str, str]) -> list[Problem]:
-    state: dict[str, int] = {}
-    out: list[Problem] = []
-
-    def visit(cid: str, trail: list[str]) -> None:
-        state[cid] = 1
-        for dep in placed[cid].needs:
-            if dep not in placed:
-                continue
-            if state.get(dep) == 1:
-                cycle = trail[trail.index(dep) :] + [dep] if dep in trail else [cid, dep]
-                out.append(Problem(files[cid], f"{cid}.needs", "dependency cycle: " + " -> ".join(cycle)))
-            elif dep not in state:
-                visit(dep, trail + [dep])
-        state[cid] = 2
-
-    for cid in sorted(placed):
-        if cid not in state:
-            visit(cid, [cid])
-    return out

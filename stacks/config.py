@@ -383,14 +383,6 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
         if host in seen_hosts:
             out.append((f"cloudflare.hostnames[{i}]", f"{host!r} is already listed at hostnames[{seen_hosts[host]}]"))
         seen_hosts.setdefault(host, i)
-    # cloudflared connects the tunnel (its need of ingress-external, the origin, is checked with the catalog).
-    if not cf.enabled and _component_installed(cfg, "cloudflared"):
-        out.append(
-            (
-                "components.cloudflared",
-                "cloudflared needs the tunnel: set cloudflare.enabled: true, or disable component 'cloudflared'",
-            )
-        )
     return out
 
 
@@ -411,13 +403,6 @@ def _load_balancer_problems(cfg: HelixConfig, node_net: ipaddress.IPv4Network) -
         if first <= ipaddress.IPv4Address(address) <= last:
             out.append((field, f"{value} includes {address}, used by {owner}"))
     return out
-
-
-def _component_installed(cfg: HelixConfig, cid: str) -> bool:
-    """Placed in a namespace and not turned off (the catalog itself is checked elsewhere)."""
-    placed = any(cid in ns.components for ns in cfg.namespaces.values())
-    override = cfg.components.get(cid)
-    return placed and (override is None or override.enabled)
 
 
 def _is_ipv4(value: str) -> bool:

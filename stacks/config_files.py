@@ -8,7 +8,7 @@ from __future__ import annotations
 import reprlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -187,8 +187,8 @@ def display_path(path: Path, root: Path) -> str:
         return str(path)
 
 
-def read_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
-    """Load one YAML file that must hold a mapping; raise ConfigError with a one-line reason otherwise."""
+def _read_text(path: Path, shown: str) -> str:
+    """A project file's text: it must exist, be at most MAX_FILE_BYTES and be UTF-8."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -198,11 +198,15 @@ def read_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
     if len(raw) > MAX_FILE_BYTES:
         raise ConfigError([Problem(shown, "", f"file is larger than {MAX_FILE_BYTES} bytes")])
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError([Problem(shown, "", "file is not UTF-8 text")]) from None
+
+
+def _parse(load: Callable[[], Any], shown: str) -> Any:
+    """Run a YAML load, turning any failure into a one-line ConfigError, and refuse alias bombs."""
     try:
-        data = load_yaml(text)
+        data = load()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -211,15 +215,28 @@ def read_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
         raise ConfigError([Problem(shown, "", f"malformed YAML: {exc}")]) from None
     except RecursionError:
         raise ConfigError([Problem(shown, "", "malformed YAML: nesting is too deep")]) from None
-    if data is None:
-        raise ConfigError([Problem(shown, "", "file is empty")])
     if expanded_size_exceeds(data, MAX_VALUES):
         raise ConfigError(
             [Problem(shown, "", f"expands to more than {MAX_VALUES} values; refusing a possible YAML alias bomb")]
         )
+    return data
+
+
+def read_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
+    """Load one YAML file that must hold a mapping; raise ConfigError with a one-line reason otherwise."""
+    text = _read_text(path, shown)
+    data = _parse(lambda: load_yaml(text), shown)
+    if data is None:
+        raise ConfigError([Problem(shown, "", "file is empty")])
     if not isinstance(data, dict):
         raise ConfigError([Problem(shown, "", f"expected a mapping at the top level, got {type(data).__name__}")])
     return data
+
+
+def read_yaml_documents(path: Path, shown: str) -> list[Any]:
+    """Every non-empty document of a multi-document YAML file, with read_yaml_mapping's limits and messages."""
+    text = _read_text(path, shown)
+    return _parse(lambda: [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None], shown)  # noqa: S506
 
 
 def parse_model(model: type[BaseModel], data: Any, shown: str, prefix: Sequence[Any] = ()):

@@ -6,7 +6,7 @@ cross-stack output cdktf generates when the network layer reads `EdgeStack.tunne
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 from cdktf import TerraformOutput, TerraformVariable
 from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider
@@ -15,8 +15,7 @@ from constructs import Construct
 from constructs_lib.backend import StateBackend
 from constructs_lib.cloudflare_tunnel import CloudflareTunnel, CloudflareTunnelProps, TunnelRoute
 from stacks.base import HelixStack
-from stacks.catalog import Component, PlatformPlan
-from stacks.config import HelixConfig
+from planner.model import Component, PlatformPlan
 
 # The component every public hostname is routed to (config/catalog/network.yaml).
 EXTERNAL_INGRESS = "ingress-external"
@@ -70,15 +69,15 @@ class EdgeStack(HelixStack):
         scope: Construct,
         name: str,
         *,
-        config: HelixConfig,
+        plan: PlatformPlan,
         backend: StateBackend,
-        plan: Optional[PlatformPlan] = None,
     ) -> None:
         super().__init__(scope, name, backend=backend)
+        config = plan.config
         cf = config.cloudflare
         if cf.account_id is None or cf.zone_id is None or not cf.hostnames:
             raise ValueError("the edge stack needs cloudflare.account_id, zone_id and hostnames (validated config)")
-        components = plan.components if plan is not None else {}
+        components = plan.components
         if EXTERNAL_INGRESS in components:
             self.origin = ingress_origin(components[EXTERNAL_INGRESS], config.cluster.cluster_domain)
         else:
@@ -106,6 +105,7 @@ class EdgeStack(HelixStack):
             ),
         )
         self.tunnel_token: str = self.tunnel.token
+        self._outputs = {"tunnel_token": self.tunnel.token}
         TerraformOutput(self, "tunnel_id", value=self.tunnel.tunnel_id, description="Id of the Cloudflare tunnel")
         TerraformOutput(
             self,
@@ -114,3 +114,9 @@ class EdgeStack(HelixStack):
             sensitive=True,
             description="Connector token for cloudflared (remotely managed tunnel)",
         )
+
+    def output(self, name: str) -> str:
+        """An edge value another stack reads (a catalog `{edge: name}`), as a cross-stack reference."""
+        if name not in self._outputs:
+            raise ValueError(f"{self.node.path}: no edge output {name!r} (known: {', '.join(sorted(self._outputs))})")
+        return self._outputs[name]

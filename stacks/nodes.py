@@ -8,38 +8,16 @@ from constructs import Construct
 from constructs_lib.backend import StateBackend
 from constructs_lib.k3s import EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
 from stacks.base import HelixStack
-from stacks.config import HelixConfig
-
-# k3s's packaged components, and the platform component that replaces each one. A packaged component is
-# disabled when its replacement is installed; None means it is always disabled (NGINX is the ingress).
-K3S_PACKAGED = {
-    "traefik": None,
-    "servicelb": "cilium",  # LoadBalancer addresses from Cilium LB-IPAM with L2 announcements
-    "metrics-server": "metrics-server",
-    "coredns": "coredns",
-    "local-storage": "openebs",
-}
-# Cilium is the CNI and replaces kube-proxy (the catalog's cilium entry sets kubeProxyReplacement).
-CNI_COMPONENT = "cilium"
-
-
-def platform_components(config: HelixConfig) -> set[str]:
-    """The components the platform installs: placed in a namespace and not turned off."""
-    placed = {c for ns in config.namespaces.values() for c in ns.components}
-    return {c for c in placed if config.components.get(c) is None or config.components[c].enabled}
-
-
-def disabled_packaged_components(config: HelixConfig) -> list[str]:
-    installed = platform_components(config)
-    return [name for name, by in K3S_PACKAGED.items() if by is None or by in installed]
-
+from planner.model import PlatformPlan
 
 class NodesStack(HelixStack):
     """Provisions the configured machines with k3s; exposes `access` for the platform layers."""
 
-    def __init__(self, scope: Construct, name: str, *, config: HelixConfig, backend: StateBackend) -> None:
+    def __init__(self, scope: Construct, name: str, *, plan: PlatformPlan, backend: StateBackend) -> None:
         super().__init__(scope, name, backend=backend)
+        config = plan.config
         c = config.cluster
+        k3s = plan.k3s
         ssh_user = TerraformVariable(
             self,
             "ssh_user",
@@ -76,7 +54,6 @@ class NodesStack(HelixStack):
                 access_key=access_key.string_value,
                 secret_key=secret_key.string_value,
             )
-        cilium = CNI_COMPONENT in platform_components(config)
         self.cluster = K3sCluster(
             self,
             "k3s",
@@ -91,10 +68,11 @@ class NodesStack(HelixStack):
                 cluster_dns=c.cluster_dns,
                 cluster_domain=c.cluster_domain,
                 tls_san=list(c.tls_san),
-                disable=disabled_packaged_components(config),
-                flannel_backend="none" if cilium else "vxlan",
-                disable_network_policy=cilium,
-                disable_kube_proxy=cilium,
+                # What the platform replaces (the catalog's replaces_k3s of every placed component).
+                disable=list(k3s.disable),
+                flannel_backend=k3s.flannel_backend,
+                disable_network_policy=k3s.disable_network_policy,
+                disable_kube_proxy=k3s.disable_kube_proxy,
                 etcd_snapshot_schedule_cron=c.etcd_snapshots.schedule_cron,
                 etcd_snapshot_retention=c.etcd_snapshots.retention,
                 etcd_s3=etcd_s3,

@@ -1,45 +1,38 @@
-"""A platform layer: one stack that creates its namespaces and installs its components with Helm."""
+"""A platform layer: one stack that renders one LayerPlan: its namespaces, its components' releases, and the
+extras each component declares (secrets before its release, manifest releases after it)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
-from cdktf import ITerraformDependable
+from cdktf import TerraformResource, TerraformVariable, TerraformVariableValidationConfig
 from constructs import Construct
 
-from constructs_lib.addons import AddOnLayer, GeneratedSecretSpec, HelmAddOn, NamespaceSpec
+from constructs_lib.addons import AddOnLayer, GeneratedSecretSpec, HelmAddOn, ManifestRelease, NamespaceSpec, RawChart, SecretSpec
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
+from planner.model import LayerPlan, PlatformPlan, ValueRef, VariablePlan
 from stacks.base import HelixStack
-from stacks.catalog import LayerPlan
-from stacks.load import Settings
 
 if TYPE_CHECKING:
     from stacks.edge import EdgeStack
 
+# The construct that holds every namespace and release of a layer: part of every Terraform address in it.
+ADDONS_ID = "platform"
 
-@dataclass
-class LayerContext:
-    """What a layer hook sees. Hooks run `before` the releases exist and `after`."""
 
-    stack: "PlatformLayerStack"
-    settings: Settings
-    layer: LayerPlan
-    providers: ClusterProviders
-    edge: Optional["EdgeStack"]
-    # Filled by `before` hooks: Helm value paths set from sensitive values, and resources to create first.
-    sensitive_values: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
-    depends_on: dict[str, list[ITerraformDependable]] = field(default_factory=lambda: defaultdict(list))
-    # Set before `after` hooks run.
-    addons: Optional[AddOnLayer] = None
-    # Anything a hook wants to share with a later hook of the same layer.
-    shared: dict[str, Any] = field(default_factory=dict)
-
-    def namespace_dependency(self, namespace: str) -> list[ITerraformDependable]:
-        """What a resource in `namespace` must wait for: the namespace, when this layer creates it."""
-        return [self.addons.namespaces[namespace]] if self.addons and namespace in self.addons.namespaces else []
+def _variable(stack: HelixStack, spec: VariablePlan) -> TerraformVariable:
+    validation = None
+    if spec.pattern:
+        validation = [
+            TerraformVariableValidationConfig(
+                condition=f'${{can(regex("{spec.pattern}", var.{spec.name}))}}',
+                error_message=f"{spec.name} must match the pattern {spec.pattern}.",
+            )
+        ]
+    return TerraformVariable(
+        stack, spec.name, type="string", sensitive=True, nullable=False, description=spec.description, validation=validation
+    )
 
 
 class PlatformLayerStack(HelixStack):
@@ -50,24 +43,28 @@ class PlatformLayerStack(HelixStack):
         scope: Construct,
         name: str,
         *,
-        settings: Settings,
+        plan: PlatformPlan,
         layer: LayerPlan,
         access: ClusterAccess,
         backend: StateBackend,
-        installed_before: set[str],
+        raw_chart: RawChart,
         edge: Optional["EdgeStack"] = None,
     ) -> None:
         super().__init__(scope, name, backend=backend)
-        from stacks.hooks import hooks_for
+        if layer.uses_edge and edge is None:
+            raise ValueError(f"{self.node.path}: layer {layer.name!r} reads the Cloudflare edge, which is not built")
+        variables = {spec.name: _variable(self, spec) for spec in layer.variables}
+
+        def value(ref: ValueRef) -> str:
+            if ref.source == "variable":
+                return variables[ref.name].string_value
+            assert edge is not None
+            return edge.output(ref.name)  # a cross-stack reference: cdktf adds a sensitive output to edge
 
         providers = ClusterProviders(self, "cluster", access=access)
-        ctx = LayerContext(stack=self, settings=settings, layer=layer, providers=providers, edge=edge)
-        hooks = hooks_for(layer.name)
-        for hook in hooks:
-            hook.before(ctx)
-        ctx.addons = AddOnLayer(
+        self.addons = AddOnLayer(
             self,
-            "platform",
+            ADDONS_ID,
             providers=providers,
             namespaces=[NamespaceSpec(ns.name, ns.labels, ns.protect) for ns in layer.namespaces],
             add_ons=[
@@ -81,14 +78,43 @@ class PlatformLayerStack(HelixStack):
                     release_name=c.release_name,
                     needs=c.needs,
                     timeout=c.timeout,
-                    sensitive_values=ctx.sensitive_values.get(c.id, {}),
+                    sensitive_values={path: value(ref) for path, ref in c.sensitive_values.items()},
                     generated_secrets=[GeneratedSecretSpec(s.name, s.random_keys, s.fixed) for s in c.generated_secrets],
-                    depends_on=ctx.depends_on.get(c.id, []),
-                    protect=settings.config.namespace_protected(c.namespace),
+                    protect=c.protect,
                 )
                 for c in layer.components
+                if c.has_release
             ],
-            installed_before=installed_before,
+            installed_before=layer.installed_before,
         )
-        for hook in hooks:
-            hook.after(ctx)
+        for m in layer.manifests:
+            release = self.addons.add_manifests(
+                ManifestRelease(
+                    name=m.release,
+                    namespace=m.namespace,
+                    resources=m.resources,
+                    chart=raw_chart,
+                    protect=m.protect,
+                    timeout=m.timeout,
+                ),
+                after=m.after,
+            )
+            _moved(release, m.moved_from)
+        for s in layer.secrets:
+            secret = self.addons.add_secret(
+                SecretSpec(
+                    id=s.construct_id,
+                    name=s.name,
+                    namespace=s.namespace,
+                    data={key: value(ref) for key, ref in s.data.items()},
+                    labels={"app.kubernetes.io/managed-by": "terraform", "app.kubernetes.io/part-of": s.component},
+                ),
+                before=s.before,
+            )
+            _moved(secret, s.moved_from)
+
+
+def _moved(resource: TerraformResource, moved_from: Optional[str]) -> None:
+    """A `moved` block from the address the resource had before, so Terraform keeps its state."""
+    if moved_from:
+        resource.move_from_id(moved_from)

@@ -144,19 +144,20 @@ def _background_jobs(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def settings():
-    from stacks.load import load_settings
+def plan():
+    """The shipped cluster file resolved into the platform plan, once per session."""
+    from planner.load import load_plan
 
-    return load_settings(ROOT / "config" / "helix.yaml")
+    return load_plan(ROOT / "config" / "helix.yaml")
 
 
 @pytest.fixture(scope="session")
-def synth(settings, tmp_path_factory) -> Synth:
+def synth(plan, tmp_path_factory) -> Synth:
     """The default config, synthesized once through the same path `python main.py` takes."""
     from stacks.app import synthesize
 
     outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
-    synthesize(settings, outdir)
+    synthesize(plan, outdir)
     return Synth(outdir)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.catalog import PLACEHOLDER, load_catalog, load_layers, resolve_platform
+from stacks.catalog import PLACEHOLDER
 from stacks.config import EXACT_VERSION, HelixConfig, cross_field_problems
 from stacks.config_files import parse_model
 
@@ -105,7 +105,17 @@ def _ordered_after(synth, user: str, provider: str) -> bool:
     u_stack, _, u_res = _by_name(synth, user)
     p_stack, p_logical, _ = _by_name(synth, provider)
     if u_stack == p_stack:
-        return f"helm_release.{p_logical}" in (u_res.get("depends_on") or [])
+        # Directly, or through releases it depends on (istio-telemetry waits for istiod, which waits for base).
+        seen, todo = set(), list(u_res.get("depends_on") or [])
+        releases = synth.resources(u_stack, "helm_release")
+        while todo:
+            dep = todo.pop()
+            if dep == f"helm_release.{p_logical}":
+                return True
+            if dep.startswith("helm_release.") and dep not in seen:
+                seen.add(dep)
+                todo.extend(releases[dep.removeprefix("helm_release.")].get("depends_on") or [])
+        return False
     return p_stack in _stack_deps(synth)[u_stack]
 
 
@@ -153,10 +163,12 @@ def test_every_release_is_pinned_and_from_https_or_oci(synth):
         assert re.match(r"^(https|oci)://[^\s]+$", res["repository"]), (ns, name)
 
 
-def test_release_versions_are_the_catalog_versions(synth, settings):
+def test_release_versions_are_the_catalog_versions(synth, plan):
     releases = _releases(synth)
-    assert len(settings.plan.components) >= 30
-    for comp in settings.plan.components.values():
+    assert len(plan.components) >= 30
+    for comp in plan.components.values():
+        if not comp.has_release:
+            continue
         _, _, res = releases[(comp.namespace, comp.release_name)]
         assert (res["chart"], res["version"], res["repository"]) == (comp.chart, comp.version, comp.repository)
 
@@ -240,8 +252,8 @@ def test_load_balancer_pool_exists_before_load_balancer_services(synth):
 # --- data that must survive -----------------------------------------------------------------------------------
 
 
-def test_releases_holding_data_refuse_destroy(synth, settings):
-    protected = {ns for ns, spec in settings.config.namespaces.items() if spec.protect}
+def test_releases_holding_data_refuse_destroy(synth, plan):
+    protected = {ns for ns, spec in plan.config.namespaces.items() if spec.protect}
     assert protected == {"data-plane", "production"}
     seen = set()
     for (ns, name), (_, _, res) in _releases(synth).items():
@@ -285,9 +297,9 @@ def test_multi_line_values_are_literal_blocks_a_plan_shows_line_by_line(synth):
 
 def test_every_placeholder_name_is_rendered():
     from stacks.catalog import placeholder_values, render_placeholders
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
-    cfg = load_settings(ROOT / "config/helix.yaml").config
+    cfg = load_plan(ROOT / "config/helix.yaml").config
     known = placeholder_values(cfg)
     problems: list = []
     rendered = render_placeholders({k: f"(({k}))" for k in known}, known, "v", problems)
@@ -302,19 +314,19 @@ def test_grafana_template_strings_reach_the_chart_literally(synth):
 # --- the k3s upgrade Plans -------------------------------------------------------------------------------------
 
 
-def test_k3s_upgrade_plans(synth, settings):
+def test_k3s_upgrade_plans(synth, plan):
     plans = {r["metadata"]["name"]: r for r in _values(_by_name(synth, "k3s-upgrade-plans")[2])["resources"]}
     crd = _values(_by_name(synth, "system-upgrade-crds")[2])["resources"][0]
     assert crd["kind"] == "CustomResourceDefinition" and crd["spec"]["group"] == "upgrade.cattle.io"
     assert [v["name"] for v in crd["spec"]["versions"]] == ["v1"]
     server, agent = plans["k3s-server"], plans["k3s-agent"]
-    for plan in (server, agent):
-        assert plan["apiVersion"] == "upgrade.cattle.io/v1" and plan["kind"] == "Plan"
-        assert plan["metadata"]["namespace"] == "system-upgrade"
-        assert plan["spec"]["version"] == settings.config.cluster.k3s_version
-        assert plan["spec"]["upgrade"]["image"] == "rancher/k3s-upgrade"
-        assert plan["spec"]["concurrency"] == 1
-        assert plan["spec"]["serviceAccountName"] == "system-upgrade"
+    for upgrade in (server, agent):
+        assert upgrade["apiVersion"] == "upgrade.cattle.io/v1" and upgrade["kind"] == "Plan"
+        assert upgrade["metadata"]["namespace"] == "system-upgrade"
+        assert upgrade["spec"]["version"] == plan.config.cluster.k3s_version
+        assert upgrade["spec"]["upgrade"]["image"] == "rancher/k3s-upgrade"
+        assert upgrade["spec"]["concurrency"] == 1
+        assert upgrade["spec"]["serviceAccountName"] == "system-upgrade"
     assert server["spec"]["cordon"] is True
     assert server["spec"]["nodeSelector"]["matchExpressions"] == [
         {"key": "node-role.kubernetes.io/control-plane", "operator": "In", "values": ["true"]}
@@ -328,7 +340,7 @@ def test_k3s_upgrade_plans(synth, settings):
 
 
 def test_upgrade_controller_image_is_the_pinned_release(synth):
-    release = yaml.safe_load((ROOT / "config/manifests/system-upgrade-controller/release.yaml").read_text())["version"]
+    release = yaml.safe_load((ROOT / "config/catalog/system-upgrade.yaml").read_text())["system-upgrade-controller"]["version"]
     resources = _values(_by_name(synth, "system-upgrade-controller")[2])["resources"]
     kinds = {r["kind"] for r in resources}
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Deployment"} <= kinds
@@ -342,7 +354,7 @@ def test_upgrade_controller_image_is_the_pinned_release(synth):
 # --- Cilium LB-IPAM and Istio telemetry -------------------------------------------------------------------------
 
 
-def test_lb_ipam_pool_is_the_configured_range(synth, settings):
+def test_lb_ipam_pool_is_the_configured_range(synth, plan):
     import ipaddress
 
     stack, _, res = _by_name(synth, "cilium-lb-ipam")
@@ -350,8 +362,8 @@ def test_lb_ipam_pool_is_the_configured_range(synth, settings):
     pool, policy = resources["CiliumLoadBalancerIPPool"], resources["CiliumL2AnnouncementPolicy"]
     assert pool["apiVersion"] == "cilium.io/v2" and policy["apiVersion"] == "cilium.io/v2alpha1"
     block = pool["spec"]["blocks"][0]
-    assert f"{block['start']}-{block['stop']}" == settings.config.cluster.load_balancer_range
-    node_net = ipaddress.IPv4Network(settings.config.cluster.node_cidr)
+    assert f"{block['start']}-{block['stop']}" == plan.config.cluster.load_balancer_range
+    node_net = ipaddress.IPv4Network(plan.config.cluster.node_cidr)
     assert ipaddress.IPv4Address(block["start"]) in node_net and ipaddress.IPv4Address(block["stop"]) in node_net
     assert policy["spec"]["loadBalancerIPs"] is True
     # The cilium chart turns L2 announcements on.
@@ -382,8 +394,16 @@ def test_mesh_traces_reach_the_otlp_receiver_of_alloy(synth):
         assert otlp["service"] == "alloy.monitoring.svc.cluster.local" and otlp["port"] in receiver_ports
 
 
-def test_mesh_telemetry_traces_only_to_a_configured_provider():
-    from stacks.hooks.mesh import mesh_telemetry
+def test_mesh_telemetry_traces_only_to_a_configured_provider(plan):
+    import dataclasses
+
+    from planner.generators import istio_mesh_telemetry
+
+    istiod = plan.components["istiod"]
+
+    def mesh_telemetry(values: dict, namespace: str) -> dict:
+        (telemetry,) = istio_mesh_telemetry(plan.config, dataclasses.replace(istiod, values=values, namespace=namespace))
+        return telemetry
 
     assert "tracing" not in mesh_telemetry({}, "istio-system")["spec"]
     values = {
@@ -401,28 +421,20 @@ def test_mesh_telemetry_traces_only_to_a_configured_provider():
 
 
 @pytest.fixture(scope="module")
-def catalog_inputs():
-    layers, problems = load_layers(ROOT / "config/layers.yaml", ROOT)
-    assert not problems
-    catalog, problems = load_catalog(ROOT / "config/catalog", ROOT)
-    assert not problems
-    return layers, catalog
-
-
-@pytest.fixture(scope="module")
 def base_config() -> dict:
     return yaml.safe_load((ROOT / "config/helix.yaml").read_text())
 
 
-def _resolve(data: dict, catalog_inputs):
+def _resolve(data: dict):
+    from planner.load import resolve_config
+
     cfg, problems = parse_model(HelixConfig, data, "helix.yaml")
     assert cfg is not None and not problems, problems
-    layers, catalog = catalog_inputs
-    return resolve_platform(cfg, "helix.yaml", layers, "config/layers.yaml", catalog)
+    return resolve_config(cfg, "helix.yaml")
 
 
-def test_config_turns_off_overrides_version_and_adds_values(base_config, catalog_inputs):
-    base_plan, problems = _resolve(base_config, catalog_inputs)
+def test_config_turns_off_overrides_version_and_adds_values(base_config):
+    base_plan, problems = _resolve(base_config)
     assert not problems
     data = copy.deepcopy(base_config)
     data["components"] = {
@@ -430,7 +442,7 @@ def test_config_turns_off_overrides_version_and_adds_values(base_config, catalog
         "falco": {"version": "9.0.0"},
         "loki": {"values": {"singleBinary": {"replicas": 2}, "extra": {"key": "((domain))"}}},
     }
-    plan, problems = _resolve(data, catalog_inputs)
+    plan, problems = _resolve(data)
     assert not problems, problems
     comps = plan.components
     assert "chaos-mesh" in base_plan.components and "chaos-mesh" not in comps
@@ -443,10 +455,10 @@ def test_config_turns_off_overrides_version_and_adds_values(base_config, catalog
     assert loki["deploymentMode"] == base_loki["deploymentMode"]
 
 
-def test_config_problems_are_reported(base_config, catalog_inputs):
+def test_config_problems_are_reported(base_config):
     data = copy.deepcopy(base_config)
     data["components"] = {"no-such-chart": {"enabled": False}, "prometheus-operator-crds": {"enabled": False}}
-    _, problems = _resolve(data, catalog_inputs)
+    _, problems = _resolve(data)
     text = "\n".join(str(p) for p in problems)
     assert "no-such-chart" in text and "not a component in the catalog" in text
     assert "needs 'prometheus-operator-crds'" in text
@@ -485,21 +497,28 @@ def test_load_balancer_range_syntax(base_config, value):
     assert cfg is None and any("load_balancer_range" in str(p) for p in problems), problems
 
 
-def test_default_load_balancer_range_is_valid(settings):
-    assert settings.config.cluster.load_balancer_range
-    assert not [p for p in cross_field_problems(settings.config) if p[0] == "cluster.load_balancer_range"]
+def test_default_load_balancer_range_is_valid(plan):
+    assert plan.config.cluster.load_balancer_range
+    assert not [p for p in cross_field_problems(plan.config) if p[0] == "cluster.load_balancer_range"]
 
 
 # --- docs -----------------------------------------------------------------------------------------------------
 
 
-def test_components_doc_matches_the_catalog(settings):
+def test_components_doc_matches_the_catalog(plan):
     from stacks.docs import DOC, render
 
-    text = render(settings)
+    text = render(plan)
     assert DOC.read_text() == text, "docs/components.md is out of date: run `python -m stacks.docs`"
-    for comp in settings.plan.components.values():
-        assert f"| `{comp.id}` | {comp.namespace} | {comp.layer} | {comp.chart} | {comp.version} |" in text, comp.id
+    # One row per release the stacks create: every chart release and every manifest release of the plan.
+    for comp in plan.components.values():
+        if comp.has_release:
+            assert f"| `{comp.id}` | {comp.namespace} | {comp.layer} | {comp.chart} | {comp.version} |" in text, comp.id
+    raw = plan.raw_chart
+    for m in plan.manifests:
+        assert f"| `{m.release}` | {m.namespace} | {m.layer} | {raw.chart} (manifests) | {raw.version} |" in text, m.release
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) == sum(c.has_release for c in plan.components.values()) + len(plan.manifests)
     for phrase in ("Pilot", "Citadel", "Galley", "sidecar injector", "Mixer", "Telemetry API", "Grafana Agent", "Alloy",
                    "ingress-nginx", "OnCall", "bitnamilegacy", "system-upgrade-controller"):
         assert phrase in text, phrase

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench import proc, scale
-from stacks.load import load_settings
+from planner.load import load_plan
 from tests.conftest import background_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,21 +28,21 @@ def scaled(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("HELIX_CATALOG_DIR", str(catalog))
     try:
-        yield load_settings(cfg)
+        yield load_plan(cfg)
     finally:
         mp.undo()
 
 
-def test_scaled_config_has_70_nodes_and_valid_quorum(scaled, settings):
+def test_scaled_config_has_70_nodes_and_valid_quorum(scaled, plan):
     nodes = scaled.config.cluster.nodes
-    assert len(nodes) == 10 * len(settings.config.cluster.nodes) == 70
-    assert len(scaled.config.servers) == len(settings.config.servers)
+    assert len(nodes) == 10 * len(plan.config.cluster.nodes) == 70
+    assert len(scaled.config.servers) == len(plan.config.servers)
     assert len({n.name for n in nodes}) == len({n.address for n in nodes}) == 70
 
 
-def test_scaled_config_has_ten_times_the_releases(scaled, settings):
-    seed = settings.plan.components
-    big = scaled.plan.components
+def test_scaled_config_has_ten_times_the_releases(scaled, plan):
+    seed = plan.components
+    big = scaled.components
     assert len(big) == 10 * len(seed)
     release_names = [c.release_name for c in big.values()]
     assert len(set(release_names)) == len(release_names)
@@ -57,9 +57,9 @@ def test_scaled_config_has_ten_times_the_releases(scaled, settings):
     assert per_layer == Counter({k: 10 * v for k, v in Counter(c.layer for c in seed.values()).items()})
 
 
-def test_scaled_config_keeps_the_seed_namespaces(scaled, settings):
-    assert set(settings.config.namespaces) < set(scaled.config.namespaces)
-    assert len(scaled.config.namespaces) == 10 * len(settings.config.namespaces)
+def test_scaled_config_keeps_the_seed_namespaces(scaled, plan):
+    assert set(plan.config.namespaces) < set(scaled.config.namespaces)
+    assert len(scaled.config.namespaces) == 10 * len(plan.config.namespaces)
 
 
 @background_fixture("meter_run", start=4)

@@ -8,7 +8,7 @@ either). That runs in this process (a config error costs ~10 ms here, ~0.5 s as 
 runs as `python main.py` in its own process, in the background: the same assertions on the real exit status and
 output, and a CPU time that shows no jsii assembly was loaded.
 
-Valid fixtures (tests/fixtures/valid/) are loaded in-process with stacks.load.load_settings, not synthesized.
+Valid fixtures (tests/fixtures/valid/) are loaded in-process with planner.load.load_plan, not synthesized.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.load import load_settings
+from planner.load import load_plan
 from tests.conftest import background_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,17 +172,17 @@ def test_invalid_fixture_is_refused_by_python_main_py(name, invalid_sample_runs)
 
 @pytest.mark.parametrize("path", VALID, ids=[p.name for p in VALID])
 def test_valid_fixture_loads(path):
-    settings = load_settings(path)
-    assert settings.config.domain
+    plan = load_plan(path)
+    assert plan.config.domain
     # Every placed component resolved to an exact version and a known layer.
-    layers = {layer.name for layer in settings.plan.layers}
-    for comp in settings.plan.components.values():
+    layers = {layer.name for layer in plan.layers}
+    for comp in plan.components.values():
         assert comp.layer in layers and re.match(r"^v?\d+\.\d+\.\d+", comp.version), comp
 
 
 def test_valid_fixture_override_applies():
-    settings = load_settings(FIXTURES / "valid" / "provision-with-overrides.yaml")
-    cilium = settings.plan.components["cilium"]
+    plan = load_plan(FIXTURES / "valid" / "provision-with-overrides.yaml")
+    cilium = plan.components["cilium"]
     assert cilium.version == "1.16.5"
     # Mappings merge over the catalog's values: the override's key wins, the catalog's other keys stay.
     assert cilium.values["hubble"]["enabled"] is False
@@ -262,7 +262,7 @@ def test_alias_bomb_would_explode_without_the_bound():
     assert not expanded_size_exceeds([["x"] * 10] * 9_000, MAX_VALUES)
 
 
-def test_failed_synth_leaves_previous_output(tmp_path, monkeypatch, settings):
+def test_failed_synth_leaves_previous_output(tmp_path, monkeypatch, plan):
     """A synth that fails half-way (after writing into its staging folder) leaves cdktf.out untouched."""
     import stacks.app as app_module
 
@@ -278,14 +278,14 @@ def test_failed_synth_leaves_previous_output(tmp_path, monkeypatch, settings):
             (self.staging / "manifest.json").write_text("{}")
             raise RuntimeError("synth failed half-way")
 
-    monkeypatch.setattr(app_module, "build_app", lambda settings, outdir: HalfWrittenApp(outdir))
+    monkeypatch.setattr(app_module, "build_app", lambda plan, outdir: HalfWrittenApp(outdir))
     with pytest.raises(RuntimeError, match="half-way"):
-        app_module.synthesize(settings, outdir)
+        app_module.synthesize(plan, outdir)
     assert tree(outdir) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out"]
 
 
-def test_successful_swap_replaces_whole_output(tmp_path, monkeypatch, settings):
+def test_successful_swap_replaces_whole_output(tmp_path, monkeypatch, plan):
     """On success the new output replaces the old folder as a whole: no stale file of the old one survives."""
     import stacks.app as app_module
 
@@ -300,7 +300,7 @@ def test_successful_swap_replaces_whole_output(tmp_path, monkeypatch, settings):
             self.staging.mkdir(parents=True)
             (self.staging / "manifest.json").write_text('{"new": true}')
 
-    monkeypatch.setattr(app_module, "build_app", lambda settings, outdir: TinyApp(outdir))
-    app_module.synthesize(settings, outdir)
+    monkeypatch.setattr(app_module, "build_app", lambda plan, outdir: TinyApp(outdir))
+    app_module.synthesize(plan, outdir)
     assert tree(outdir) == {"manifest.json": b'{"new": true}'}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out"]

@@ -128,12 +128,12 @@ def test_construct_rejects_bad_props():
 # --- the origin: the external ingress controller's Service -----------------------------------------------
 
 
-def test_origin_follows_nginx_ingress_chart_naming(settings):
+def test_origin_follows_nginx_ingress_chart_naming(plan):
     from dataclasses import replace
 
     from stacks.edge import ingress_origin
 
-    comp = settings.plan.components["ingress-external"]
+    comp = plan.components["ingress-external"]
     assert (comp.chart, comp.release_name, comp.namespace) == ("nginx-ingress", "ingress-external", "network")
     assert comp.values["controller"]["service"]["type"] == "ClusterIP"
     assert ingress_origin(comp, "cluster.local") == ORIGIN
@@ -160,27 +160,27 @@ def test_edge_tunnel_is_remotely_managed_with_generated_secret(synth):
     assert tunnel["tunnel_secret"] == f"${{random_bytes.{secret_key}.base64}}"
 
 
-def test_edge_ingress_rules_route_every_hostname_to_external_ingress(synth, settings):
+def test_edge_ingress_rules_route_every_hostname_to_external_ingress(synth, plan):
     res = synth.stack("edge")["resource"]
     tunnel_key, _ = only(res["cloudflare_zero_trust_tunnel_cloudflared"])
     _, config = only(res["cloudflare_zero_trust_tunnel_cloudflared_config"])  # only one config per tunnel
     assert config["tunnel_id"] == f"${{cloudflare_zero_trust_tunnel_cloudflared.{tunnel_key}.id}}"
     ingress = config["config"]["ingress"]
-    hostnames = settings.config.cloudflare.hostnames
+    hostnames = plan.config.cloudflare.hostnames
     assert [r.get("hostname") for r in ingress[:-1]] == hostnames
     assert all(r["service"] == ORIGIN for r in ingress[:-1])
     assert ingress[-1] == {"service": "http_status:404"}
 
 
-def test_edge_one_proxied_cname_per_hostname(synth, settings):
+def test_edge_one_proxied_cname_per_hostname(synth, plan):
     res = synth.stack("edge")["resource"]
     tunnel_key, _ = only(res["cloudflare_zero_trust_tunnel_cloudflared"])
     records = res["cloudflare_dns_record"]
-    assert sorted(r["name"] for r in records.values()) == sorted(settings.config.cloudflare.hostnames)
+    assert sorted(r["name"] for r in records.values()) == sorted(plan.config.cloudflare.hostnames)
     for record in records.values():
         assert record["type"] == "CNAME" and record["proxied"] is True and record["ttl"] == 1
         assert record["content"] == f"${{cloudflare_zero_trust_tunnel_cloudflared.{tunnel_key}.id}}.cfargotunnel.com"
-        assert record["zone_id"] == settings.config.cloudflare.zone_id
+        assert record["zone_id"] == plan.config.cloudflare.zone_id
 
 
 def test_edge_tunnel_config_and_records_refuse_destroy(synth):
@@ -241,7 +241,7 @@ def test_cloudflared_gets_token_only_as_sensitive_remote_state_reference(synth):
     assert re.match(r"^\d{4}\.\d+\.\d+$", values["image"]["tag"])
 
 
-def test_external_dns_reads_the_api_token_secret(synth, settings):
+def test_external_dns_reads_the_api_token_secret(synth, plan):
     network = synth.stack("network")
     var = network["variable"]["cloudflare_api_token"]
     assert var["sensitive"] is True and "default" not in var
@@ -255,14 +255,14 @@ def test_external_dns_reads_the_api_token_secret(synth, settings):
     env = {e["name"]: e for e in values["env"]}
     assert env["CF_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "cloudflare-api-token", "key": "api-token"}
     assert values["provider"]["name"] == "cloudflare"
-    assert values["domainFilters"] == [settings.config.domain]
-    assert values["registry"] == "txt" and values["txtOwnerId"] == settings.config.name
+    assert values["domainFilters"] == [plan.config.domain]
+    assert values["registry"] == "txt" and values["txtOwnerId"] == plan.config.name
 
 
 # --- the foundation layer: cert-manager -------------------------------------------------------------------
 
 
-def test_cert_manager_secret_and_cluster_issuers(synth, settings):
+def test_cert_manager_secret_and_cluster_issuers(synth, plan):
     secret_key, secret = by_name(synth.resources("foundation", "kubernetes_secret_v1"), "cloudflare-api-token")
     assert secret["metadata"]["namespace"] == "cert-manager"
     assert secret["data"] == {"api-token": "${var.cloudflare_api_token}"}
@@ -276,9 +276,7 @@ def test_cert_manager_secret_and_cluster_issuers(synth, settings):
     cm_key = next(k for k, r in synth.resources("foundation", "helm_release").items() if r["name"] == "cert-manager")
     assert f"helm_release.{cm_key}" in issuers["depends_on"]
     assert f"kubernetes_secret_v1.{secret_key}" in issuers["depends_on"]
-    from stacks.hooks.manifests import raw_chart
-
-    chart = raw_chart()
+    chart = plan.raw_chart
     assert (issuers["repository"], issuers["chart"], issuers["version"]) == (chart.repository, chart.chart, chart.version)
     assert issuers["namespace"] == "cert-manager"
 
@@ -292,9 +290,9 @@ def test_cert_manager_secret_and_cluster_issuers(synth, settings):
         assert (m["apiVersion"], m["kind"]) == ("cert-manager.io/v1", "ClusterIssuer")
         acme = m["spec"]["acme"]
         assert acme["server"] == servers[m["metadata"]["name"]]
-        assert acme["email"] == settings.config.acme_email
+        assert acme["email"] == plan.config.acme_email
         (solver,) = acme["solvers"]
-        assert solver["selector"] == {"dnsZones": [settings.config.domain]}
+        assert solver["selector"] == {"dnsZones": [plan.config.domain]}
         assert solver["dns01"]["cloudflare"]["apiTokenSecretRef"] == {"name": "cloudflare-api-token", "key": "api-token"}
     # No kubernetes_manifest: it would need cert-manager's CRDs at plan time.
     assert not synth.all_resources("kubernetes_manifest")
@@ -336,48 +334,48 @@ RULE_FIXTURES = [
 @pytest.mark.parametrize("name", RULE_FIXTURES)
 def test_each_cloudflare_rule_has_one_clear_error(name):
     from stacks.config_files import ConfigError
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
     path = FIXTURES / "invalid" / f"{name}.yaml"
     first = path.read_text().splitlines()[0]
     assert first.startswith("# expect: ")
     with pytest.raises(ConfigError) as err:
-        load_settings(path)
+        load_plan(path)
     problems = [str(p) for p in err.value.problems]
     assert len(problems) == 1 and first.removeprefix("# expect: ") in problems[0], problems
 
 
 @pytest.mark.parametrize("name", ["cloudflare-disabled", "cloudflare-tunnel-existing-cluster"])
 def test_valid_cloudflare_fixtures_load(name):
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
-    load_settings(FIXTURES / "valid" / f"{name}.yaml")
+    load_plan(FIXTURES / "valid" / f"{name}.yaml")
 
 
 def test_without_tunnel_there_is_no_edge_stack_but_dns_secrets_remain(tmp_path):
     """Built (not synthesized): stack and construct composition only."""
     from stacks.app import build_app
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
-    app = build_app(load_settings(FIXTURES / "valid" / "cloudflare-disabled.yaml"), str(tmp_path))
+    app = build_app(load_plan(FIXTURES / "valid" / "cloudflare-disabled.yaml"), str(tmp_path))
     stacks = {c.node.id: c for c in app.node.children}
     assert "edge" not in stacks and "network" in stacks
-    network = stacks["network"]
-    assert network.node.try_find_child("cloudflared-tunnel-token") is None
-    assert network.node.try_find_child("external-dns-cloudflare-api-token") is not None
+    addons = stacks["network"].addons
+    assert ("network", "cloudflared-tunnel-token") not in addons.secrets
+    assert ("network", "cloudflare-api-token") in addons.secrets
 
 
 def test_without_external_ingress_the_hostnames_answer_503(tmp_path):
     """A cluster file with the tunnel but no ingress-external (nor cloudflared): the tunnel has no origin."""
     from stacks.app import build_app
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
-    settings = load_settings(FIXTURES / "valid" / "provision-with-overrides.yaml")
-    assert "ingress-external" not in settings.plan.components and settings.config.cloudflare.enabled
-    app = build_app(settings, str(tmp_path))
+    plan = load_plan(FIXTURES / "valid" / "provision-with-overrides.yaml")
+    assert "ingress-external" not in plan.components and plan.config.cloudflare.enabled
+    app = build_app(plan, str(tmp_path))
     edge = next(c for c in app.node.children if c.node.id == "edge")
     routes = edge.tunnel.props.routes
-    assert [r.hostname for r in routes] == settings.config.cloudflare.hostnames
+    assert [r.hostname for r in routes] == plan.config.cloudflare.hostnames
     assert {r.service for r in routes} == {"http_status:503"}
 
 

@@ -60,13 +60,13 @@ def test_platform_providers_come_from_nodes_stack(synth, stack):
             assert block[attr].startswith("${data.terraform_remote_state."), (stack, attr)
 
 
-def test_namespaces_created_once_by_their_layer(synth, settings):
+def test_namespaces_created_once_by_their_layer(synth, plan):
     created = {}
     for (stack, _), ns in synth.all_resources("kubernetes_namespace_v1").items():
         name = ns["metadata"]["name"]
         assert name not in created, f"{name} created by {created.get(name)} and {stack}"
         created[name] = stack
-    expected = set(settings.config.namespaces) - {"kube-system"}
+    expected = set(plan.config.namespaces) - {"kube-system"}
     assert set(created) == expected
     assert created["system-upgrade"] == "foundation"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -65,12 +66,12 @@ def nodes(synth: Synth) -> dict:
 # --- the default config: 3 servers, 4 agents -----------------------------------------------------------------
 
 
-def test_default_config_provisions_three_servers_and_four_agents(nodes, settings):
+def test_default_config_provisions_three_servers_and_four_agents(nodes, plan):
     machines = hosts(nodes)
     assert len(machines) == 7
     roles = sorted(r["triggers"]["role"] for r in machines.values())
     assert roles == ["agent"] * 4 + ["server"] * 3
-    for node in settings.config.cluster.nodes:
+    for node in plan.config.cluster.nodes:
         res = machines[node.name]
         assert res["triggers"] == {"name": node.name, "address": node.address, "role": node.role}
         assert res["connection"]["host"] == node.address
@@ -320,21 +321,21 @@ def _expectation(path: Path) -> str:
 )
 def test_cluster_config_errors(fixture):
     from stacks.config_files import ConfigError
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
     path = FIXTURES / "invalid" / f"{fixture}.yaml"
     with pytest.raises(ConfigError) as err:
-        load_settings(path)
+        load_plan(path)
     messages = [str(p) for p in err.value.problems]
     assert len(messages) == 1, messages
     assert _expectation(path) in messages[0]
 
 
 def test_cluster_config_fixtures_that_are_valid_load():
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
     for name in ("single-server", "etcd-s3-snapshots", "existing-cluster"):
-        load_settings(FIXTURES / "valid" / f"{name}.yaml")
+        load_plan(FIXTURES / "valid" / f"{name}.yaml")
 
 
 # --- the construct on its own: other shapes, without a full app ---------------------------------------------
@@ -346,16 +347,18 @@ def variants():
     from cdktf import App, Testing
 
     from constructs_lib.backend import LocalStateBackend
-    from stacks.load import load_settings
+    from planner.load import load_plan
     from stacks.nodes import NodesStack
 
     out = {}
     for name in ("single-server", "etcd-s3-snapshots"):
-        cfg = load_settings(FIXTURES / "valid" / f"{name}.yaml").config
-        out[name] = json.loads(Testing.synth(NodesStack(App(), "nodes", config=cfg, backend=LocalStateBackend())))
-    cfg = load_settings(FIXTURES / "valid" / "etcd-s3-snapshots.yaml").config
+        plan = load_plan(FIXTURES / "valid" / f"{name}.yaml")
+        out[name] = json.loads(Testing.synth(NodesStack(App(), "nodes", plan=plan, backend=LocalStateBackend())))
+    plan = load_plan(FIXTURES / "valid" / "etcd-s3-snapshots.yaml")
+    cfg = plan.config
     bumped = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"k3s_version": "v1.30.2+k3s1"})})
-    out["bumped"] = json.loads(Testing.synth(NodesStack(App(), "nodes", config=bumped, backend=LocalStateBackend())))
+    plan = dataclasses.replace(plan, config=bumped)
+    out["bumped"] = json.loads(Testing.synth(NodesStack(App(), "nodes", plan=plan, backend=LocalStateBackend())))
     return out
 
 
@@ -397,8 +400,9 @@ def test_single_server_without_embedded_etcd(variants):
     server = node_config(machines["solo"])
     assert "cluster-init" not in server and "server" not in server
     assert not any(k.startswith("etcd-") for k in server)
-    # No platform components in this config: k3s keeps flannel and its packaged components except traefik.
-    assert server["flannel-backend"] == "vxlan" and server["disable"] == ["traefik"]
+    # No platform components in this config, so nothing replaces k3s's own: flannel and every packaged component
+    # (traefik included) stay.
+    assert server["flannel-backend"] == "vxlan" and "disable" not in server
     assert server["node-taint"] == ["dedicated=control:NoSchedule"]
     # The only server still bootstraps with the Terraform-generated CAs.
     assert any(b.get("destination", "").endswith("/tls/server-ca.crt") for _, b in _provisioners(machines["solo"]))
@@ -423,10 +427,10 @@ def test_construct_rejects_inconsistent_nodes():
 @pytest.fixture(scope="module")
 def existing(tmp_path_factory) -> Synth:
     from stacks.app import synthesize
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
     outdir = tmp_path_factory.mktemp("existing") / "cdktf.out"
-    synthesize(load_settings(FIXTURES / "valid" / "existing-cluster.yaml"), outdir)
+    synthesize(load_plan(FIXTURES / "valid" / "existing-cluster.yaml"), outdir)
     return Synth(outdir)
 
 

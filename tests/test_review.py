@@ -25,14 +25,14 @@ def bump_patch(version: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def sample_change(settings, tmp_path_factory):
+def sample_change(plan, tmp_path_factory):
     """(component id, old version, new version, new hostname, head output folder)."""
     from stacks.app import synthesize
-    from stacks.load import load_settings
+    from planner.load import load_plan
 
     data = yaml.safe_load((ROOT / "config" / "helix.yaml").read_text())
-    component = "cert-manager" if "cert-manager" in settings.plan.components else sorted(settings.plan.components)[0]
-    old = settings.plan.components[component].version
+    component = "cert-manager" if "cert-manager" in plan.components else sorted(plan.components)[0]
+    old = plan.components[component].version
     new = bump_patch(old)
     data["components"] = data.get("components") or {}
     data["components"].setdefault(component, {})["version"] = new
@@ -42,14 +42,14 @@ def sample_change(settings, tmp_path_factory):
     config = folder / "helix-sample.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     head = folder / "cdktf.out"
-    synthesize(load_settings(config), head)
+    synthesize(load_plan(config), head)
     return component, old, new, host, head
 
 
-def test_sample_change_chart_bump(synth, settings, sample_change):
+def test_sample_change_chart_bump(synth, plan, sample_change):
     component, old, new, _, head = sample_change
     review = diff_dirs(synth.outdir, head)
-    release_stack, _ = synth.releases()[settings.plan.components[component].release_name]
+    release_stack, _ = synth.releases()[plan.components[component].release_name]
     s = review.stack(release_stack)
     bumped = [c for c in s.charts if c.before and c.after]
     assert len(bumped) == 1, s.charts

@@ -122,8 +122,9 @@ def test_sops_age_secret_for_flux(synth):
     assert body["data"] == {"age.agekey": "${var.sops_age_key}"}
     namespaces = delivery["resource"]["kubernetes_namespace_v1"]
     ns_key = next(k for k, ns in namespaces.items() if ns["metadata"]["name"] == "flux-system")
-    # The namespace is referenced (an implicit dependency), so the secret waits for it.
-    assert body["metadata"]["namespace"] == f"${{kubernetes_namespace_v1.{ns_key}.metadata[0].name}}"
+    # The secret waits for the namespace that the same stack creates.
+    assert body["metadata"]["namespace"] == "flux-system"
+    assert f"kubernetes_namespace_v1.{ns_key}" in body["depends_on"]
     flux = next(r for r in delivery["resource"]["helm_release"].values() if r["chart"] == "flux2")
     assert f"kubernetes_secret_v1.{key}" in flux["depends_on"]
     assert flux["namespace"] == "flux-system"

@@ -84,17 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from stacks.app import synthesize
         from stacks.config_files import ConfigError
-        from stacks.load import load_settings
+        from planner.load import load_plan
 
         try:
-            settings = load_settings(ROOT / "config" / "helix.yaml")
+            plan = load_plan(ROOT / "config" / "helix.yaml")
         except ConfigError as exc:
             for problem in exc.problems:
                 print(f"error: {problem}", file=sys.stderr)
             return 2
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "cdktf.out"
-            synthesize(settings, out)
+            synthesize(plan, out)
             snapshot = addresses(out)
     old = read() if SNAPSHOT.exists() else {}
     removed, added = compare(old, {s: {"resource": _as_resources(a)} for s, a in snapshot.items()})

@@ -1,0 +1,117 @@
+"""Read and check everything the app is built from, before any jsii assembly loads, into one PlatformPlan.
+
+    config/helix.yaml (or $HELIX_CONFIG)   the cluster file
+    config/layers.yaml                     the layer order
+    config/catalog/*.yaml                  the chart catalog (or $HELIX_CATALOG_DIR)
+    config/variables.yaml                  the sensitive variables the catalog's extras may use
+    config/manifests/                      the raw chart and the manifest files extras install
+
+$HELIX_DATA_DIR replaces config/ for every data file but the cluster file (tests, and teams that keep a
+modified catalog elsewhere).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from planner.manifests import load_raw_chart
+from planner.model import PlatformPlan
+from planner.resolve import Inputs, resolve_platform
+from stacks.catalog import VariablesFile, load_catalog, load_layers
+from stacks.config import HelixConfig, cross_field_problems
+from stacks.config_files import ConfigError, Problem, display_path, parse_model, read_yaml_mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "config"
+DEFAULT_CONFIG = DATA_DIR / "helix.yaml"
+
+
+def config_path_from_env() -> Path:
+    """HELIX_CONFIG selects another cluster file; relative paths are taken from the working directory."""
+    value = os.environ.get("HELIX_CONFIG")
+    return Path(value) if value else DEFAULT_CONFIG
+
+
+def data_dir_from_env() -> Path:
+    value = os.environ.get("HELIX_DATA_DIR")
+    return Path(value) if value else DATA_DIR
+
+
+def catalog_dir_from_env(data_dir: Path) -> Path:
+    """HELIX_CATALOG_DIR selects another catalog folder (the benchmark's generated 10x catalog, for one)."""
+    value = os.environ.get("HELIX_CATALOG_DIR")
+    return Path(value) if value else data_dir / "catalog"
+
+
+def _shown(path: Path) -> str:
+    if not path.is_absolute():
+        return str(path)
+    shown = display_path(path, PROJECT_ROOT)
+    return shown if not Path(shown).is_absolute() else display_path(path, Path.cwd())
+
+
+def _load_variables(path: Path) -> tuple[VariablesFile | None, list[Problem]]:
+    shown = _shown(path)
+    try:
+        data = read_yaml_mapping(path, shown)
+    except ConfigError as exc:
+        return None, exc.problems
+    return parse_model(VariablesFile, data, shown)
+
+
+def _collect(read: Callable[[], tuple[Any, list[Problem]]], problems: list[Problem]) -> Any:
+    """Run one loader; its problems (and a ConfigError's) join the list, and its value is None on failure."""
+    try:
+        value, errs = read()
+    except ConfigError as exc:
+        value, errs = None, exc.problems
+    problems.extend(errs)
+    return value
+
+
+def resolve_config(
+    cfg: Optional[HelixConfig], config_file: str, data_dir: Optional[Path] = None
+) -> tuple[Optional[PlatformPlan], list[Problem]]:
+    """Read the data files (layers, catalog, variables, manifests) and resolve a parsed cluster file with them.
+    With cfg None (the cluster file did not parse), the data files are still read and checked."""
+    data = data_dir or data_dir_from_env()
+    problems: list[Problem] = []
+    if cfg is not None:
+        problems.extend(Problem(config_file, p, m) for p, m in cross_field_problems(cfg))
+    layers = _collect(lambda: load_layers(data / "layers.yaml", PROJECT_ROOT), problems)
+    catalog = _collect(lambda: load_catalog(catalog_dir_from_env(data), PROJECT_ROOT), problems)
+    variables = _collect(lambda: _load_variables(data / "variables.yaml"), problems)
+    raw_chart = _collect(lambda: load_raw_chart(data / "manifests" / "raw-chart.yaml", PROJECT_ROOT), problems)
+    if cfg is None or layers is None or catalog is None or variables is None or raw_chart is None:
+        return None, problems
+    plan, errs = resolve_platform(
+        Inputs(
+            config=cfg,
+            config_file=config_file,
+            layers=layers,
+            layers_file=_shown(data / "layers.yaml"),
+            catalog=catalog,
+            variables=variables,
+            variables_file=_shown(data / "variables.yaml"),
+            raw_chart=raw_chart,
+            manifests_dir=data / "manifests",
+            root=PROJECT_ROOT,
+        )
+    )
+    problems.extend(errs)
+    return (plan if not problems else None), problems
+
+
+def load_plan(config_path: Optional[Path] = None, data_dir: Optional[Path] = None) -> PlatformPlan:
+    """The resolved plan, or raise ConfigError listing every problem found in any input."""
+    path = config_path or config_path_from_env()
+    shown = _shown(path)
+    problems: list[Problem] = []
+    cfg = _collect(lambda: parse_model(HelixConfig, read_yaml_mapping(path, shown), shown), problems)
+    plan, errs = resolve_config(cfg, shown, data_dir)
+    problems.extend(errs)
+    if problems or plan is None:
+        raise ConfigError(problems)
+    return plan
