@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from planner.model import Component
-from stacks.config import HelixConfig, parse_address_range
+from planner.schema import HelixConfig, parse_address_range
 
 LB_IPAM_POOL = "node-lan"
 MESH_TELEMETRY = "mesh-default"

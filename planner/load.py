@@ -19,9 +19,9 @@ from typing import Any, Callable, Optional
 from planner.manifests import load_raw_chart
 from planner.model import PlatformPlan
 from planner.resolve import Inputs, resolve_platform
-from stacks.catalog import VariablesFile, load_catalog, load_layers
-from stacks.config import HelixConfig, cross_field_problems
-from stacks.config_files import ConfigError, Problem, display_path, parse_model, read_yaml_mapping
+from planner.catalog import VariablesFile, load_catalog, load_layers
+from planner.schema import HelixConfig, cross_field_problems
+from planner.files import ConfigError, Problem, display_path, parse_model, read_yaml_mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "config"

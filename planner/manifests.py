@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 from pydantic import Field
 
-from stacks.catalog import _Strict, render_placeholders
-from stacks.config import ExactVersion
-from stacks.config_files import ConfigError, Problem, display_path, parse_model, read_yaml_documents, read_yaml_mapping
+from planner.catalog import _Strict, render_placeholders
+from planner.schema import ExactVersion
+from planner.files import ConfigError, Problem, display_path, parse_model, read_yaml_documents, read_yaml_mapping
 
 
 class RawChartFile(_Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional
 
-from stacks.config import HelixConfig
+from planner.schema import HelixConfig
 
 
 @dataclass(frozen=True)

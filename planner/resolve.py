@@ -30,9 +30,9 @@ from planner.model import (
     ValueRef,
     VariablePlan,
 )
-from stacks.catalog import ComponentSpec, LayersFile, ValueSource, VariablesFile, deep_merge, placeholder_values, render_placeholders
-from stacks.config import HelixConfig
-from stacks.config_files import Problem
+from planner.catalog import ComponentSpec, LayersFile, ValueSource, VariablesFile, deep_merge, placeholder_values, render_placeholders
+from planner.schema import HelixConfig
+from planner.files import Problem
 
 # k3s's packaged components (in the order the k3s config has always listed them: reordering rewrites it);
 # a component's `replaces_k3s` turns one off.

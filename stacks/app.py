@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from planner.load import load_plan
 from planner.model import PlatformPlan
-from stacks.config_files import ConfigError
+from planner.files import ConfigError
 
 NODES = "nodes"
 EDGE = "edge"

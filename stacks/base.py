@@ -12,7 +12,7 @@ from constructs_lib.backend import (
     S3StateBackend,
     StateBackend,
 )
-from stacks.config import StateConfig
+from planner.schema import StateConfig
 
 
 def backend_from_config(state: StateConfig) -> StateBackend:

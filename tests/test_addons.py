@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.catalog import PLACEHOLDER
-from stacks.config import EXACT_VERSION, HelixConfig, cross_field_problems
-from stacks.config_files import parse_model
+from planner.catalog import PLACEHOLDER
+from planner.schema import EXACT_VERSION, HelixConfig, cross_field_problems
+from planner.files import parse_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -296,7 +296,7 @@ def test_multi_line_values_are_literal_blocks_a_plan_shows_line_by_line(synth):
 
 
 def test_every_placeholder_name_is_rendered():
-    from stacks.catalog import placeholder_values, render_placeholders
+    from planner.catalog import placeholder_values, render_placeholders
     from planner.load import load_plan
 
     cfg = load_plan(ROOT / "config/helix.yaml").config
@@ -506,10 +506,10 @@ def test_default_load_balancer_range_is_valid(plan):
 
 
 def test_components_doc_matches_the_catalog(plan):
-    from stacks.docs import DOC, render
+    from tools.docs import DOC, render
 
     text = render(plan)
-    assert DOC.read_text() == text, "docs/components.md is out of date: run `python -m stacks.docs`"
+    assert DOC.read_text() == text, "docs/components.md is out of date: run `python -m tools.docs`"
     # One row per release the stacks create: every chart release and every manifest release of the plan.
     for comp in plan.components.values():
         if comp.has_release:
@@ -528,7 +528,7 @@ def test_catalog_is_parsed_again_when_a_file_changes(tmp_path):
     """load_catalog keeps parsed catalogs by content: an edited file is read anew, and callers get their own dicts."""
     import shutil
 
-    from stacks.catalog import load_catalog
+    from planner.catalog import load_catalog
 
     folder = tmp_path / "catalog"
     shutil.copytree(ROOT / "config" / "catalog", folder)

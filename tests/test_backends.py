@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stacks.config import StateConfig
+from planner.schema import StateConfig
 
 CASES = {
     "local": ({"backend": "local", "local": {"dir": "tfstate"}}, "local", {"path": "../../../tfstate/foundation.tfstate"}),
@@ -72,7 +72,7 @@ def test_s3_compatible_endpoint_skips_aws_checks():
 def test_backend_config_errors(state, message):
     from pydantic import ValidationError
 
-    from stacks.config import HelixConfig, cross_field_problems
+    from planner.schema import HelixConfig, cross_field_problems
 
     base = {"domain": "example.com", "acme_email": "ops@example.com", "cloudflare": {"enabled": False}}
     try:

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from stacks import graph
+from tools import graph
 from tests.conftest import CDKTF, background_fixture, cli_env, readme_section
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -253,7 +253,7 @@ def test_alias_bomb_bounded_time_and_memory(name, alias_bomb_runs):
 def test_alias_bomb_would_explode_without_the_bound():
     """The fixture really is a bomb: 82 aliases (under the alias bound) expand to 9**10 values,
     which no walk over the data could survive."""
-    from stacks.config_files import MAX_ALIASES, MAX_VALUES, expanded_size_exceeds
+    from planner.files import MAX_ALIASES, MAX_VALUES, expanded_size_exceeds
 
     text = (FIXTURES / "invalid" / "alias-bomb.yaml").read_text()
     assert text.count("*l") == 82 < MAX_ALIASES and "&l9" in text

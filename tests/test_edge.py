@@ -333,7 +333,7 @@ RULE_FIXTURES = [
 
 @pytest.mark.parametrize("name", RULE_FIXTURES)
 def test_each_cloudflare_rule_has_one_clear_error(name):
-    from stacks.config_files import ConfigError
+    from planner.files import ConfigError
     from planner.load import load_plan
 
     path = FIXTURES / "invalid" / f"{name}.yaml"

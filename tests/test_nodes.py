@@ -320,7 +320,7 @@ def _expectation(path: Path) -> str:
     ],
 )
 def test_cluster_config_errors(fixture):
-    from stacks.config_files import ConfigError
+    from planner.files import ConfigError
     from planner.load import load_plan
 
     path = FIXTURES / "invalid" / f"{fixture}.yaml"

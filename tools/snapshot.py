@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         snapshot = addresses(args.source)
     else:
         from stacks.app import synthesize
-        from stacks.config_files import ConfigError
+        from planner.files import ConfigError
         from planner.load import load_plan
 
         try:

@@ -1,6 +1,6 @@
 """The stacks and their dependencies as a mermaid diagram, read from a synthesized manifest.
 
-`python -m stacks.graph` prints the diagram; `--write README.md` replaces the block between the markers.
+`python -m tools.graph` prints the diagram; `--write README.md` replaces the block between the markers.
 The tests compare the README's block with the one the app produces, so the picture cannot drift.
 """
 

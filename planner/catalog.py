@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stacks.config import DnsLabel, ExactVersion, HelixConfig
-from stacks.config_files import Problem, display_path, parse_model, read_yaml_mapping
+from planner.schema import DnsLabel, ExactVersion, HelixConfig
+from planner.files import Problem, display_path, parse_model, read_yaml_mapping
 
 PLACEHOLDER = re.compile(r"\(\(([a-z0-9_]+)\)\)")
 
