@@ -84,7 +84,8 @@ def resolve_config(
     catalog = _collect(lambda: load_catalog(catalog_dir_from_env(data), PROJECT_ROOT), problems)
     variables = _collect(lambda: _load_variables(data / "variables.yaml"), problems)
     raw_chart = _collect(lambda: load_raw_chart(data / "manifests" / "raw-chart.yaml", PROJECT_ROOT), problems)
-    if cfg is None or layers is None or catalog is None or variables is None or raw_chart is None:
+    if cfg is None or layers is None or catalog is None or variables is None or raw_chart is None or problems:
+        # Resolving against broken data would only add follow-on problems; the files' own come first.
         return None, problems
     plan, errs = resolve_platform(
         Inputs(

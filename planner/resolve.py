@@ -231,6 +231,9 @@ def resolve_platform(inputs: Inputs) -> tuple[Optional[PlatformPlan], list[Probl
         skipped: set[str] = set()
         for i, extra in enumerate(spec.manifests):
             where = f"{cid}.manifests[{i}]"
+            if extra.release in planned or extra.release in skipped:
+                problems.append(Problem(spec_file, f"{where}.release", f"{extra.release!r} is listed twice"))
+                continue
             layer = extra.layer or comp.layer
             if not comes_after(layer, comp.layer):
                 problems.append(

@@ -88,7 +88,7 @@ def run_main(config: str, workdir: Path, extra_env: dict[str, str] | None = None
     return Run(returncode, stdout, stderr, cpu, before, tree(outdir), sorted(p.name for p in workdir.iterdir()))
 
 
-def main_in_process(config: str, workdir: Path, monkeypatch, capsys) -> Run:
+def main_in_process(config: str, workdir: Path, monkeypatch, capsys, extra_env: dict[str, str] | None = None) -> Run:
     """The same entry point, `stacks.app.main()`, called in this process with the same environment."""
     from stacks.app import main
 
@@ -98,6 +98,8 @@ def main_in_process(config: str, workdir: Path, monkeypatch, capsys) -> Run:
         monkeypatch.delenv(name)
     monkeypatch.setenv("HELIX_CONFIG", config)
     monkeypatch.setenv("CDKTF_OUTDIR", str(outdir))
+    for name, value in (extra_env or {}).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.chdir(ROOT)
     capsys.readouterr()
     returncode = main()  # an exception here is a traceback the user would see: the test fails with it
