@@ -19,9 +19,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Measurement:
         return any(key.split(":", 1)[1].startswith("node") for key in self.peaks_kb)
 
 
-def _status_kb(pid: int) -> Optional[tuple[int, int, str]]:
+def _status_kb(pid: int) -> tuple[int, int, str] | None:
     """(VmHWM, VmRSS, Name) of a process, or None once it is gone."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
@@ -90,8 +90,8 @@ def descendants(root: int) -> set[int]:
 def run(
     cmd: Sequence[str],
     *,
-    env: Optional[dict[str, str]] = None,
-    cwd: Optional[str] = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
     interval: float = 0.02,
     rescan_every: int = 5,
 ) -> Measurement:

@@ -82,7 +82,7 @@ def one_run() -> dict:
         app.synth()
         marks.append(mark())
     phases = {}
-    for name, (a, b) in zip(("validate", "assemblies", "build_and_synth"), zip(marks, marks[1:])):
+    for name, (a, b) in zip(("validate", "assemblies", "build_and_synth"), zip(marks, marks[1:], strict=False), strict=True):
         phases[name] = {"wall_s": b[0] - a[0], "python_cpu_s": b[1] - a[1], "node_cpu_s": b[2] - a[2],
                         "node_main_thread_cpu_s": b[3] - a[3]}
     return phases

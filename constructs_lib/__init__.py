@@ -42,6 +42,9 @@ _EXPORTS: dict[str, str] = {
     "HelmAddOn": "addons",
     "NamespaceSpec": "addons",
     "GeneratedSecretSpec": "addons",
+    "ManifestRelease": "addons",
+    "RawChart": "addons",
+    "SecretSpec": "addons",
     # State backends.
     "StateBackend": "backend",
     "LocalStateBackend": "backend",
@@ -78,17 +81,28 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs; at runtime the names load lazily
+if TYPE_CHECKING:  # for type checkers and IDEs; at runtime the names load lazily (`X as X`: a re-export)
     from typing import Any
 
-    from constructs_lib.addons import AddOnLayer, GeneratedSecretSpec, HelmAddOn, NamespaceSpec
-    from constructs_lib.backend import (
-        LocalStateBackend,
-        PgStateBackend,
-        RemoteStateBackend,
-        S3StateBackend,
-        StateBackend,
-    )
-    from constructs_lib.cloudflare_tunnel import CloudflareTunnel, CloudflareTunnelProps, TunnelRoute
-    from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
-    from constructs_lib.k3s import EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
+    from constructs_lib.addons import AddOnLayer as AddOnLayer
+    from constructs_lib.addons import GeneratedSecretSpec as GeneratedSecretSpec
+    from constructs_lib.addons import HelmAddOn as HelmAddOn
+    from constructs_lib.addons import ManifestRelease as ManifestRelease
+    from constructs_lib.addons import NamespaceSpec as NamespaceSpec
+    from constructs_lib.addons import RawChart as RawChart
+    from constructs_lib.addons import SecretSpec as SecretSpec
+    from constructs_lib.backend import LocalStateBackend as LocalStateBackend
+    from constructs_lib.backend import PgStateBackend as PgStateBackend
+    from constructs_lib.backend import RemoteStateBackend as RemoteStateBackend
+    from constructs_lib.backend import S3StateBackend as S3StateBackend
+    from constructs_lib.backend import StateBackend as StateBackend
+    from constructs_lib.cloudflare_tunnel import CloudflareTunnel as CloudflareTunnel
+    from constructs_lib.cloudflare_tunnel import CloudflareTunnelProps as CloudflareTunnelProps
+    from constructs_lib.cloudflare_tunnel import TunnelRoute as TunnelRoute
+    from constructs_lib.cluster_access import ClusterAccess as ClusterAccess
+    from constructs_lib.cluster_access import ClusterProviders as ClusterProviders
+    from constructs_lib.k3s import EtcdS3Target as EtcdS3Target
+    from constructs_lib.k3s import K3sCluster as K3sCluster
+    from constructs_lib.k3s import K3sClusterProps as K3sClusterProps
+    from constructs_lib.k3s import K3sNode as K3sNode
+    from constructs_lib.k3s import SshAccess as SshAccess

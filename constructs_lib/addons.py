@@ -11,8 +11,9 @@ chart needs around it, each ordered against the releases by name, never by hand-
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Collection, Mapping, Optional, Sequence
+from typing import Any
 
 import yaml
 from cdktf import ITerraformDependable, TerraformResource, TerraformResourceLifecycle
@@ -95,7 +96,7 @@ class HelmAddOn:
     chart: str
     version: str
     values: Mapping[str, Any] = field(default_factory=dict)
-    release_name: Optional[str] = None
+    release_name: str | None = None
     needs: Sequence[str] = ()
     sensitive_values: Mapping[str, str] = field(default_factory=dict)
     generated_secrets: Sequence[GeneratedSecretSpec] = ()
@@ -179,7 +180,7 @@ class SecretSpec:
     namespace: str
     data: Mapping[str, str]
     labels: Mapping[str, str] = field(default_factory=dict)
-    id: Optional[str] = None
+    id: str | None = None
 
 
 def escape_terraform_templates(text: str) -> str:
@@ -363,7 +364,7 @@ class AddOnLayer(Construct):
     def _namespace_dependency(self, namespace: str) -> list[ITerraformDependable]:
         return [self.namespaces[namespace]] if namespace in self.namespaces else []
 
-    def _lifecycle(self, protect: bool, namespace: str) -> Optional[TerraformResourceLifecycle]:
+    def _lifecycle(self, protect: bool, namespace: str) -> TerraformResourceLifecycle | None:
         if protect or namespace in self._protected:
             return TerraformResourceLifecycle(prevent_destroy=True)
         return None

@@ -7,7 +7,7 @@ the backend explicitly so that synthesized stacks are the same on every machine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Protocol
 
 from cdktf import CloudBackend, LocalBackend, NamedCloudWorkspace, PgBackend, S3Backend, TerraformStack
 
@@ -55,21 +55,12 @@ class S3StateBackend:
     bucket: str
     key_prefix: str
     region: str = "us-east-1"
-    endpoint: Optional[str] = None
+    endpoint: str | None = None
     use_path_style: bool = False
 
     def apply(self, stack: TerraformStack, stack_name: str) -> None:
-        extra = {}
-        if self.endpoint:
-            # A non-AWS store has no STS or account to check.
-            extra = dict(
-                endpoints={"s3": self.endpoint},
-                skip_credentials_validation=True,
-                skip_region_validation=True,
-                skip_requesting_account_id=True,
-                skip_metadata_api_check=True,
-                skip_s3_checksum=True,
-            )
+        # A non-AWS store (an endpoint) has no STS or account to check.
+        other_store = True if self.endpoint else None
         backend = S3Backend(
             stack,
             bucket=self.bucket,
@@ -77,7 +68,12 @@ class S3StateBackend:
             region=self.region,
             encrypt=True,
             use_path_style=self.use_path_style or None,
-            **extra,
+            endpoints={"s3": self.endpoint} if self.endpoint else None,
+            skip_credentials_validation=other_store,
+            skip_region_validation=other_store,
+            skip_requesting_account_id=other_store,
+            skip_metadata_api_check=other_store,
+            skip_s3_checksum=other_store,
         )
         # S3-native locking (Terraform >= 1.10) needs no DynamoDB table; cdktf 0.21 predates the option.
         backend.add_override("use_lockfile", True)
@@ -97,7 +93,7 @@ class RemoteStateBackend:
 
     organization: str
     workspace_prefix: str
-    hostname: Optional[str] = None
+    hostname: str | None = None
 
     def apply(self, stack: TerraformStack, stack_name: str) -> None:
         CloudBackend(

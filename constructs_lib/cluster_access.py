@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any
 
 from cdktf_cdktf_provider_helm.provider import HelmProvider, HelmProviderKubernetes
 from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider
@@ -23,12 +23,12 @@ class ClusterAccess:
         kubeconfig_context: the context to use within it.
     """
 
-    host: Optional[str] = None
-    cluster_ca_certificate: Optional[str] = None
-    client_certificate: Optional[str] = None
-    client_key: Optional[str] = None
-    kubeconfig_path: Optional[str] = None
-    kubeconfig_context: Optional[str] = None
+    host: str | None = None
+    cluster_ca_certificate: str | None = None
+    client_certificate: str | None = None
+    client_key: str | None = None
+    kubeconfig_path: str | None = None
+    kubeconfig_context: str | None = None
 
     def __post_init__(self) -> None:
         by_cert = self.host is not None
@@ -36,7 +36,7 @@ class ClusterAccess:
         if by_cert == by_file:
             raise ValueError("ClusterAccess needs either host (with certificates) or kubeconfig_path, not both")
 
-    def _settings(self) -> dict:
+    def _settings(self) -> dict[str, Any]:
         if self.kubeconfig_path is not None:
             return dict(config_path=self.kubeconfig_path, config_context=self.kubeconfig_context)
         return dict(

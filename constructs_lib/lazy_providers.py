@@ -23,18 +23,18 @@ import importlib
 import importlib.machinery
 import re
 import sys
+from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Optional, Sequence
 
 PREFIX = "cdktf_cdktf_provider_"
 # The first of the trailing submodule imports, after `publication.publish()`.
 _SUBMODULE_IMPORT = re.compile(r"^from \. import \w+\s*$", re.MULTILINE)
 
 
-def _lazy_getattr(package: str, public: Sequence[str]):
+def _lazy_getattr(package: str, public: Sequence[str]) -> Callable[[str], ModuleType]:
     names = frozenset(public)
 
-    def __getattr__(name: str):
+    def __getattr__(name: str) -> ModuleType:
         if name in names:
             return importlib.import_module(f"{package}.{name}")
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
@@ -47,7 +47,7 @@ class _LazyRootLoader:
     def __init__(self, wrapped: importlib.machinery.SourceFileLoader) -> None:
         self._wrapped = wrapped
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
         return None
 
     def exec_module(self, module: ModuleType) -> None:
@@ -61,17 +61,19 @@ class _LazyRootLoader:
         exec(compile(source[: match.start()], path, "exec"), module.__dict__)  # noqa: S102 - the package's own code
         # publication.publish() replaced the module in sys.modules by its public copy: extend that one.
         public = sys.modules[module.__name__]
-        public.__getattr__ = _lazy_getattr(module.__name__, getattr(public, "__all__", ()))
+        setattr(public, "__getattr__", _lazy_getattr(module.__name__, getattr(public, "__all__", ())))  # noqa: B010
 
 
 class _LazyProviderFinder:
-    def find_spec(self, fullname: str, path=None, target=None) -> Optional[importlib.machinery.ModuleSpec]:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if not fullname.startswith(PREFIX) or "." in fullname:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             return spec
-        spec.loader = _LazyRootLoader(spec.loader)
+        spec.loader = _LazyRootLoader(spec.loader)  # type: ignore[assignment]  # a loader by protocol, not by base
         return spec
 
 

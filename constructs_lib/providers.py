@@ -6,7 +6,7 @@ never create a utility provider (random, tls, null) themselves: they ask for the
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cdktf import TerraformProvider, TerraformStack
 from constructs import Construct
@@ -19,7 +19,10 @@ def ensure_provider(scope: Construct, provider_class: type[P], id: str) -> P:
     stack = TerraformStack.of(scope)
     existing = stack.node.try_find_child(id)
     if existing is None:
-        return provider_class(stack, id)
+        # Every prebuilt provider class takes (scope, id); TerraformProvider's own signature says more.
+        factory: Any = provider_class
+        created: P = factory(stack, id)
+        return created
     if not isinstance(existing, provider_class):
         raise TypeError(f"{stack.node.path}/{id} is a {type(existing).__name__}, not a {provider_class.__name__}")
     return existing

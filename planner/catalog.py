@@ -9,12 +9,12 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from planner.schema import DnsLabel, ExactVersion, HelixConfig
 from planner.files import Problem, display_path, parse_model, read_yaml_mapping
+from planner.schema import DnsLabel, ExactVersion, HelixConfig
 
 PLACEHOLDER = re.compile(r"\(\(([a-z0-9_]+)\)\)")
 
@@ -34,11 +34,11 @@ class GeneratedSecret(_Strict):
 class ValueSource(_Strict):
     """A sensitive value: a variable of config/variables.yaml, or an output of the Cloudflare edge stack."""
 
-    variable: Optional[str] = None
-    edge: Optional[Literal["tunnel_token"]] = None
+    variable: str | None = None
+    edge: Literal["tunnel_token"] | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "ValueSource":
+    def _exactly_one(self) -> ValueSource:
         if (self.variable is None) == (self.edge is None):
             raise ValueError("give exactly one of `variable` (a name in config/variables.yaml) or `edge`")
         return self
@@ -50,7 +50,7 @@ class SecretExtra(_Strict):
     name: DnsLabel
     data: dict[str, ValueSource] = Field(min_length=1)
     # The address this secret had before it belonged to its component (a `moved` block follows it).
-    moved_from: Optional[str] = None
+    moved_from: str | None = None
 
 
 # Generators build objects from the cluster file or the component's values (planner/generators.py).
@@ -61,21 +61,21 @@ class ManifestExtra(_Strict):
     """Plain Kubernetes objects installed as one release of the raw chart (config/manifests/raw-chart.yaml)."""
 
     release: DnsLabel
-    file: Optional[str] = None  # under config/manifests/
-    generator: Optional[GeneratorName] = None
+    file: str | None = None  # under config/manifests/
+    generator: GeneratorName | None = None
     # Earlier manifest releases of the same component that must be installed first. The component's own
     # release always comes first.
     after: list[DnsLabel] = []
     # Another layer than the component's, one that depends on it (only when the objects need the component
     # to have run for a whole stack, as Cilium's runtime-registered CRDs do).
-    layer: Optional[str] = None
+    layer: str | None = None
     timeout: int = Field(default=300, ge=30, le=3600)
     description: str = ""
-    seed_name: Optional[str] = None
-    moved_from: Optional[str] = None
+    seed_name: str | None = None
+    moved_from: str | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ManifestExtra":
+    def _one_source(self) -> ManifestExtra:
         if (self.file is None) == (self.generator is None):
             raise ValueError("give exactly one of `file` (under config/manifests/) or `generator`")
         return self
@@ -90,15 +90,15 @@ K3sPackaged = Literal[
 class ComponentSpec(_Strict):
     description: str
     seed_name: str
-    upstream_note: Optional[str] = None
+    upstream_note: str | None = None
     # helm: a release of `chart`; manifests: no chart of its own, only its `manifests` (an upstream project
     # that publishes release manifests and no chart). `version` is then the upstream release.
     kind: Literal["helm", "manifests"] = "helm"
     layer: str
-    repository: Optional[str] = Field(default=None, pattern=r"^(https|oci)://[^\s]+$")
-    chart: Optional[str] = Field(default=None, min_length=1)
+    repository: str | None = Field(default=None, pattern=r"^(https|oci)://[^\s]+$")
+    chart: str | None = Field(default=None, min_length=1)
     version: ExactVersion
-    release_name: Optional[DnsLabel] = None
+    release_name: DnsLabel | None = None
     needs: list[str] = []
     timeout: int = Field(default=600, ge=30, le=3600)
     replaces_k3s: list[K3sPackaged] = []
@@ -110,7 +110,7 @@ class ComponentSpec(_Strict):
     values: dict[str, Any] = {}
 
     @model_validator(mode="after")
-    def _chart_for_helm(self) -> "ComponentSpec":
+    def _chart_for_helm(self) -> ComponentSpec:
         if self.kind == "helm" and (self.repository is None or self.chart is None):
             raise ValueError("a helm component needs `repository` and `chart`")
         if self.kind == "manifests":
@@ -133,7 +133,7 @@ class LayersFile(_Strict):
 class VariableSpec(_Strict):
     description: str = Field(min_length=1)
     # A regular expression the value must contain (Terraform's regex), checked at plan time.
-    pattern: Optional[str] = None
+    pattern: str | None = None
 
 
 class VariablesFile(_Strict):
@@ -186,7 +186,7 @@ def render_placeholders(value: Any, known: dict[str, str], path: str, problems: 
     return value
 
 
-def load_layers(path: Path, root: Path) -> tuple[Optional[LayersFile], list[Problem]]:
+def load_layers(path: Path, root: Path) -> tuple[LayersFile | None, list[Problem]]:
     shown = display_path(path, root)
     data = read_yaml_mapping(path, shown)
     layers, problems = parse_model(LayersFile, data, shown)

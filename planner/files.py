@@ -6,9 +6,10 @@ Nothing here imports cdktf or jsii: a broken config must be reported before any 
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -141,14 +142,15 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _S
 # that nests at most _FAST_MAX_DEPTH levels (libyaml's composer recurses in C and would crash, not raise, on
 # a very deep document). Anything else goes through _StrictLoader, so errors and limits read exactly the same.
 _FAST_MAX_DEPTH = 64
-_FastLoader = None
+_FastLoader: type[yaml.CSafeLoader] | None = None
 if getattr(yaml, "__with_libyaml__", False):
 
-    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+    class _CStrictLoader(yaml.CSafeLoader):
         def construct_mapping(self, node, deep=False):
             return _strict_construct_mapping(self, node, deep)
 
-    _FastLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _FastLoader.construct_mapping)
+    _CStrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _CStrictLoader.construct_mapping)
+    _FastLoader = _CStrictLoader
 
 
 def _plain_for_libyaml(text: str) -> bool:

@@ -6,7 +6,8 @@ Each generator returns the objects of one raw-chart release, or an empty list wh
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from planner.model import Component
 from planner.schema import HelixConfig, parse_address_range

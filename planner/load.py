@@ -13,15 +13,16 @@ modified catalog elsewhere).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
+from planner.catalog import VariablesFile, load_catalog, load_layers
+from planner.files import ConfigError, Problem, display_path, parse_model, read_yaml_mapping
 from planner.manifests import load_raw_chart
 from planner.model import PlatformPlan
 from planner.resolve import Inputs, resolve_platform
-from planner.catalog import VariablesFile, load_catalog, load_layers
 from planner.schema import HelixConfig, cross_field_problems
-from planner.files import ConfigError, Problem, display_path, parse_model, read_yaml_mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "config"
@@ -72,8 +73,8 @@ def _collect(read: Callable[[], tuple[Any, list[Problem]]], problems: list[Probl
 
 
 def resolve_config(
-    cfg: Optional[HelixConfig], config_file: str, data_dir: Optional[Path] = None
-) -> tuple[Optional[PlatformPlan], list[Problem]]:
+    cfg: HelixConfig | None, config_file: str, data_dir: Path | None = None
+) -> tuple[PlatformPlan | None, list[Problem]]:
     """Read the data files (layers, catalog, variables, manifests) and resolve a parsed cluster file with them.
     With cfg None (the cluster file did not parse), the data files are still read and checked."""
     data = data_dir or data_dir_from_env()
@@ -105,7 +106,7 @@ def resolve_config(
     return (plan if not problems else None), problems
 
 
-def load_plan(config_path: Optional[Path] = None, data_dir: Optional[Path] = None) -> PlatformPlan:
+def load_plan(config_path: Path | None = None, data_dir: Path | None = None) -> PlatformPlan:
     """The resolved plan, or raise ConfigError listing every problem found in any input."""
     path = config_path or config_path_from_env()
     shown = _shown(path)

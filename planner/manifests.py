@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import Field
 
 from planner.catalog import _Strict, render_placeholders
-from planner.schema import ExactVersion
 from planner.files import ConfigError, Problem, display_path, parse_model, read_yaml_documents, read_yaml_mapping
+from planner.schema import ExactVersion
 
 
 class RawChartFile(_Strict):
@@ -20,7 +20,7 @@ class RawChartFile(_Strict):
     version: ExactVersion
 
 
-def load_raw_chart(path: Path, root: Path) -> tuple[Optional[RawChartFile], list[Problem]]:
+def load_raw_chart(path: Path, root: Path) -> tuple[RawChartFile | None, list[Problem]]:
     shown = display_path(path, root)
     try:
         data = read_yaml_mapping(path, shown)

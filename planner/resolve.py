@@ -14,8 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
+from planner.catalog import (
+    ComponentSpec,
+    LayersFile,
+    ValueSource,
+    VariablesFile,
+    deep_merge,
+    placeholder_values,
+    render_placeholders,
+)
+from planner.files import Problem
 from planner.generators import GENERATORS
 from planner.manifests import RawChartFile, load_manifest_file
 from planner.model import (
@@ -30,9 +39,7 @@ from planner.model import (
     ValueRef,
     VariablePlan,
 )
-from planner.catalog import ComponentSpec, LayersFile, ValueSource, VariablesFile, deep_merge, placeholder_values, render_placeholders
 from planner.schema import HelixConfig
-from planner.files import Problem
 
 # k3s's packaged components (in the order the k3s config has always listed them: reordering rewrites it);
 # a component's `replaces_k3s` turns one off.
@@ -59,7 +66,7 @@ def _ref(source: ValueSource) -> ValueRef:
     return ValueRef("variable", source.variable) if source.variable is not None else ValueRef("edge", str(source.edge))
 
 
-def resolve_platform(inputs: Inputs) -> tuple[Optional[PlatformPlan], list[Problem]]:
+def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]]:
     """The plan, or None with every problem found (all of them, not the first)."""
     cfg, cfg_file, catalog = inputs.config, inputs.config_file, inputs.catalog
     problems: list[Problem] = []
@@ -68,8 +75,8 @@ def resolve_platform(inputs: Inputs) -> tuple[Optional[PlatformPlan], list[Probl
     layer_index = {name: i for i, name in enumerate(layer_names)}
     # Transitive layer dependencies, so a component may need anything in a layer its layer depends on.
     ancestors: dict[str, set[str]] = {}
-    for name, spec in layer_specs.items():
-        ancestors[name] = set(spec.needs).union(*(ancestors[d] for d in spec.needs if d in ancestors))
+    for name, layer_spec in layer_specs.items():
+        ancestors[name] = set(layer_spec.needs).union(*(ancestors[d] for d in layer_spec.needs if d in ancestors))
 
     def comes_after(later: str, earlier: str) -> bool:
         return later == earlier or earlier in ancestors.get(later, set())
@@ -183,7 +190,19 @@ def resolve_platform(inputs: Inputs) -> tuple[Optional[PlatformPlan], list[Probl
 
     def check_owner(ns_name: str, layer: str, what: str, file: str, path: str) -> None:
         owner = namespace_owner.get(ns_name)
-        if owner is not None and ns_name != "kube-system" and not comes_after(layer, owner):
+        if owner is None or ns_name == "kube-system" or comes_after(layer, owner):
+            return
+        if cfg.namespaces[ns_name].layer is not None:
+            # The cluster file chose the owner: that choice is what to change.
+            problems.append(
+                Problem(
+                    cfg_file,
+                    f"namespaces.{ns_name}.layer",
+                    f"layer {owner!r} would create the namespace after {what} installs into it in layer {layer!r} "
+                    f"(which does not depend on {owner!r}): use {layer!r} or a layer it depends on",
+                )
+            )
+        else:
             problems.append(
                 Problem(
                     file,

@@ -390,6 +390,7 @@ def _load_balancer_problems(cfg: HelixConfig, node_net: ipaddress.IPv4Network) -
     """The LoadBalancer range must be usable LAN addresses that nothing else on the LAN already answers for."""
     field = "cluster.load_balancer_range"
     value = cfg.cluster.load_balancer_range
+    assert value is not None  # only called when set
     first, last = parse_address_range(value)
     if first not in node_net or last not in node_net:
         return [(field, f"{value} is not inside node_cidr {node_net} (L2 announcements only reach the node LAN)")]

@@ -6,11 +6,11 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
+from planner.files import ConfigError
 from planner.load import load_plan
 from planner.model import PlatformPlan
-from planner.files import ConfigError
 
 NODES = "nodes"
 EDGE = "edge"
@@ -32,7 +32,7 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     # No stack traces in construct metadata: they hold absolute paths of the synthesizing machine.
     app = App(outdir=outdir, stack_traces=False)
 
-    nodes: Optional[NodesStack] = None
+    nodes: NodesStack | None = None
     if cfg.cluster.mode == "provision":
         nodes = NodesStack(app, NODES, plan=plan, backend=backend)
         access = nodes.access
@@ -79,7 +79,7 @@ def synthesize(plan: PlatformPlan, outdir: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Validate the config (exit 2 with one line per problem), then synthesize."""
     try:
         plan = load_plan()

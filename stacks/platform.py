@@ -3,12 +3,20 @@ extras each component declares (secrets before its release, manifest releases af
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from cdktf import TerraformResource, TerraformVariable, TerraformVariableValidationConfig
 from constructs import Construct
 
-from constructs_lib.addons import AddOnLayer, GeneratedSecretSpec, HelmAddOn, ManifestRelease, NamespaceSpec, RawChart, SecretSpec
+from constructs_lib.addons import (
+    AddOnLayer,
+    GeneratedSecretSpec,
+    HelmAddOn,
+    ManifestRelease,
+    NamespaceSpec,
+    RawChart,
+    SecretSpec,
+)
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
 from planner.model import LayerPlan, PlatformPlan, ValueRef, VariablePlan
@@ -48,7 +56,7 @@ class PlatformLayerStack(HelixStack):
         access: ClusterAccess,
         backend: StateBackend,
         raw_chart: RawChart,
-        edge: Optional["EdgeStack"] = None,
+        edge: EdgeStack | None = None,
     ) -> None:
         super().__init__(scope, name, backend=backend)
         if layer.uses_edge and edge is None:
@@ -114,7 +122,7 @@ class PlatformLayerStack(HelixStack):
             _moved(secret, s.moved_from)
 
 
-def _moved(resource: TerraformResource, moved_from: Optional[str]) -> None:
+def _moved(resource: TerraformResource, moved_from: str | None) -> None:
     """A `moved` block from the address the resource had before, so Terraform keeps its state."""
     if moved_from:
         resource.move_from_id(moved_from)

@@ -6,8 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from tools import graph
 from tests.conftest import CDKTF, background_fixture, cli_env, readme_section
+from tools import graph
 
 ROOT = Path(__file__).resolve().parent.parent
 

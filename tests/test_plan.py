@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from planner.files import parse_model
 from planner.load import load_plan, resolve_config
 from planner.model import PlatformPlan
 from planner.schema import HelixConfig
-from planner.files import parse_model
 from tests.conftest import ROOT
 from tests.test_config_fixtures import main_in_process
 

@@ -177,7 +177,7 @@ def test_address_snapshot(synth):
     removed, added = snap.compare(snap.read(), docs)
     if added:
         listed = "; ".join(f"{stack}: {', '.join(items)}" for stack, items in added.items())
-        warnings.warn(f"new resource addresses not in the snapshot ({listed}); update it with {UPDATE_COMMAND}")
+        warnings.warn(f"new resource addresses not in the snapshot ({listed}); update it with {UPDATE_COMMAND}", stacklevel=2)
     if removed:
         listed = "\n".join(f"  {stack}: {addr}" for stack, items in removed.items() for addr in items)
         pytest.fail(

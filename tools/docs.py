@@ -10,7 +10,7 @@ namespace, comes from the same plan the stacks render. Plain Python: no jsii ass
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from planner.load import PROJECT_ROOT, load_plan
 from planner.model import PlatformPlan
@@ -18,7 +18,7 @@ from planner.model import PlatformPlan
 DOC = PROJECT_ROOT / "docs" / "components.md"
 
 
-def _cell(text: Optional[str]) -> str:
+def _cell(text: str | None) -> str:
     if not text:
         return ""
     return " ".join(str(text).split()).replace("|", "\\|")
@@ -35,7 +35,7 @@ def _uses_bitnamilegacy(value: object) -> bool:
 def render(plan: PlatformPlan) -> str:
     layer_order = {layer.name: i for i, layer in enumerate(plan.layers)}
     raw = plan.raw_chart
-    rows: list[tuple[Any, tuple[Optional[str], ...]]] = []
+    rows: list[tuple[Any, tuple[str | None, ...]]] = []
     for c in plan.components.values():
         if c.has_release:
             rows.append(
@@ -85,7 +85,7 @@ def render(plan: PlatformPlan) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     text = render(load_plan(PROJECT_ROOT / "config" / "helix.yaml"))
     if "--check" in argv:

@@ -182,7 +182,7 @@ def diff_stack(name: str, before: Optional[dict], after: Optional[dict]) -> Stac
                     )
                 )
             elif a is None or b is None:
-                body = a or b
+                body = a or b or {}
                 review.charts.append(
                     ChartChange(
                         address, body.get("name", ""), body.get("namespace", ""),
@@ -196,7 +196,7 @@ def diff_stack(name: str, before: Optional[dict], after: Optional[dict]) -> Stac
                 review.values_diffs[address] = diff
         elif rtype == DNS_RECORD:
             if a is None:
-                review.dns.append(DnsChange("added", address, None, _dns_text(b)))
+                review.dns.append(DnsChange("added", address, None, _dns_text(b or {})))
             elif b is None:
                 review.dns.append(DnsChange("removed", address, _dns_text(a), None))
             elif a != b:
@@ -396,7 +396,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 futures = []
                 for rev, given, label in ((args.base, args.base_out, "base"), (args.head, args.head_out, "head")):
                     if given:
-                        futures.append(pool.submit(lambda g=given: g))
+                        futures.append(pool.submit(lambda g=given: g))  # type: ignore[misc]
                         labels[label] = str(given)
                     else:
                         labels[label] = f"{rev} ({resolve(rev)[:10]})"

@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.source:
         snapshot = addresses(args.source)
     else:
-        from stacks.app import synthesize
         from planner.files import ConfigError
         from planner.load import load_plan
+        from stacks.app import synthesize
 
         try:
             plan = load_plan(ROOT / "config" / "helix.yaml")
