@@ -278,25 +278,7 @@ class AddOnLayer(Construct):
                 deps.append(self._generated_secret(addon, secret))
             deps.extend(self.releases[d] for d in addon.needs if d in self.releases)
             deps.extend(addon.depends_on)
-            self.releases[addon.name] = Release(
-                self,
-                addon.name,
-                provider=providers.helm,
-                name=addon.release_name or addon.name,
-                namespace=addon.namespace,
-                repository=addon.repository,
-                chart=addon.chart,
-                version=addon.version,
-                values=[render_values(addon.values)] if addon.values else None,
-                set_sensitive=[ReleaseSetSensitive(name=k, value=v) for k, v in addon.sensitive_values.items()] or None,
-                create_namespace=False,
-                wait=addon.wait,
-                timeout=addon.timeout,
-                cleanup_on_fail=addon.cleanup_on_fail,
-                max_history=addon.max_history,
-                depends_on=deps or None,
-                lifecycle=self._lifecycle(addon.protect, addon.namespace),
-            )
+            self._add_release(addon, deps)
 
     def add_manifests(self, spec: ManifestRelease, *, after: Sequence[str] = ()) -> Release:
         """Install `spec.resources` as one release of the raw chart, after the releases named in `after`.
@@ -315,25 +297,42 @@ class AddOnLayer(Construct):
                     f"{self.node.path}: manifest release {spec.name!r} comes after {name!r}, which is neither a "
                     "release of this layer nor installed before"
                 )
-        release = Release(
-            self,
-            spec.name,
-            provider=self._providers.helm,
+        as_addon = HelmAddOn(
             name=spec.name,
             namespace=spec.namespace,
             repository=spec.chart.repository,
             chart=spec.chart.chart,
             version=spec.chart.version,
-            values=[render_values({spec.chart.values_key: [dict(r) for r in spec.resources]})],
-            create_namespace=False,
+            values={spec.chart.values_key: [dict(r) for r in spec.resources]},
+            protect=spec.protect,
             wait=spec.wait,
             timeout=spec.timeout,
             cleanup_on_fail=spec.cleanup_on_fail,
             max_history=spec.max_history,
-            depends_on=deps or None,
-            lifecycle=self._lifecycle(spec.protect, spec.namespace),
         )
-        self.releases[spec.name] = release
+        return self._add_release(as_addon, deps)
+
+    def _add_release(self, addon: HelmAddOn, deps: Sequence[ITerraformDependable]) -> Release:
+        release = Release(
+            self,
+            addon.name,
+            provider=self._providers.helm,
+            name=addon.release_name or addon.name,
+            namespace=addon.namespace,
+            repository=addon.repository,
+            chart=addon.chart,
+            version=addon.version,
+            values=[render_values(addon.values)] if addon.values else None,
+            set_sensitive=[ReleaseSetSensitive(name=k, value=v) for k, v in addon.sensitive_values.items()] or None,
+            create_namespace=False,
+            wait=addon.wait,
+            timeout=addon.timeout,
+            cleanup_on_fail=addon.cleanup_on_fail,
+            max_history=addon.max_history,
+            depends_on=list(deps) or None,
+            lifecycle=self._lifecycle(addon.protect, addon.namespace),
+        )
+        self.releases[addon.name] = release
         return release
 
     def add_secret(self, spec: SecretSpec, *, before: Sequence[str] = ()) -> SecretV1:
