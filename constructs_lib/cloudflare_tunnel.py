@@ -261,6 +261,14 @@ def _include(protection: AccessProtection) -> list[ZeroTrustAccessPolicyInclude]
 class AccessApplication(Construct):
     """One self-hosted Access application (a hostname, or a hostname and path) with its one reusable policy.
 
+    Props:
+        account_id: the account that owns the application and the policy.
+        domain: the hostname, or hostname and path, that Access protects.
+        decision: the policy's decision: allow, bypass, non_identity or deny.
+        include: the policy's include rules (ZeroTrustAccessPolicyInclude).
+        session_duration: how long an Access session lasts (Go duration; None: the account's default).
+        identity_providers: the IdPs the login page offers (empty: all); with exactly one, users skip the chooser.
+        provider: the Cloudflare provider to use (defaults to the stack's only one).
     Attributes:
         policy: the cloudflare_zero_trust_access_policy.
         application: the cloudflare_zero_trust_access_application.

@@ -38,7 +38,9 @@ def build_app(settings: Settings, outdir: str):
         existing = cfg.cluster.existing
         access = ClusterAccess(kubeconfig_path=existing.kubeconfig, kubeconfig_context=existing.context)
 
-    edge = EdgeStack(app, EDGE, config=cfg, backend=backend, plan=settings.plan) if cfg.cloudflare.enabled else None
+    # Synthesized even with cloudflare.enabled false (empty then), so that a deploy destroys what it created.
+    edge_stack = EdgeStack(app, EDGE, config=cfg, backend=backend, plan=settings.plan)
+    edge = edge_stack if cfg.cloudflare.enabled else None
 
     built: dict[str, PlatformLayerStack] = {}
     # For a layer with nothing to install (every component turned off), its dependents wait for its needs.

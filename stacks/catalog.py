@@ -33,6 +33,19 @@ class GeneratedSecret(_Strict):
     fixed: dict[str, str] = {}
 
 
+class SecretValueFrom(_Strict):
+    """Where one key of an extra secret comes from: a sensitive variable of config/variables.yaml."""
+
+    variable: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class ExtraSecret(_Strict):
+    """A Kubernetes Secret created before the component's release, in its namespace (issue 12's extras)."""
+
+    name: DnsLabel
+    data: dict[str, SecretValueFrom] = Field(min_length=1)
+
+
 class ComponentSpec(_Strict):
     description: str
     seed_name: str
@@ -45,6 +58,7 @@ class ComponentSpec(_Strict):
     needs: list[str] = []
     timeout: int = Field(default=600, ge=30, le=3600)
     generated_secrets: list[GeneratedSecret] = []
+    secrets: list[ExtraSecret] = []
     values: dict[str, Any] = {}
 
 

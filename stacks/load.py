@@ -60,6 +60,11 @@ def load_settings(config_path: Path | None = None) -> Settings:
         raise ConfigError(problems)
     plan, errs = resolve_platform(cfg, shown, layers, display_path(LAYERS_FILE, PROJECT_ROOT), catalog)
     problems.extend(errs)
+    if not problems:
+        # Needs a valid config and plan: checked once everything else is right.
+        from stacks.edge_rules import backend_problems
+
+        problems.extend(backend_problems(cfg, plan, shown))
     if problems:
         raise ConfigError(problems)
     return Settings(config=cfg, plan=plan, config_file=shown)

@@ -1,14 +1,18 @@
 """The in-cluster pieces that use the Cloudflare edge.
 
 network layer:
-  - cloudflared gets the tunnel token from the edge stack (a cross-stack reference, set with a sensitive Helm
-    set); the token is also kept in network/cloudflared-tunnel-token (key `token`) for other consumers;
-  - external-dns gets the Cloudflare API token in network/cloudflare-api-token (key `api-token`).
+  - cloudflared reads the tunnel token from network/cloudflared-tunnel-token (key `token`), the one Secret that
+    holds it, written from the edge stack's token (a sensitive cross-stack reference);
+  - external-dns gets the zone-scoped DNS token in network/cloudflare-api-token (key `api-token`), and the
+    tunnel's CNAME target as its default target (`extraArgs.default-targets`, a cross-stack reference).
 foundation layer:
-  - cert-manager gets the same API token in cert-manager/cloudflare-api-token, which the Let's Encrypt
+  - cert-manager gets the same DNS token in cert-manager/cloudflare-api-token, which the Let's Encrypt
     ClusterIssuers (release `cluster-issuers`, config/manifests/cert-manager/cluster-issuers.yaml) use for DNS-01.
 
-The API token enters each stack as the sensitive variable `cloudflare_api_token` (TF_VAR_cloudflare_api_token).
+The DNS token enters each stack as the sensitive variable `cloudflare_dns_token` (TF_VAR_cloudflare_dns_token):
+DNS Edit and Zone Read on the one zone. The edge stack's own token (`cloudflare_edge_token`) never reaches the
+cluster. The same secrets are declared as data (`secrets:` in config/catalog/{network,cert-manager}.yaml, the
+variable in config/variables.yaml) for the data-driven extras that replace this module.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from cdktf import TerraformStack, TerraformVariable
+
+from stacks.edge import DNS_TOKEN_DESCRIPTION
 from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 
 if TYPE_CHECKING:
     from stacks.catalog import Component
     from stacks.platform import LayerContext
 
-API_TOKEN_VARIABLE = "cloudflare_api_token"
+API_TOKEN_VARIABLE = "cloudflare_dns_token"
 # The secret the catalog's external-dns env and the ClusterIssuers' apiTokenSecretRef name.
 API_TOKEN_SECRET = "cloudflare-api-token"
 API_TOKEN_KEY = "api-token"
@@ -30,12 +36,12 @@ TUNNEL_TOKEN_SECRET = "cloudflared-tunnel-token"
 TUNNEL_TOKEN_KEY = "token"
 CLUSTER_ISSUERS = "cluster-issuers"
 ISSUERS_MANIFEST = "cert-manager/cluster-issuers.yaml"
-# The cloudflare-tunnel-remote chart's value for the connector token (it writes its own Secret from it).
-TUNNEL_TOKEN_VALUE = "cloudflare.tunnel_token"
+# external-dns's default target for the Ingresses it publishes: the tunnel (set from the edge stack).
+DEFAULT_TARGETS_VALUE = "extraArgs.default-targets"
 
 
 def api_token_variable(stack: TerraformStack) -> str:
-    """The stack's sensitive `cloudflare_api_token` variable (created once per stack), as a string token."""
+    """The stack's sensitive `cloudflare_dns_token` variable (created once per stack), as a string token."""
     var = stack.node.try_find_child(API_TOKEN_VARIABLE)
     if var is None:
         var = TerraformVariable(
@@ -43,7 +49,7 @@ def api_token_variable(stack: TerraformStack) -> str:
             API_TOKEN_VARIABLE,
             type="string",
             sensitive=True,
-            description="Cloudflare API token with Zone DNS edit on the zone (external-dns, cert-manager DNS-01)",
+            description=DNS_TOKEN_DESCRIPTION,
         )
     return var.string_value
 
@@ -80,7 +86,7 @@ class _SecretsForComponents:
 
 
 class NetworkEdgeHook(_SecretsForComponents):
-    """network layer: cloudflared's tunnel token, and external-dns's Cloudflare API token."""
+    """network layer: cloudflared's tunnel token Secret, and external-dns's DNS token and default target."""
 
     def before(self, ctx: "LayerContext") -> None:
         cloudflared = _component(ctx, "cloudflared")
@@ -88,14 +94,14 @@ class NetworkEdgeHook(_SecretsForComponents):
             if ctx.edge is None:
                 raise ValueError("cloudflared is installed but the Cloudflare edge stack is not (validated config)")
             token = ctx.edge.tunnel_token  # a cross-stack reference: cdktf adds a sensitive output to edge
-            ctx.sensitive_values["cloudflared"][TUNNEL_TOKEN_VALUE] = token
-            self._secret(
+            secret = self._secret(
                 ctx,
                 "cloudflared-tunnel-token",
                 cloudflared.namespace,
                 TUNNEL_TOKEN_SECRET,
                 {TUNNEL_TOKEN_KEY: token},
             )
+            ctx.depends_on["cloudflared"].append(secret)
         external_dns = _component(ctx, "external-dns")
         if external_dns is not None:
             secret = self._secret(
@@ -106,6 +112,9 @@ class NetworkEdgeHook(_SecretsForComponents):
                 {API_TOKEN_KEY: api_token_variable(ctx.stack)},
             )
             ctx.depends_on["external-dns"].append(secret)
+            if ctx.edge is not None:
+                # Not a secret, but a sensitive set is the only Helm set the add-ons take.
+                ctx.sensitive_values["external-dns"][DEFAULT_TARGETS_VALUE] = ctx.edge.cname_target
 
 
 class CertManagerDnsHook(_SecretsForComponents):
