@@ -749,7 +749,9 @@ def test_cloudflared_meets_the_restricted_pod_security_level(cloudflared, settin
 
 
 def test_external_dns_limited_to_the_external_class_proxied_to_the_tunnel(synth, settings):
-    """Done when: external-dns is limited to the external class (Ingresses only, proxied, the tunnel as target)."""
+    """Done when: external-dns is limited to the external class (Ingresses only, proxied, the tunnel as target).
+    (In external-dns 0.21 --default-targets only replaces targets of endpoints a source produced, and an Ingress
+    without a status address produces none: so the controller reports the tunnel as the address.)"""
     stack, release = synth.releases()["external-dns"]
     assert stack == "network" and release["namespace"] == "network"
     values = yaml.safe_load(release["values"][0])
@@ -760,12 +762,21 @@ def test_external_dns_limited_to_the_external_class_proxied_to_the_tunnel(synth,
     assert args["cloudflare-proxied"] is True
     assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(args["exclude-target-net"])
     assert "nginx-internal" not in json.dumps(values)
-    assert release["set_sensitive"] == [
-        {"name": "extraArgs.default-targets", "value": _remote(synth, "network", _cross_stack_output(synth, "cname_target"))}
+    # The Ingresses' address, which external-dns publishes, is the tunnel: the external controller reports it
+    # (external-status-address, from the edge stack), not a LAN address.
+    _, external = synth.releases()["ingress-external"]
+    controller = yaml.safe_load(external["values"][0])["controller"]
+    assert controller["reportIngressStatus"]["enable"] is True and controller["service"]["type"] == "ClusterIP"
+    assert external["set_sensitive"] == [
+        {
+            "name": "controller.config.entries.external-status-address",
+            "value": _remote(synth, "network", _cross_stack_output(synth, "cname_target")),
+        }
     ]
     edge = synth.stack("edge")
     tunnel_key, _ = only(edge["resource"][TUNNEL])
     assert edge["locals"]["tunnel_cname_target"] == f"${{{TUNNEL}.{tunnel_key}.id}}.cfargotunnel.com"
+    assert "set_sensitive" not in release
 
 
 def test_external_dns_reads_the_dns_token_secret(synth, settings):

@@ -3,8 +3,9 @@
 network layer:
   - cloudflared reads the tunnel token from network/cloudflared-tunnel-token (key `token`), the one Secret that
     holds it, written from the edge stack's token (a sensitive cross-stack reference);
-  - external-dns gets the zone-scoped DNS token in network/cloudflare-api-token (key `api-token`), and the
-    tunnel's CNAME target as its default target (`extraArgs.default-targets`, a cross-stack reference).
+  - external-dns gets the zone-scoped DNS token in network/cloudflare-api-token (key `api-token`);
+  - ingress-external reports the tunnel's CNAME target (<tunnel id>.cfargotunnel.com, a cross-stack reference) as
+    its Ingresses' address (ConfigMap key external-status-address), which external-dns publishes.
 foundation layer:
   - cert-manager gets the same DNS token in cert-manager/cloudflare-api-token, which the Let's Encrypt
     ClusterIssuers (release `cluster-issuers`, config/manifests/cert-manager/cluster-issuers.yaml) use for DNS-01.
@@ -36,8 +37,8 @@ TUNNEL_TOKEN_SECRET = "cloudflared-tunnel-token"
 TUNNEL_TOKEN_KEY = "token"
 CLUSTER_ISSUERS = "cluster-issuers"
 ISSUERS_MANIFEST = "cert-manager/cluster-issuers.yaml"
-# external-dns's default target for the Ingresses it publishes: the tunnel (set from the edge stack).
-DEFAULT_TARGETS_VALUE = "extraArgs.default-targets"
+# The address the external controller writes into its Ingresses' status: the tunnel (set from the edge stack).
+STATUS_ADDRESS_VALUE = "controller.config.entries.external-status-address"
 
 
 def api_token_variable(stack: TerraformStack) -> str:
@@ -86,7 +87,8 @@ class _SecretsForComponents:
 
 
 class NetworkEdgeHook(_SecretsForComponents):
-    """network layer: cloudflared's tunnel token Secret, and external-dns's DNS token and default target."""
+    """network layer: cloudflared's tunnel token Secret, external-dns's DNS token, and the external controller's
+    status address."""
 
     def before(self, ctx: "LayerContext") -> None:
         cloudflared = _component(ctx, "cloudflared")
@@ -112,9 +114,9 @@ class NetworkEdgeHook(_SecretsForComponents):
                 {API_TOKEN_KEY: api_token_variable(ctx.stack)},
             )
             ctx.depends_on["external-dns"].append(secret)
-            if ctx.edge is not None:
-                # Not a secret, but a sensitive set is the only Helm set the add-ons take.
-                ctx.sensitive_values["external-dns"][DEFAULT_TARGETS_VALUE] = ctx.edge.cname_target
+        if _component(ctx, "ingress-external") is not None and ctx.edge is not None:
+            # Not a secret, but a sensitive set is the only Helm set the add-ons take.
+            ctx.sensitive_values["ingress-external"][STATUS_ADDRESS_VALUE] = ctx.edge.cname_target
 
 
 class CertManagerDnsHook(_SecretsForComponents):
