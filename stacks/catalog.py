@@ -148,6 +148,11 @@ def placeholder_values(cfg: HelixConfig) -> dict[str, str]:
         "cluster_domain": c.cluster_domain,
         "k3s_version": c.k3s_version,
         "acme_email": cfg.acme_email,
+        "internal_domain": cfg.cloudflare.internal_domain_of(cfg.domain),
+        # <namespace>/<secret> of the internal wildcard certificate (config/catalog/network.yaml).
+        "internal_certificate_secret": "{}/internal-wildcard-tls".format(
+            next((n for n, ns in cfg.namespaces.items() if "internal-wildcard-certificate" in ns.components), "network")
+        ),
     }
 
 

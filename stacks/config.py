@@ -318,12 +318,18 @@ class CloudflareConfig(Strict):
     alert_emails: Optional[list[Email]] = None
     zone_settings: ZoneSettingsConfig = ZoneSettingsConfig()
     adopt: AdoptConfig = AdoptConfig()
+    # LAN-only names (the internal ingress class), inside the zone but never published: the internal controller
+    # serves a wildcard certificate for them (DNS-01 through the zone-scoped token). Unset: lan.<domain>.
+    internal_domain: Optional[Hostname] = None
     # Public hostnames served through the tunnel: "name" or {name, origin, access}.
     hostnames: list[Annotated[HostnameConfig, BeforeValidator(_hostname_entry)]] = []
 
     @property
     def hostname_names(self) -> list[str]:
         return [h.name for h in self.hostnames]
+
+    def internal_domain_of(self, domain: str) -> str:
+        return self.internal_domain or f"lan.{domain}"
 
 
 class NamespaceConfig(Strict):
@@ -486,6 +492,17 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
                         f"required when a hostname has access ({host}): the Zero Trust team name cloudflared checks",
                     )
                 )
+    internal = cf.internal_domain_of(cfg.domain)
+    if internal == cfg.domain or not internal.endswith("." + cfg.domain):
+        out.append(("cloudflare.internal_domain", f"{internal!r} must be a subdomain of the zone {cfg.domain!r}"))
+    for i, entry in enumerate(cf.hostnames):
+        if entry.name == internal or entry.name.endswith("." + internal):
+            out.append(
+                (
+                    f"cloudflare.hostnames[{i}]",
+                    f"{entry.name!r} is under the internal domain {internal!r}, whose names never go to public DNS",
+                )
+            )
     for host in cf.adopt.records:
         if host not in seen_hosts:
             out.append((f"cloudflare.adopt.records.{host}", f"{host!r} is not one of cloudflare.hostnames"))

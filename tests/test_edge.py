@@ -847,6 +847,32 @@ def test_cert_manager_secret_and_cluster_issuers(synth, settings):
     assert not synth.all_resources("kubernetes_manifest")
 
 
+def test_the_issuers_serve_the_internal_wildcard_certificate(synth, settings):
+    """Certificates that are used: a wildcard for the LAN-only names, issued by DNS-01 through the zone-scoped
+    token, served by the internal controller for every Ingress host with tls and no secretName."""
+    releases = synth.releases()
+    stack, release = releases["internal-wildcard-certificate"]
+    assert stack == "network" and release["namespace"] == "network"
+    (cert,) = yaml.safe_load(release["values"][0])["resources"]
+    internal = settings.config.cloudflare.internal_domain_of(settings.config.domain)
+    assert internal == "lan.helixaibot.com"
+    assert (cert["apiVersion"], cert["kind"]) == ("cert-manager.io/v1", "Certificate")
+    assert cert["spec"]["dnsNames"] == [internal, f"*.{internal}"]
+    issuer = cert["spec"]["issuerRef"]
+    _, issuers = releases["cluster-issuers"]
+    names = {m["metadata"]["name"] for m in yaml.safe_load(issuers["values"][0])["resources"]}
+    assert issuer["kind"] == "ClusterIssuer" and issuer["name"] in names
+    # The issuers solve DNS-01 for the zone, which holds the internal domain.
+    assert internal.endswith("." + settings.config.domain)
+    _, internal_release = releases["ingress-internal"]
+    controller = yaml.safe_load(internal_release["values"][0])["controller"]
+    assert controller["wildcardTLS"]["secret"] == f"network/{cert['spec']['secretName']}"
+    cert_key = next(k for k, r in synth.resources("network", "helm_release").items() if r["name"] == "internal-wildcard-certificate")
+    assert f"helm_release.{cert_key}" in internal_release["depends_on"]
+    # No public hostname under the internal domain.
+    assert not any(h.endswith("." + internal) for h in settings.config.cloudflare.hostname_names)
+
+
 # --- no secret anywhere in the output -------------------------------------------------------------------
 
 
@@ -884,6 +910,7 @@ RULE_FIXTURES = [
     "machine-path-twice",
     "adopt-unknown-hostname",
     "bad-origin",
+    "public-hostname-under-internal-domain",
 ]
 
 
