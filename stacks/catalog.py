@@ -150,10 +150,14 @@ def placeholder_values(cfg: HelixConfig) -> dict[str, str]:
         "acme_email": cfg.acme_email,
         "internal_domain": cfg.cloudflare.internal_domain_of(cfg.domain),
         # <namespace>/<secret> of the internal wildcard certificate (config/catalog/network.yaml).
-        "internal_certificate_secret": "{}/internal-wildcard-tls".format(
-            next((n for n, ns in cfg.namespaces.items() if "internal-wildcard-certificate" in ns.components), "network")
-        ),
+        "internal_certificate_secret": f"{_namespace_of(cfg, 'internal-wildcard-certificate', 'network')}/internal-wildcard-tls",
+        # Where Prometheus runs (kube-prometheus-stack), for network policies that admit its scrapes.
+        "prometheus_namespace": _namespace_of(cfg, "kube-prometheus-stack", "monitoring"),
     }
+
+
+def _namespace_of(cfg: HelixConfig, cid: str, default: str) -> str:
+    return next((name for name, ns in cfg.namespaces.items() if cid in ns.components), default)
 
 
 def render_placeholders(value: Any, known: dict[str, str], path: str, problems: list[tuple[str, str]]) -> Any:

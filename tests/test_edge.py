@@ -690,7 +690,7 @@ def test_cloudflared_token_comes_from_one_terraform_managed_secret(synth, cloudf
     assert annotations["secret.reloader.stakater.com/reload"] == "cloudflared-tunnel-token"
 
 
-def test_cloudflared_is_built_to_stay_up(synth, cloudflared):
+def test_cloudflared_is_built_to_stay_up(synth, settings, cloudflared):
     from stacks.hooks.manifests import raw_chart
 
     release, docs = cloudflared
@@ -722,7 +722,8 @@ def test_cloudflared_is_built_to_stay_up(synth, cloudflared):
     assert policy["podSelector"]["matchLabels"] == selector and policy["policyTypes"] == ["Ingress"]
     (rule,) = policy["ingress"]
     assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
-    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    prometheus = settings.plan.components["kube-prometheus-stack"].namespace
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": prometheus}}}]
     assert {"name": "TUNNEL_MANAGEMENT_DIAGNOSTICS", "value": "false"} in container["env"]
 
 
