@@ -130,7 +130,8 @@ class EdgeStack(HelixStack):
             http_status:503 when the cluster file does not install it.
         tunnel_token: the connector token (sensitive; read it from another stack to make a cross-stack
             reference, which cdktf passes as a sensitive output).
-        cname_target: <tunnel id>.cfargotunnel.com, the target of every public name (external-dns's default).
+        cname_target: <tunnel id>.cfargotunnel.com, the target of every public name (the address the external
+            controller reports for its Ingresses, which external-dns publishes).
     """
 
     def __init__(
@@ -157,6 +158,7 @@ class EdgeStack(HelixStack):
             description=EDGE_TOKEN_DESCRIPTION,
         )
         if not cf.enabled:
+            self.origin = NO_ORIGIN
             CloudflareProvider(self, "cloudflare", api_token=token.string_value)
             return
         if cf.account_id is None or cf.zone_id is None or not cf.hostnames:

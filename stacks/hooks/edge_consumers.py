@@ -21,9 +21,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from cdktf import TerraformStack, TerraformVariable
+from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 
 from stacks.edge import DNS_TOKEN_DESCRIPTION
-from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 
 if TYPE_CHECKING:
     from stacks.catalog import Component
