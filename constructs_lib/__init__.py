@@ -34,6 +34,11 @@ _EXPORTS: dict[str, str] = {
     "CloudflareTunnel": "cloudflare_tunnel",
     "CloudflareTunnelProps": "cloudflare_tunnel",
     "TunnelRoute": "cloudflare_tunnel",
+    "AccessProtection": "cloudflare_tunnel",
+    "MachinePath": "cloudflare_tunnel",
+    "AccessApplication": "cloudflare_tunnel",
+    "TunnelAdoption": "cloudflare_tunnel",
+    "CloudflareZoneSettings": "cloudflare_tunnel",
     # Reaching a cluster: providers for later stacks.
     "ClusterAccess": "cluster_access",
     "ClusterProviders": "cluster_access",

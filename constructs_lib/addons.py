@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 from cdktf import ITerraformDependable, TerraformResource, TerraformResourceLifecycle
-from cdktf_cdktf_provider_helm.release import Release, ReleaseSetSensitive
+from cdktf_cdktf_provider_helm.release import Release, ReleaseSet, ReleaseSetSensitive
 from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
 from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 from cdktf_cdktf_provider_random.password import Password
@@ -80,6 +80,8 @@ class HelmAddOn:
         needs: add-ons installed first: same-layer ones become depends_on, others must be listed in the
             layer's installed_before (an earlier stack installs them).
         sensitive_values: Helm value paths set from sensitive values (variables or other stacks' outputs).
+        set_values: Helm value paths set with a plain `set`, for values known only at apply time that are not
+            secret (another stack's output, shown in plans).
         generated_secrets: secrets to create before the release, with random values.
         protect: refuse destroy of the release.
         depends_on: further resources to create first (a secret the chart reads, for example).
@@ -99,6 +101,7 @@ class HelmAddOn:
     release_name: str | None = None
     needs: Sequence[str] = ()
     sensitive_values: Mapping[str, str] = field(default_factory=dict)
+    set_values: Mapping[str, str] = field(default_factory=dict)
     generated_secrets: Sequence[GeneratedSecretSpec] = ()
     protect: bool = False
     depends_on: Sequence[ITerraformDependable] = ()
@@ -323,6 +326,7 @@ class AddOnLayer(Construct):
             chart=addon.chart,
             version=addon.version,
             values=[render_values(addon.values)] if addon.values else None,
+            set=[ReleaseSet(name=k, value=v) for k, v in addon.set_values.items()] or None,
             set_sensitive=[ReleaseSetSensitive(name=k, value=v) for k, v in addon.sensitive_values.items()] or None,
             create_namespace=False,
             wait=addon.wait,

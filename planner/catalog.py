@@ -35,12 +35,17 @@ class ValueSource(_Strict):
     """A sensitive value: a variable of config/variables.yaml, or an output of the Cloudflare edge stack."""
 
     variable: str | None = None
-    edge: Literal["tunnel_token"] | None = None
+    # tunnel_token: the connector token (sensitive); tunnel_cname: <tunnel id>.cfargotunnel.com.
+    edge: Literal["tunnel_token", "tunnel_cname"] | None = None
+    # For an edge value: left out (instead of an error) when cloudflare.enabled is false.
+    optional: bool = False
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ValueSource:
         if (self.variable is None) == (self.edge is None):
             raise ValueError("give exactly one of `variable` (a name in config/variables.yaml) or `edge`")
+        if self.optional and self.edge is None:
+            raise ValueError("only an `edge` value can be optional")
         return self
 
 
@@ -105,6 +110,8 @@ class ComponentSpec(_Strict):
     generated_secrets: list[GeneratedSecret] = []
     # Helm value paths set with set_sensitive (never stored in the values).
     sensitive_values: dict[str, ValueSource] = {}
+    # Helm value paths set with a plain `set` from a value another stack outputs (not a secret, so a plan shows it).
+    values_from: dict[str, ValueSource] = {}
     secrets: list[SecretExtra] = []
     manifests: list[ManifestExtra] = []
     values: dict[str, Any] = {}
@@ -114,8 +121,10 @@ class ComponentSpec(_Strict):
         if self.kind == "helm" and (self.repository is None or self.chart is None):
             raise ValueError("a helm component needs `repository` and `chart`")
         if self.kind == "manifests":
-            if self.repository is not None or self.chart is not None or self.values or self.sensitive_values:
-                raise ValueError("a manifests component has no chart: drop repository, chart, values, sensitive_values")
+            if self.repository is not None or self.chart is not None or self.values or self.sensitive_values or self.values_from:
+                raise ValueError(
+                    "a manifests component has no chart: drop repository, chart, values, sensitive_values, values_from"
+                )
             if not self.manifests:
                 raise ValueError("a manifests component needs at least one entry in `manifests`")
         return self
@@ -164,7 +173,16 @@ def placeholder_values(cfg: HelixConfig) -> dict[str, str]:
         "cluster_domain": c.cluster_domain,
         "k3s_version": c.k3s_version,
         "acme_email": cfg.acme_email,
+        "internal_domain": cfg.cloudflare.internal_domain_of(cfg.domain),
+        # <namespace>/<secret> of the internal wildcard certificate (config/catalog/network.yaml).
+        "internal_certificate_secret": f"{_namespace_of(cfg, 'internal-wildcard-certificate', 'network')}/internal-wildcard-tls",
+        # Where Prometheus runs (kube-prometheus-stack), for network policies that admit its scrapes.
+        "prometheus_namespace": _namespace_of(cfg, "kube-prometheus-stack", "monitoring"),
     }
+
+
+def _namespace_of(cfg: HelixConfig, cid: str, default: str) -> str:
+    return next((name for name, ns in cfg.namespaces.items() if cid in ns.components), default)
 
 
 def render_placeholders(value: Any, known: dict[str, str], path: str, problems: list[tuple[str, str]]) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 
 from planner.catalog import VariablesFile, load_catalog, load_layers
 from planner.files import ConfigError, Problem, display_path, parse_model, read_yaml_mapping
+from planner.edge_rules import backend_problems
 from planner.manifests import load_raw_chart
 from planner.model import PlatformPlan
 from planner.resolve import Inputs, resolve_platform
@@ -103,6 +104,9 @@ def resolve_config(
         )
     )
     problems.extend(errs)
+    if plan is not None and not problems:
+        # Rules that need the resolved plan (which Ingresses the installed components declare).
+        problems.extend(backend_problems(cfg, plan, config_file))
     return (plan if not problems else None), problems
 
 

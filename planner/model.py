@@ -82,6 +82,7 @@ class Component:
     values: dict[str, Any]
     generated_secrets: tuple[Any, ...]
     sensitive_values: Mapping[str, ValueRef]
+    values_from: Mapping[str, ValueRef]
     protect: bool
     description: str
     seed_name: str

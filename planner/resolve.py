@@ -140,7 +140,16 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             timeout=spec.timeout,
             values=values,
             generated_secrets=tuple(spec.generated_secrets),
-            sensitive_values={path: _ref(src) for path, src in spec.sensitive_values.items()},
+            sensitive_values={
+                path: _ref(src)
+                for path, src in spec.sensitive_values.items()
+                if cfg.cloudflare.enabled or not src.optional
+            },
+            values_from={
+                path: _ref(src)
+                for path, src in spec.values_from.items()
+                if cfg.cloudflare.enabled or not src.optional
+            },
             protect=cfg.namespace_protected(ns_name),
             description=spec.description,
             seed_name=spec.seed_name,
@@ -246,6 +255,8 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
         spec, spec_file = catalog[cid]
         for path, ref in comp.sensitive_values.items():
             check_ref(ref, cid, comp.layer, spec_file, f"{cid}.sensitive_values.{path}")
+        for path, ref in comp.values_from.items():
+            check_ref(ref, cid, comp.layer, spec_file, f"{cid}.values_from.{path}")
         planned: dict[str, ManifestPlan] = {}
         skipped: set[str] = set()
         for i, extra in enumerate(spec.manifests):

@@ -9,7 +9,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 # An exact version: 1.2.3, v1.2.3, 1.2.3-rc.1, v1.29.1+k3s2. Never "latest", a range or a wildcard.
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z][0-9A-Za-z.+-]*)?$")
@@ -231,13 +231,105 @@ class ClusterConfig(Strict):
     cloud_node_pools: list[CloudNodePool] = []
 
 
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# A tunnel origin named explicitly: an http(s)/tcp/ssh/... URL or a fixed status (cloudflared's ingress services).
+ORIGIN = r"^((https?|tcp|ssh|rdp|unix|smb)://\S+|http_status:[1-5]\d\d|hello_world)$"
+
+
+def _uuid(value: str) -> str:
+    if not UUID.match(value):
+        raise ValueError(f"{value!r} is not a Cloudflare UUID (such as 0b3f4c1e-1b2a-4c3d-9e8f-0123456789ab)")
+    return value
+
+
+Uuid = Annotated[str, AfterValidator(_uuid)]
+Email = Annotated[str, Field(pattern=EMAIL)]
+
+
+class MachinePathConfig(Strict):
+    """A path under a protected hostname that machines call (webhooks, SDKs)."""
+
+    path: str = Field(pattern=r"^(/[A-Za-z0-9._~-]+)+/?$")
+    # Access service token ids allowed on the path; empty: the path bypasses Access (the app authenticates).
+    service_tokens: list[Uuid] = []
+
+
+class AccessConfig(Strict):
+    """Cloudflare Access in front of one hostname: who may pass (at least one of the lists)."""
+
+    emails: list[Email] = []
+    email_domains: list[Hostname] = []
+    groups: list[Uuid] = []                 # Access group ids
+    identity_providers: list[Uuid] = []     # IdP ids: anyone who logs in through one of them
+    session_duration: str = Field(default="24h", pattern=r"^(\d+(ns|us|µs|ms|s|m|h))+$")
+    machine_paths: list[MachinePathConfig] = []
+
+
+def _hostname_entry(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class HostnameConfig(Strict):
+    """A public hostname of the tunnel. Written as a plain string, it has no access and no explicit origin."""
+
+    name: Hostname
+    # Where cloudflared sends it. Unset: the external ingress controller, and an installed component must
+    # declare an Ingress of its class for the name.
+    origin: Optional[str] = Field(default=None, pattern=ORIGIN)
+    access: Optional[AccessConfig] = None
+
+
+class HstsConfig(Strict):
+    enabled: bool = True
+    max_age: int = Field(default=15552000, ge=0, le=63072000)   # 180 days
+    include_subdomains: bool = False
+    preload: bool = False
+    nosniff: bool = True
+
+
+class ZoneSettingsConfig(Strict):
+    """Zone-wide settings managed by the edge stack (they apply to every name in the zone)."""
+
+    manage: bool = True
+    always_use_https: bool = True
+    min_tls_version: Literal["1.0", "1.1", "1.2", "1.3"] = "1.2"
+    hsts: HstsConfig = HstsConfig()
+
+
+class AdoptConfig(Strict):
+    """Existing Cloudflare objects taken under management with import blocks (docs/edge.md, Adoption)."""
+
+    tunnel_id: Optional[Uuid] = None
+    # hostname -> id of its existing DNS record
+    records: dict[Hostname, CloudflareId] = {}
+
+
 class CloudflareConfig(Strict):
     enabled: bool = True
     account_id: Optional[CloudflareId] = None
     zone_id: Optional[CloudflareId] = None
     tunnel_name: DnsLabel = "helix"
-    # Public hostnames served through the tunnel, each routed to the external ingress controller.
-    hostnames: list[Hostname] = []
+    # Bump to generate a new tunnel secret; the cluster gets the new connector token in the same deploy.
+    tunnel_secret_rotation: int = Field(default=0, ge=0)
+    # The Zero Trust team name (<team>.cloudflareaccess.com): required when a hostname has access.
+    access_team_name: Optional[DnsLabel] = None
+    # Who is emailed when the tunnel's health changes; unset: acme_email. [] turns the alert off.
+    alert_emails: Optional[list[Email]] = None
+    zone_settings: ZoneSettingsConfig = ZoneSettingsConfig()
+    adopt: AdoptConfig = AdoptConfig()
+    # LAN-only names (the internal ingress class), inside the zone but never published: the internal controller
+    # serves a wildcard certificate for them (DNS-01 through the zone-scoped token). Unset: lan.<domain>.
+    internal_domain: Optional[Hostname] = None
+    # Public hostnames served through the tunnel: "name" or {name, origin, access}.
+    hostnames: list[Annotated[HostnameConfig, BeforeValidator(_hostname_entry)]] = []
+
+    @property
+    def hostname_names(self) -> list[str]:
+        return [h.name for h in self.hostnames]
+
+    def internal_domain_of(self, domain: str) -> str:
+        return self.internal_domain or f"lan.{domain}"
 
 
 class NamespaceConfig(Strict):
@@ -377,12 +469,43 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
         if not cf.hostnames:
             out.append(("cloudflare.hostnames", "list at least one public hostname for the tunnel"))
     seen_hosts: dict[str, int] = {}
-    for i, host in enumerate(cf.hostnames):
+    for i, entry in enumerate(cf.hostnames):
+        host = entry.name
+        where = f"cloudflare.hostnames[{i}]"
         if host != cfg.domain and not host.endswith("." + cfg.domain):
-            out.append((f"cloudflare.hostnames[{i}]", f"{host!r} is not in the zone {cfg.domain!r}"))
+            out.append((where, f"{host!r} is not in the zone {cfg.domain!r}"))
         if host in seen_hosts:
-            out.append((f"cloudflare.hostnames[{i}]", f"{host!r} is already listed at hostnames[{seen_hosts[host]}]"))
+            out.append((where, f"{host!r} is already listed at hostnames[{seen_hosts[host]}]"))
         seen_hosts.setdefault(host, i)
+        access = entry.access
+        if access is not None:
+            if not (access.emails or access.email_domains or access.groups or access.identity_providers):
+                out.append((f"{where}.access", "list who may pass: emails, email_domains, groups or identity_providers"))
+            paths = [p.path.rstrip("/") for p in access.machine_paths]
+            for j, path in enumerate(paths):
+                if path in paths[:j]:
+                    out.append((f"{where}.access.machine_paths[{j}].path", f"{path!r} is listed twice"))
+            if cf.access_team_name is None and not any(p[0] == "cloudflare.access_team_name" for p in out):
+                out.append(
+                    (
+                        "cloudflare.access_team_name",
+                        f"required when a hostname has access ({host}): the Zero Trust team name cloudflared checks",
+                    )
+                )
+    internal = cf.internal_domain_of(cfg.domain)
+    if internal == cfg.domain or not internal.endswith("." + cfg.domain):
+        out.append(("cloudflare.internal_domain", f"{internal!r} must be a subdomain of the zone {cfg.domain!r}"))
+    for i, entry in enumerate(cf.hostnames):
+        if entry.name == internal or entry.name.endswith("." + internal):
+            out.append(
+                (
+                    f"cloudflare.hostnames[{i}]",
+                    f"{entry.name!r} is under the internal domain {internal!r}, whose names never go to public DNS",
+                )
+            )
+    for host in cf.adopt.records:
+        if host not in seen_hosts:
+            out.append((f"cloudflare.adopt.records.{host}", f"{host!r} is not one of cloudflare.hostnames"))
     return out
 
 

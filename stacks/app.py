@@ -41,7 +41,9 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
         assert existing is not None  # validated: mode existing needs it
         access = ClusterAccess(kubeconfig_path=existing.kubeconfig, kubeconfig_context=existing.context)
 
-    edge = EdgeStack(app, EDGE, plan=plan, backend=backend) if cfg.cloudflare.enabled else None
+    # Synthesized even with cloudflare.enabled false (empty then), so that a deploy destroys what it created.
+    edge_stack = EdgeStack(app, EDGE, plan=plan, backend=backend)
+    edge = edge_stack if cfg.cloudflare.enabled else None
     raw_chart = RawChart(plan.raw_chart.repository, plan.raw_chart.chart, plan.raw_chart.version)
 
     built: dict[str, PlatformLayerStack] = {}

@@ -1,24 +1,63 @@
-"""The edge stack: the Cloudflare tunnel in front of the external ingress controller, and its DNS records.
+"""The edge stack: the Cloudflare tunnel in front of the external ingress controller, its DNS records, Cloudflare
+Access in front of the admin hostnames, the zone settings and the tunnel health alert.
 
 The tunnel token leaves this stack only as a sensitive value: the `tunnel_token` output here, and the
 cross-stack output cdktf generates when the network layer reads `EdgeStack.tunnel_token`.
+
+With `cloudflare.enabled: false` the stack is still synthesized, empty but for its provider: deploying it
+destroys what its state still holds (docs/edge.md, "Turning Cloudflare off").
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
-from cdktf import TerraformOutput, TerraformVariable
+from cdktf import TerraformLocal, TerraformOutput, TerraformVariable
 from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider
 from constructs import Construct
 
 from constructs_lib.backend import StateBackend
-from constructs_lib.cloudflare_tunnel import CloudflareTunnel, CloudflareTunnelProps, TunnelRoute
+from constructs_lib.cloudflare_tunnel import (
+    AccessProtection,
+    CloudflareTunnel,
+    CloudflareTunnelProps,
+    CloudflareZoneSettings,
+    MachinePath,
+    TunnelAdoption,
+    TunnelRoute,
+)
 from stacks.base import HelixStack
+from planner.edge_rules import EXTERNAL_INGRESS
 from planner.model import Component, PlatformPlan
+from planner.schema import AccessConfig, ZoneSettingsConfig
 
-# The component every public hostname is routed to (config/catalog/network.yaml).
-EXTERNAL_INGRESS = "ingress-external"
+# The Terraform token of the edge stack, and the zone-scoped DNS token of external-dns and cert-manager. Each
+# variable's permissions, as the Cloudflare dashboard names them (docs/edge.md and README's table list these).
+EDGE_TOKEN_VARIABLE = "cloudflare_edge_token"
+DNS_TOKEN_VARIABLE = "cloudflare_dns_token"
+TOKEN_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    EDGE_TOKEN_VARIABLE: (
+        "Account: Cloudflare Tunnel: Edit",
+        "Account: Access: Apps and Policies: Edit",
+        "Account: Notifications: Edit",
+        "Zone: DNS: Edit",
+        "Zone: Zone Settings: Edit",
+        "Zone: Zone: Read",
+    ),
+    DNS_TOKEN_VARIABLE: ("Zone: DNS: Edit", "Zone: Zone: Read"),
+}
+
+
+def token_description(variable: str, purpose: str) -> str:
+    return f"Cloudflare API token {purpose}; permissions: {'; '.join(TOKEN_PERMISSIONS[variable])}"
+
+
+EDGE_TOKEN_DESCRIPTION = token_description(
+    EDGE_TOKEN_VARIABLE, "for Terraform's edge stack only (never stored in the cluster), scoped to the account and the zone"
+)
+DNS_TOKEN_DESCRIPTION = token_description(
+    DNS_TOKEN_VARIABLE, "for external-dns and cert-manager DNS-01, scoped to the one zone (stored in the cluster)"
+)
 # What the hostnames answer while that component is not installed.
 NO_ORIGIN = "http_status:503"
 
@@ -53,15 +92,46 @@ def ingress_origin(component: Component, cluster_domain: str) -> str:
     return f"http://{service}.{component.namespace}.svc.{cluster_domain}:{port}"
 
 
+def zone_settings_values(settings: ZoneSettingsConfig) -> dict[str, object]:
+    """The cloudflare_zone_setting values for the config's zone settings."""
+    hsts = settings.hsts
+    return {
+        "always_use_https": "on" if settings.always_use_https else "off",
+        "min_tls_version": settings.min_tls_version,
+        "security_header": {
+            "strict_transport_security": {
+                "enabled": hsts.enabled,
+                "max_age": hsts.max_age,
+                "include_subdomains": hsts.include_subdomains,
+                "preload": hsts.preload,
+                "nosniff": hsts.nosniff,
+            }
+        },
+    }
+
+
+def access_protection(access: AccessConfig) -> AccessProtection:
+    return AccessProtection(
+        emails=tuple(access.emails),
+        email_domains=tuple(access.email_domains),
+        groups=tuple(access.groups),
+        identity_providers=tuple(access.identity_providers),
+        session_duration=access.session_duration,
+        machine_paths=tuple(MachinePath(p.path, tuple(p.service_tokens)) for p in access.machine_paths),
+    )
+
+
 class EdgeStack(HelixStack):
-    """The Cloudflare tunnel, its ingress rules and its CNAMEs, from the `cloudflare` section of the config.
+    """The Cloudflare tunnel, its ingress rules, its CNAMEs and Access, from the `cloudflare` section of the config.
 
     Attributes:
-        tunnel: the CloudflareTunnel construct.
-        origin: where every public hostname is sent: the external ingress controller's Service, or
+        tunnel: the CloudflareTunnel construct (None when cloudflare.enabled is false).
+        origin: where hostnames without an explicit origin go: the external ingress controller's Service, or
             http_status:503 when the cluster file does not install it.
         tunnel_token: the connector token (sensitive; read it from another stack to make a cross-stack
             reference, which cdktf passes as a sensitive output).
+        cname_target: <tunnel id>.cfargotunnel.com, the target of every public name (the address the external
+            controller reports for its Ingresses, which external-dns publishes).
     """
 
     def __init__(
@@ -75,23 +145,38 @@ class EdgeStack(HelixStack):
         super().__init__(scope, name, backend=backend)
         config = plan.config
         cf = config.cloudflare
+        self.tunnel: Optional[CloudflareTunnel] = None
+        self._outputs: dict[str, str] = {}
+        token = TerraformVariable(
+            self,
+            EDGE_TOKEN_VARIABLE,
+            type="string",
+            sensitive=True,
+            nullable=False,
+            # Turned off, the stack only destroys what an earlier deploy created: with nothing in state (a project
+            # that never enabled Cloudflare) it needs no token, so the variable is optional then.
+            default=None if cf.enabled else "",
+            description=EDGE_TOKEN_DESCRIPTION,
+        )
+        if not cf.enabled:
+            self.origin = NO_ORIGIN
+            CloudflareProvider(self, "cloudflare", api_token=token.string_value)
+            return
         if cf.account_id is None or cf.zone_id is None or not cf.hostnames:
             raise ValueError("the edge stack needs cloudflare.account_id, zone_id and hostnames (validated config)")
         components = plan.components
         if EXTERNAL_INGRESS in components:
             self.origin = ingress_origin(components[EXTERNAL_INGRESS], config.cluster.cluster_domain)
+            # Names that only external-dns publishes (Ingresses of the external class) reach NGINX, which answers
+            # 404 for hosts it does not serve.
+            catch_all = self.origin
         else:
-            # No origin installed (nor cloudflared, whose catalog entry needs it): the hostnames answer 503.
+            # No origin installed (nor cloudflared, whose catalog entry needs it).
             self.origin = NO_ORIGIN
+            catch_all = "http_status:404"
 
-        token = TerraformVariable(
-            self,
-            "cloudflare_api_token",
-            type="string",
-            sensitive=True,
-            description="Cloudflare API token with Account Cloudflare Tunnel edit and Zone DNS edit on the zone",
-        )
         provider = CloudflareProvider(self, "cloudflare", api_token=token.string_value)
+        alert_emails = cf.alert_emails if cf.alert_emails is not None else [config.acme_email]
         self.tunnel = CloudflareTunnel(
             self,
             "tunnel",
@@ -99,13 +184,31 @@ class EdgeStack(HelixStack):
                 account_id=cf.account_id,
                 zone_id=cf.zone_id,
                 name=cf.tunnel_name,
-                routes=[TunnelRoute(hostname=h, service=self.origin) for h in cf.hostnames],
-                record_comment=f"{config.name}: Cloudflare tunnel {cf.tunnel_name} (managed by Terraform, edge stack)",
+                routes=[
+                    TunnelRoute(
+                        hostname=h.name,
+                        service=h.origin or self.origin,
+                        access=access_protection(h.access) if h.access else None,
+                    )
+                    for h in cf.hostnames
+                ],
+                catch_all_service=catch_all,
+                secret_rotation=cf.tunnel_secret_rotation,
+                access_team_name=cf.access_team_name,
+                record_comment=f"{config.name}: to the Cloudflare tunnel (managed by Terraform, edge stack)",
+                alert_emails=tuple(alert_emails),
+                adopt=TunnelAdoption(tunnel_id=cf.adopt.tunnel_id, records=dict(cf.adopt.records)),
                 provider=provider,
             ),
         )
+        if cf.zone_settings.manage:
+            CloudflareZoneSettings(
+                self, "zone", zone_id=cf.zone_id, settings=zone_settings_values(cf.zone_settings), provider=provider
+            )
         self.tunnel_token: str = self.tunnel.token
-        self._outputs = {"tunnel_token": self.tunnel.token}
+        # A local, so that another stack reading it gets one whole reference (a cross-stack output of its own).
+        self.cname_target: str = TerraformLocal(self, "tunnel_cname_target", self.tunnel.cname_target).as_string
+        self._outputs = {"tunnel_token": self.tunnel.token, "tunnel_cname": self.cname_target}
         TerraformOutput(self, "tunnel_id", value=self.tunnel.tunnel_id, description="Id of the Cloudflare tunnel")
         TerraformOutput(
             self,

@@ -87,6 +87,7 @@ class PlatformLayerStack(HelixStack):
                     needs=c.needs,
                     timeout=c.timeout,
                     sensitive_values={path: value(ref) for path, ref in c.sensitive_values.items()},
+                    set_values={path: value(ref) for path, ref in c.values_from.items()},
                     generated_secrets=[GeneratedSecretSpec(s.name, s.random_keys, s.fixed) for s in c.generated_secrets],
                     protect=c.protect,
                 )

@@ -49,7 +49,7 @@ SEED = {
     ("monitoring", "pyroscope"): {"pyroscope"},
     # Grafana Agent is end-of-life: Alloy.
     ("monitoring", "alloy"): {"alloy"},
-    ("network", "cloudflared"): {"cloudflare-tunnel-remote", "cloudflared"},
+    ("network", "cloudflared"): {"raw"},  # our own manifests through the pinned raw chart (docs/edge.md)
     ("network", "ingress-internal"): {"nginx-ingress"},
     ("network", "ingress-external"): {"nginx-ingress"},
     ("network", "coredns"): {"coredns"},

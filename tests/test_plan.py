@@ -76,30 +76,30 @@ def test_broken_data_file_is_refused(path, tmp_path, monkeypatch, capsys):
 
 def test_moving_cert_manager_to_another_layer_takes_its_issuers_and_secret_along(tmp_path):
     data = copy_data(tmp_path)
-    break_data(data, {"edit": "catalog/cert-manager.yaml", "replace": ["  layer: foundation\n", "  layer: data\n"]})
+    break_data(data, {"edit": "catalog/cert-manager.yaml", "replace": ["  layer: foundation\n", "  layer: cni\n"]})
     plan = load_plan(ROOT / "config" / "helix.yaml", data)
     layers = {layer.name: layer for layer in plan.layers}
-    assert "cert-manager" in {c.id for c in layers["data"].components}
-    assert "cluster-issuers" in {m.release for m in layers["data"].manifests}
-    assert ("cert-manager", "cloudflare-api-token") in {(s.namespace, s.name) for s in layers["data"].secrets}
-    assert "cert-manager" in {ns.name for ns in layers["data"].namespaces}
-    assert "cloudflare_api_token" in {v.name for v in layers["data"].variables}
+    assert "cert-manager" in {c.id for c in layers["cni"].components}
+    assert "cluster-issuers" in {m.release for m in layers["cni"].manifests}
+    assert ("cert-manager", "cloudflare-api-token") in {(s.namespace, s.name) for s in layers["cni"].secrets}
+    assert "cert-manager" in {ns.name for ns in layers["cni"].namespaces}
+    assert "cloudflare_dns_token" in {v.name for v in layers["cni"].variables}
     foundation = layers["foundation"]
     assert "cluster-issuers" not in {m.release for m in foundation.manifests}
     assert "cert-manager" not in {s.namespace for s in foundation.secrets}
-    issuers = next(m for m in layers["data"].manifests if m.release == "cluster-issuers")
+    issuers = next(m for m in layers["cni"].manifests if m.release == "cluster-issuers")
     assert issuers.after == ("cert-manager",)
 
 
 def test_moved_cert_manager_is_built_in_its_new_stack(tmp_path):
-    """Built, not synthesized: the data stack holds the release, the issuers after it and the secret before."""
+    """Built, not synthesized: the cni stack holds the release, the issuers after it and the secret before."""
     from stacks.app import build_app
 
     data = copy_data(tmp_path)
-    break_data(data, {"edit": "catalog/cert-manager.yaml", "replace": ["  layer: foundation\n", "  layer: data\n"]})
+    break_data(data, {"edit": "catalog/cert-manager.yaml", "replace": ["  layer: foundation\n", "  layer: cni\n"]})
     app = build_app(load_plan(ROOT / "config" / "helix.yaml", data), str(tmp_path / "out"))
     stacks = {c.node.id: c for c in app.node.children}
-    addons = stacks["data"].addons
+    addons = stacks["cni"].addons
     assert {"cert-manager", "cluster-issuers"} <= set(addons.releases)
     assert ("cert-manager", "cloudflare-api-token") in addons.secrets
     assert "cluster-issuers" not in stacks["foundation"].addons.releases

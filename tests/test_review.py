@@ -37,7 +37,7 @@ def sample_change(plan, tmp_path_factory):
     data["components"] = data.get("components") or {}
     data["components"].setdefault(component, {})["version"] = new
     host = f"{NEW_HOST_LABEL}.{data['domain']}"
-    data["cloudflare"]["hostnames"].append(host)
+    data["cloudflare"]["hostnames"].append({"name": host, "origin": "http_status:404"})  # a backend, explicitly
     folder = tmp_path_factory.mktemp("review")
     config = folder / "helix-sample.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))

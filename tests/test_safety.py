@@ -46,7 +46,7 @@ def files(outdir: Path) -> dict[str, bytes]:
 def test_app_declares_sensitive_variables(synth):
     found = sensitive_variables(synth)
     assert found, "the app declares no sensitive variable: credentials must enter as sensitive TF variables"
-    assert {"cloudflare_api_token", "sops_age_key"} <= set(found), sorted(found)
+    assert {"cloudflare_edge_token", "cloudflare_dns_token", "sops_age_key"} <= set(found), sorted(found)
 
 
 def test_injected_secrets_never_reach_the_output(synth, second_synth):
