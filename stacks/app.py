@@ -34,6 +34,10 @@ def build_app(settings: Settings, outdir: str):
     if cfg.cluster.mode == "provision":
         nodes = NodesStack(app, NODES, config=cfg, backend=backend)
         access = nodes.access
+        # Node labels and taints as Kubernetes objects, in a stack after the nodes (issue 16).
+        from stacks.nodes import add_node_objects
+
+        add_node_objects(app, nodes, cfg, backend)
     else:
         existing = cfg.cluster.existing
         access = ClusterAccess(kubeconfig_path=existing.kubeconfig, kubeconfig_context=existing.context)
