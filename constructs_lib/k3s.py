@@ -546,9 +546,10 @@ class K3sCluster(Construct):
         return text
 
     def fingerprint(self, node: K3sNode) -> str:
-        """sha256 of the node's settings that a config roll applies (not identity, labels, taints or secrets)."""
+        """sha256 of the node's settings that a config roll applies: not labels or taints (Kubernetes objects), not
+        the cluster-wide ones (refused by the cluster-flags guard instead), not secrets."""
         cfg = self.render_config(node, secrets=False)
-        rolled = {k: v for k, v in cfg.items() if k not in REGISTRATION_KEYS}
+        rolled = {k: v for k, v in cfg.items() if k not in REGISTRATION_KEYS and k not in CLUSTER_WIDE_KEYS}
         return hashlib.sha256(json.dumps(rolled, sort_keys=True).encode()).hexdigest()
 
     def _peers(self, node: K3sNode) -> list[str]:

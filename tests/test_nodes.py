@@ -488,6 +488,13 @@ def _expectation(path: Path) -> str:
         "cloud-node-pool-not-implemented",
         "unpinned-k3s-version",
         "etcd-snapshot-schedule-not-cron",
+        "k3s-version-not-a-release",
+        "api-host-bad-address",
+        "node-label-kubelet-refuses",
+        "node-taint-bad-value",
+        "bootstrap-node-is-an-agent",
+        "node-host-key-malformed",
+        "departed-node-address-reused",
     ],
 )
 def test_cluster_config_errors(fixture):
@@ -505,8 +512,64 @@ def test_cluster_config_errors(fixture):
 def test_cluster_config_fixtures_that_are_valid_load():
     from stacks.load import load_settings
 
-    for name in ("single-server", "etcd-s3-snapshots", "existing-cluster"):
+    for name in ("single-server", "etcd-s3-snapshots", "existing-cluster", "departed-nodes"):
         load_settings(FIXTURES / "valid" / f"{name}.yaml")
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("10.20.0.10", True),
+        ("k8s.example.com", True),
+        ("10.0.0.999", False),
+        ("10.0.0", False),
+        ("host.123", False),
+        ("Upper.example.com", False),
+    ],
+)
+def test_api_host_is_an_address_or_a_hostname(value, ok):
+    from stacks.config import _host
+
+    if ok:
+        assert _host(value) == value
+    else:
+        with pytest.raises(ValueError):
+            _host(value)
+
+
+@pytest.mark.parametrize(
+    "key, ok",
+    [
+        ("node.kubernetes.io/pool", True),
+        ("kubelet.kubernetes.io/x", True),
+        ("topology.kubernetes.io/zone", True),
+        ("example.com/role", True),
+        ("gpu", True),
+        ("node-role.kubernetes.io/worker", False),
+        ("kubernetes.io/role", False),
+        ("foo.k8s.io/bar", False),
+        ("a" * 64, False),
+    ],
+)
+def test_node_label_keys_follow_kubelets_rules(key, ok):
+    from stacks.config import _node_label_key
+
+    if ok:
+        assert _node_label_key(key) == key
+    else:
+        with pytest.raises(ValueError):
+            _node_label_key(key)
+
+
+@pytest.mark.parametrize("version, ok", [("v1.29.1+k3s2", True), ("v1.30.10+k3s11", True), ("1.29.1", False), ("v1.29.1", False), ("v1.29.1-rc1+k3s1", False), ("latest", False)])
+def test_k3s_version_is_a_release_tag(version, ok):
+    from stacks.config import _k3s_release
+
+    if ok:
+        assert _k3s_release(version) == version
+    else:
+        with pytest.raises(ValueError):
+            _k3s_release(version)
 
 
 # --- the construct on its own: other shapes, without a full app ---------------------------------------------
@@ -598,6 +661,12 @@ def test_construct_rejects_inconsistent_nodes():
         _validate(K3sClusterProps(version=VERSION, nodes=[server, K3sNode("a", "10.0.0.2", "agent")], api_host="x", ssh=ssh))
     with pytest.raises(ValueError, match="duplicate node addresses"):
         _validate(K3sClusterProps(version=VERSION, nodes=[server, K3sNode("b", "10.0.0.1", "agent")], api_host="x", ssh=ssh))
+    with pytest.raises(ValueError, match="bootstrap_node 'b' is not one of the servers"):
+        _validate(K3sClusterProps(version=VERSION, nodes=[server, K3sNode("b", "10.0.0.2", "agent")], api_host="x", ssh=ssh, bootstrap_node="b"))
+    with pytest.raises(ValueError, match="not a k3s release"):
+        _validate(K3sClusterProps(version="1.29.1", nodes=[server], api_host="x", ssh=ssh))
+    with pytest.raises(ValueError, match="pass installer_sha256"):
+        _validate(K3sClusterProps(version="v1.31.0+k3s1", nodes=[server], api_host="x", ssh=ssh))
 
 
 # --- existing-cluster mode ------------------------------------------------------------------------------------
@@ -625,3 +694,210 @@ def test_existing_cluster_mode_targets_a_kubeconfig_without_a_nodes_stack(existi
         if "provider" in stack and "kubernetes" in stack["provider"]:
             for block in (stack["provider"]["kubernetes"][0], stack["provider"]["helm"][0]["kubernetes"]):
                 assert block == {"config_path": "~/.kube/config", "config_context": "helix-prod"}, name
+
+
+# --- day-2 operations: what Terraform plans, from the synthesized JSON -----------------------------------------
+
+
+def plan_actions(before: dict, after: dict) -> dict[str, str]:
+    """What Terraform plans going from `before` to `after` (both synthesized stacks, `before` applied), by its rules
+    for these resources: a null_resource is replaced when its triggers change (unless ignore_changes covers them)
+    and when a resource in its replace_triggered_by is replaced; terraform_data likewise for `input`; other
+    resources are updated in place when an argument changes. A resource missing from the config is destroyed:
+    with the steps of its `removed` block, or silently without one. Returns address -> action, no-ops left out."""
+    def resources(stack):
+        return {f"{t}.{k}": r for t, blocks in stack.get("resource", {}).items() for k, r in blocks.items()}
+
+    old, new = resources(before), resources(after)
+    removed = {b["from"]: b for b in after.get("removed", [])}
+    actions: dict[str, str] = {}
+    for address, res in new.items():
+        if address not in old:
+            actions[address] = "create"
+            continue
+        rtype = address.split(".")[0]
+        ignored = set(res.get("lifecycle", {}).get("ignore_changes", []))
+        strip = lambda r: {k: v for k, v in r.items() if k not in ("//", "provisioner", "connection", "depends_on", "lifecycle")}
+        if rtype == "null_resource":
+            if "triggers" not in ignored and res.get("triggers") != old[address].get("triggers"):
+                actions[address] = "replace"
+        elif rtype == "terraform_data":
+            if "input" not in ignored and res.get("input") != old[address].get("input"):
+                actions[address] = "replace"
+        elif strip(res) != strip(old[address]):
+            actions[address] = "update"
+    for address, res in new.items():
+        for trigger in res.get("lifecycle", {}).get("replace_triggered_by", []):
+            if actions.get(trigger) == "replace":
+                actions[address] = "replace"
+    for address in old:
+        if address not in new:
+            block = removed.get(address)
+            if block is None:
+                actions[address] = "destroy without any removal step"
+            else:
+                actions[address] = f"destroy, {len(block.get('provisioner', []))} removal steps"
+    return actions
+
+
+def with_cluster(cfg, **update):
+    from stacks.config import HelixConfig
+
+    data = cfg.model_dump()
+    data["cluster"].update(update)
+    return HelixConfig.model_validate(data)
+
+
+def node_objects_of(cfg) -> dict:
+    from cdktf import App, Testing
+
+    from constructs_lib.backend import LocalStateBackend
+    from constructs_lib.cluster_access import ClusterAccess
+    from stacks.nodes import NodeObjectsStack
+
+    access = ClusterAccess(kubeconfig_path="~/.kube/config", kubeconfig_context="test")
+    return json.loads(Testing.synth(NodeObjectsStack(App(), "node-objects", config=cfg, backend=LocalStateBackend(), access=access)))
+
+
+@pytest.fixture(scope="module")
+def default_cfg(settings):
+    return settings.config
+
+
+@pytest.fixture(scope="module")
+def default_nodes(default_cfg):
+    return nodes_stack_of(default_cfg)
+
+
+def short(actions: dict[str, str]) -> dict[str, str]:
+    """null_resource.k3s_helix-server-1-drain_D6BB0F1C -> helix-server-1-drain."""
+    return {re.sub(r"^[a-z_]+\.(k3s_)?(.+?)(_[0-9A-F]{8})?$", r"\2", a): v for a, v in actions.items()}
+
+
+def test_replacing_server_1_reinstalls_it_to_join_and_drains_the_old_machine_first(default_cfg, default_nodes):
+    nodes = [n.model_dump() for n in default_cfg.cluster.nodes]
+    nodes[0]["address"] = "10.20.0.31"
+    after = nodes_stack_of(with_cluster(default_cfg, nodes=nodes))
+    assert short(plan_actions(default_nodes, after)) == {
+        "helix-server-1": "replace",
+        "helix-server-1-drain": "replace",
+        "helix-server-1-config": "replace",
+    }
+    drain = drains(after)["helix-server-1"]
+    # The old machine: drained through server-2, stopped and uninstalled at its old address, then deleted.
+    assert [p["remote-exec"]["connection"]["host"] for p in drain["provisioner"]] == [
+        "10.20.0.12", "${self.triggers.address}", "10.20.0.12"
+    ]
+    # The new machine may initialize only when nothing answers: the endpoint and servers 2 and 3 do, so it joins
+    # (tests/test_node_scripts.py::test_a_replaced_bootstrap_server_joins_the_running_cluster runs this script).
+    script = install_script(hosts(after)["helix-server-1"])
+    assert script_var(script, "endpoint") == API
+    assert script_var(script, "peers") == "https://10.20.0.12:6443 https://10.20.0.13:6443"
+
+
+def test_removing_an_agent_drains_and_uninstalls_it_and_changes_nothing_else(default_cfg, default_nodes):
+    agent = next(n for n in default_cfg.cluster.nodes if n.name == "helix-agent-4")
+    after = nodes_stack_of(
+        with_cluster(
+            default_cfg,
+            nodes=[n.model_dump() for n in default_cfg.cluster.nodes if n is not agent],
+            departed_nodes=[{"name": agent.name, "address": agent.address, "role": "agent"}],
+        )
+    )
+    assert short(plan_actions(default_nodes, after)) == {
+        "helix-agent-4-drain": "destroy, 3 removal steps",
+        "helix-agent-4-config": "destroy, 0 removal steps",
+        "helix-agent-4": "destroy, 0 removal steps",
+    }
+    # Without listing it in departed_nodes, Terraform would destroy the resources and run nothing on the cluster.
+    silently = nodes_stack_of(with_cluster(default_cfg, nodes=[n.model_dump() for n in default_cfg.cluster.nodes if n is not agent]))
+    assert set(short(plan_actions(default_nodes, silently)).values()) == {"destroy without any removal step"}
+
+
+def test_removing_servers_drains_them_one_at_a_time_after_the_agents(default_cfg):
+    extra = [{"name": f"helix-server-{i}", "address": f"10.20.0.1{i}", "role": "server"} for i in (4, 5)]
+    base = [n.model_dump() for n in default_cfg.cluster.nodes]
+    before = nodes_stack_of(with_cluster(default_cfg, nodes=[*base[:3], *extra, *base[3:]]))
+    after = nodes_stack_of(with_cluster(default_cfg, departed_nodes=extra))
+    actions = short(plan_actions(before, after))
+    assert actions == {
+        f"helix-server-{i}{suffix}": f"destroy, {3 if suffix == '-drain' else 0} removal steps"
+        for i in (4, 5)
+        for suffix in ("", "-config", "-drain")
+    }
+    # The order comes from the dependencies the drains recorded in the state (`before`): server-5's drain
+    # depends on server-4's, so server-5 goes first, and every agent's drain depends on all server drains.
+    d = drains(before)
+    addr = {n: address_of(before, r) for n, r in d.items()}
+    assert d["helix-server-5"]["depends_on"][1:] == [addr["helix-server-4"]]
+    assert addr["helix-server-5"] in d["helix-agent-1"]["depends_on"]
+    # Through a surviving server: the bootstrap server.
+    for i in (4, 5):
+        steps = removed_blocks(after)[f"helix-server-{i}"]["drain"]["provisioner"]
+        assert [s["remote-exec"]["connection"]["host"] for s in steps] == ["10.20.0.11", f"10.20.0.1{i}", "10.20.0.11"]
+
+
+def test_changing_a_label_is_an_in_place_update_of_the_node_object_and_nothing_else(default_cfg, default_nodes):
+    nodes = [n.model_dump() for n in default_cfg.cluster.nodes]
+    nodes[3]["labels"] = {"node.kubernetes.io/pool": "gpu"}
+    changed = with_cluster(default_cfg, nodes=nodes)
+    assert plan_actions(default_nodes, nodes_stack_of(changed)) == {}, "no k3s restart, no reinstall"
+    before, after = node_objects_of(default_cfg), node_objects_of(changed)
+    assert plan_actions(before, after) == {"kubernetes_labels.labels-helix-agent-1": "update"}
+    labels = after["resource"]["kubernetes_labels"]["labels-helix-agent-1"]
+    assert labels["labels"] == {"node.kubernetes.io/pool": "gpu"}
+    assert (labels["kind"], labels["metadata"]["name"], labels["force"]) == ("Node", "helix-agent-1", True)
+
+
+def test_taints_are_node_objects_too(variants):
+    cfg = load_config(FIXTURES / "valid" / "etcd-s3-snapshots.yaml")
+    stack = node_objects_of(cfg)
+    taints = stack["resource"]["kubernetes_node_taint"]
+    assert set(taints) == {"taints-server-1", "taints-server-2", "taints-server-3"}
+    assert taints["taints-server-1"]["taint"] == [
+        {"key": "node-role.kubernetes.io/control-plane", "value": "", "effect": "NoSchedule"}
+    ]
+    # A departed node's objects are forgotten, not patched (its Node is deleted by the nodes stack).
+    departed = node_objects_of(load_config(FIXTURES / "valid" / "departed-nodes.yaml"))
+    assert {"from": "kubernetes_labels.labels-agent-2", "lifecycle": {"destroy": False}} in departed["removed"]
+
+
+def test_changing_tls_san_rolls_the_servers_one_at_a_time(default_cfg, default_nodes):
+    after = nodes_stack_of(with_cluster(default_cfg, tls_san=["k8s.helixaibot.com"]))
+    assert short(plan_actions(default_nodes, after)) == {f"helix-server-{i}-config": "replace" for i in (1, 2, 3)}
+    r = rolls(after)
+    addr = {n: address_of(after, x) for n, x in r.items()}
+    assert r["helix-server-2"]["depends_on"][1:] == [addr["helix-server-1"]]
+    assert r["helix-server-3"]["depends_on"][1:] == [addr["helix-server-2"]]
+    assert "k8s.helixaibot.com" in node_config(r["helix-server-1"])["tls-san"]
+
+
+@pytest.mark.parametrize(
+    "update",
+    [{"cluster_cidr": "10.52.0.0/16"}, {"api_port": 6444}],
+    ids=["cluster-wide flag", "api endpoint"],
+)
+def test_cluster_wide_changes_touch_the_guard_or_roll(default_cfg, default_nodes, update):
+    after = nodes_stack_of(with_cluster(default_cfg, **update))
+    actions = short(plan_actions(default_nodes, after))
+    if "cluster_cidr" in update:
+        # The guard's input is ignored, so nothing is planned, and its postcondition refuses the plan
+        # (tests/test_node_lifecycle.py proves that with Terraform).
+        assert actions == {}
+        (local,) = [v for k, v in after["locals"].items() if "cluster-flags" in k]
+        assert '"cluster-cidr":"10.52.0.0/16"' in local
+    else:
+        # A new endpoint: agents' server URL and the servers' certificates roll; nothing is reinstalled.
+        assert set(actions.values()) == {"replace"} and all(a.endswith("-config") for a in actions)
+
+
+def test_turning_off_a_component_changes_the_disable_list_and_is_refused_like_any_cluster_wide_flag(default_cfg, default_nodes):
+    from stacks.config import HelixConfig
+
+    data = default_cfg.model_dump()
+    data["components"]["openebs"] = {"enabled": False}
+    after = nodes_stack_of(HelixConfig.model_validate(data))
+    (before_flags,) = [v for k, v in default_nodes["locals"].items() if "cluster-flags" in k]
+    (after_flags,) = [v for k, v in after["locals"].items() if "cluster-flags" in k]
+    assert '"local-storage"' in before_flags and '"local-storage"' not in after_flags
+    assert plan_actions(default_nodes, after) == {}
