@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "K3sCluster": "k3s",
     "K3sClusterProps": "k3s",
     "K3sNode": "k3s",
+    "DepartedK3sNode": "k3s",
     "SshAccess": "k3s",
     "EtcdS3Target": "k3s",
     # A Cloudflare Tunnel with its ingress rules and DNS records.
@@ -91,4 +92,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at runtime the names load lazil
     )
     from constructs_lib.cloudflare_tunnel import CloudflareTunnel, CloudflareTunnelProps, TunnelRoute
     from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
-    from constructs_lib.k3s import EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
+    from constructs_lib.k3s import DepartedK3sNode, EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess

@@ -460,3 +460,30 @@ def test_an_unreachable_departed_node_is_drained_and_deleted_without_touching_th
     assert [host for host, _ in steps] == ["10.20.0.11", "10.20.0.11"]
     assert "node=agent-3" in steps[0][1] and "k3s kubectl drain" in steps[0][1]
     assert "node=agent-3" in steps[1][1] and "k3s kubectl delete node" in steps[1][1]
+
+
+def test_a_departed_server_is_stopped_and_uninstalled_as_a_server(box, departed):
+    steps = destroy_scripts(removed_blocks(departed)["server-4"]["drain"]["provisioner"])
+    assert [host for host, _ in steps] == ["10.20.0.11", "10.20.0.14", "10.20.0.11"]
+    box.root.mkdir(parents=True)
+    subprocess.run(["sh", str(box.path / "fake-installer.sh")], env=box.env, check=True)
+    os.remove(box.root / "usr/local/bin/k3s-agent-uninstall.sh")
+    runs = run_steps(box, steps)
+    assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr for r in runs]
+    assert runs[1].calls[:2] == ["systemctl cat k3s", "systemctl stop k3s"]
+    assert runs[1].calls[-1] == "uninstalled"
+    assert runs[2].calls == ["k3s kubectl delete node server-4 --ignore-not-found --timeout=60s"]
+
+
+def test_an_agent_config_roll_waits_for_the_restarted_agent(box, nodes):
+    res, script = roll_script(nodes, "helix-agent-2")
+    box.stage(res)
+    etc = box.root / "etc/rancher/k3s"
+    etc.mkdir(parents=True)
+    (etc / "config.yaml").write_text("server: https://old:6443\n")
+    (box.path / "invocation").write_text("run-before\n")
+    run = box.run(script)
+    assert run.returncode == 0, run.stderr
+    assert run.called("systemctl restart") == ["systemctl restart --no-block k3s-agent"]
+    assert "systemctl is-active --quiet k3s-agent" in run.calls
+    assert not (etc / "agent-token").exists()
