@@ -94,8 +94,8 @@ CLUSTER_WIDE_KEYS = (
     "egress-selector-mode",
     "embedded-registry",
 )
-# Registration-time keys: changing them later never restarts k3s (labels and taints are managed as Kubernetes
-# objects by whoever uses the construct; see NodeObjects in stacks/nodes.py of this repository for one way).
+# Registration-time keys: changing them later never restarts k3s. To change labels and taints of running nodes,
+# manage them as Kubernetes objects (kubernetes_labels, kubernetes_node_taint) in a stack after the cluster.
 REGISTRATION_KEYS = ("node-label", "node-taint")
 
 

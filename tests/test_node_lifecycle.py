@@ -218,3 +218,23 @@ def test_removed_blocks_run_the_removal_steps_in_order_agents_first_servers_one_
     )
     assert "0 destroyed" in again or "No changes" in again
     assert tf.log.read_text() == ""
+
+
+def test_the_drain_order_reaches_the_state_of_clusters_created_before_it(tf):
+    """States written by earlier versions have drains that depend only on their install resource. One apply
+    without any change records the new dependencies (so removals there are ordered too)."""
+    before = {"resource": {"terraform_data": {"server-1-drain": {"input": 1}, "server-2-drain": {"input": 2}, "agent-1-drain": {"input": 3}}}}
+    tf.apply(before)
+    after = copy.deepcopy(before)
+    blocks = after["resource"]["terraform_data"]
+    blocks["server-2-drain"]["depends_on"] = ["terraform_data.server-1-drain"]
+    blocks["agent-1-drain"]["depends_on"] = ["terraform_data.server-1-drain", "terraform_data.server-2-drain"]
+    out = tf.apply(after)
+    assert "0 added, 0 changed, 0 destroyed" in out
+    state = json.loads((tf.path / "terraform.tfstate").read_text())
+    deps = {r["name"]: r["instances"][0].get("dependencies") for r in state["resources"]}
+    assert deps == {
+        "agent-1-drain": ["terraform_data.server-1-drain", "terraform_data.server-2-drain"],
+        "server-1-drain": None,
+        "server-2-drain": ["terraform_data.server-1-drain"],
+    }
