@@ -66,7 +66,7 @@ from constructs import Construct
 from constructs_lib import k3s_scripts as scripts
 from constructs_lib.cluster_access import ClusterAccess
 from constructs_lib.providers import ensure_provider
-from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR, TLS_DIR
+from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR
 
 TEN_YEARS_HOURS = 10 * 365 * 24
 ONE_YEAR_HOURS = 365 * 24

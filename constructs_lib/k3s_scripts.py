@@ -202,7 +202,7 @@ def install_script(p: InstallScript) -> str:
         'if ! printf \'%s  %s\\n\' "$installer_sha256" "$staging/k3s-install.sh" | sha256sum -c - >/dev/null 2>&1; then',
         '  fail "the installer from $installer_url does not match sha256 $installer_sha256"',
         "fi",
-        f'if ! INSTALL_K3S_VERSION="$version" INSTALL_K3S_SKIP_START=true INSTALL_K3S_EXEC="$role" \\',
+        'if ! INSTALL_K3S_VERSION="$version" INSTALL_K3S_SKIP_START=true INSTALL_K3S_EXEC="$role" \\',
         f'    timeout {p.installer_timeout} sh "$staging/k3s-install.sh"; then',
         '  fail "the k3s installer failed (k3s $version)"',
         "fi",

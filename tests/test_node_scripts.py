@@ -10,7 +10,6 @@ order of the removal steps.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil

@@ -408,7 +408,7 @@ def test_a_replaced_machine_is_drained_through_a_surviving_server_without_secret
         via = "10.20.0.12" if name == "helix-server-1" else "10.20.0.11"
         # Drain through a surviving server, stop + clean up + uninstall on the old machine, delete the Node.
         assert hosts_of == [via, "${self.triggers.address}", via], name
-        assert f"k3s kubectl drain" in scripts[0] and f"node={name}" in scripts[0]
+        assert "k3s kubectl drain" in scripts[0] and f"node={name}" in scripts[0]
         assert "k3s-killall.sh" in scripts[1] and "cilium_host" in scripts[1] and "uninstall.sh" in scripts[1]
         assert "k3s kubectl delete node" in scripts[2]
         for _, step in steps:
