@@ -103,7 +103,7 @@ def install_script(p: InstallScript) -> str:
     if p.role == "server":
         head.append("ready() { timeout 10 k3s kubectl get --raw /readyz >/dev/null 2>&1; }")
     else:
-        head.append('ready() { systemctl is-active --quiet "$service"; }')
+        head.append('ready() { timeout 10 systemctl is-active --quiet "$service"; }')
     body = [
         "",
         "# The cluster's server CA: what /cacerts must serve at the endpoint before this node trusts it with a token.",
@@ -233,7 +233,7 @@ def reconfigure_script(p: ReconfigureScript) -> str:
     if p.role == "server":
         check = "timeout 10 k3s kubectl get --raw /readyz >/dev/null 2>&1"
     else:
-        check = 'systemctl is-active --quiet "$service"'
+        check = 'timeout 10 systemctl is-active --quiet "$service"'
     lines = [
         "#!/bin/sh",
         f"# Roll changed settings onto {p.node} ({p.role}): restart k3s only when a file differs.",
@@ -246,7 +246,7 @@ def reconfigure_script(p: ReconfigureScript) -> str:
         'trap \'rm -rf "$staging"\' EXIT',
         "",
         WAIT_READY.format(timeout=p.ready_timeout, interval=p.interval),
-        'invocation() { systemctl show -p InvocationID --value "$service" 2>/dev/null || true; }',
+        'invocation() { timeout 10 systemctl show -p InvocationID --value "$service" 2>/dev/null || true; }',
         "# Ready means a new process (the old one may still answer right after the restart) that is ready.",
         f'ready() {{ [ "$(invocation)" != "$before" ] && {check}; }}',
         "",
@@ -307,17 +307,17 @@ def stop_script(node: str, role: str, *, root: str = "") -> str:
             f"node={q(node)}",
             f"service={service}",
             f'bin_dir="$root"{BIN_DIR}',
-            'if systemctl cat "$service" >/dev/null 2>&1; then',
+            'if timeout 10 systemctl cat "$service" >/dev/null 2>&1; then',
             '  timeout 120 systemctl stop "$service" || fail "could not stop $service on $node"',
             "fi",
             'if [ -x "$bin_dir/k3s-killall.sh" ]; then timeout 120 "$bin_dir/k3s-killall.sh" >/dev/null; fi',
             "# Cilium leaves its interfaces, iptables chains and state behind (k3s's scripts know only flannel's).",
             "for link in cilium_host cilium_net cilium_vxlan cilium_geneve; do",
-            '  if ip link show "$link" >/dev/null 2>&1; then ip link delete "$link"; fi',
+            '  if timeout 10 ip link show "$link" >/dev/null 2>&1; then timeout 10 ip link delete "$link"; fi',
             "done",
             "for tool in iptables ip6tables; do",
-            '  if command -v "$tool-save" >/dev/null 2>&1 && "$tool-save" | grep -q CILIUM; then',
-            '    "$tool-save" | grep -v CILIUM | "$tool-restore"',
+            '  if command -v "$tool-save" >/dev/null 2>&1 && timeout 60 "$tool-save" | grep -q CILIUM; then',
+            '    timeout 60 "$tool-save" | grep -v CILIUM | timeout 60 "$tool-restore"',
             "  fi",
             "done",
             'rm -rf "$root/run/cilium" "$root/var/run/cilium" "$root/etc/cni/net.d/05-cilium.conflist" "$root/opt/cni/bin/cilium-cni"',

@@ -486,3 +486,34 @@ def test_an_agent_config_roll_waits_for_the_restarted_agent(box, nodes):
     assert run.called("systemctl restart") == ["systemctl restart --no-block k3s-agent"]
     assert "systemctl is-active --quiet k3s-agent" in run.calls
     assert not (etc / "agent-token").exists()
+
+
+# Commands that talk to a daemon, the network or the cluster, and so could wait forever.
+BLOCKING = ("systemctl", "k3s", "journalctl", "ip", '"$tool-save"', '"$tool-restore"', "sh", "curl")
+
+
+def test_no_command_in_any_script_can_block_without_a_bound(nodes, departed):
+    scripts = {**every_rendered_script(nodes), **every_rendered_script(departed)}
+    unbounded = []
+    for name, text in scripts.items():
+        for line in text.splitlines():
+            code = line.split(" #")[0].strip()
+            if code.startswith("#"):
+                continue
+            # Quoted text is data (messages), except command words inside $(...).
+            code = re.sub(r"'[^']*'", "''", code)
+            code = re.sub(r'"(?:[^"\\$]|\\.|\$(?!\())*"', '""', code)
+            for m in re.finditer(r'(?:^|[;|&(!]|\bthen|\bdo|\bif|\buntil|\{)\s*(systemctl|k3s|journalctl|ip|"\$tool-save"|"\$tool-restore"|curl|sh)\b', code):
+                word = m.group(1)
+                before = code[: m.start(1)]
+                if word == "curl":
+                    if "--max-time" not in code:
+                        unbounded.append((name, line))
+                elif word == "sh" and ("exec sudo -n sh" in code or re.search(r"timeout \d+ sh", code)):
+                    continue
+                elif not re.search(r"timeout \d+\s*$", before):
+                    unbounded.append((name, line))
+    assert not unbounded, unbounded
+    # And the waits are counted loops with a pause, never `while true` without an exit.
+    for name, text in scripts.items():
+        assert "while true" not in text and "while :" not in text, name
