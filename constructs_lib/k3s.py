@@ -714,6 +714,10 @@ class K3sCluster(Construct):
     def _drain(self, node: K3sNode, *, after: Sequence[NullResource]) -> NullResource:
         """Destroy-time steps when the machine is replaced (new address, or -replace of its install resource).
 
+        They run through another server (the bootstrap server, or the next one for the bootstrap server itself),
+        so a full `terraform destroy` is not a way to decommission a cluster: the bootstrap server goes last and
+        its drain finds no server left (and protect_pki refuses it anyway).
+
         The connections authenticate with the SSH agent: a private key kept in triggers would be in the state.
         """
         p = self.props
@@ -768,7 +772,8 @@ class K3sCluster(Construct):
 
     def _departed(self) -> None:
         """`removed` blocks for the departed nodes: agents first, then servers one at a time (state dependencies
-        recorded by the drains' depends_on order the destroys)."""
+        recorded by the drains' depends_on order the destroys). They are the stack's `removed` list: one
+        K3sCluster with departed nodes per stack."""
         blocks: list[dict[str, Any]] = []
         self.removed: dict[str, list[dict[str, Any]]] = {}
         for node in self.props.departed_nodes:
