@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "K3sCluster": "k3s",
     "K3sClusterProps": "k3s",
     "K3sNode": "k3s",
+    "DepartedK3sNode": "k3s",
     "SshAccess": "k3s",
     "EtcdS3Target": "k3s",
     # A Cloudflare Tunnel with its ingress rules and DNS records.
@@ -101,11 +102,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at runtime the names load lazil
     from constructs_lib.backend import RemoteStateBackend as RemoteStateBackend
     from constructs_lib.backend import S3StateBackend as S3StateBackend
     from constructs_lib.backend import StateBackend as StateBackend
+    from constructs_lib.cloudflare_tunnel import AccessApplication as AccessApplication
+    from constructs_lib.cloudflare_tunnel import AccessProtection as AccessProtection
     from constructs_lib.cloudflare_tunnel import CloudflareTunnel as CloudflareTunnel
     from constructs_lib.cloudflare_tunnel import CloudflareTunnelProps as CloudflareTunnelProps
+    from constructs_lib.cloudflare_tunnel import CloudflareZoneSettings as CloudflareZoneSettings
+    from constructs_lib.cloudflare_tunnel import MachinePath as MachinePath
+    from constructs_lib.cloudflare_tunnel import TunnelAdoption as TunnelAdoption
     from constructs_lib.cloudflare_tunnel import TunnelRoute as TunnelRoute
     from constructs_lib.cluster_access import ClusterAccess as ClusterAccess
     from constructs_lib.cluster_access import ClusterProviders as ClusterProviders
+    from constructs_lib.k3s import DepartedK3sNode as DepartedK3sNode
     from constructs_lib.k3s import EtcdS3Target as EtcdS3Target
     from constructs_lib.k3s import K3sCluster as K3sCluster
     from constructs_lib.k3s import K3sClusterProps as K3sClusterProps

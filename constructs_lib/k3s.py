@@ -2,31 +2,57 @@
 
 What the construct creates:
 
-- the join token (``random_password``), never a literal;
+- two join secrets (``random_password``): the server token, handed to servers only in k3s's CA-pinned form
+  ``K10<sha256 of the server CA>::server:<secret>``, and a separate agent token (``K10<hash>::node:<secret>``)
+  for agents, which therefore can't fetch the cluster's bootstrap data (CA keys);
 - the cluster PKI with the tls provider: the server, client and request-header CAs, the two etcd CAs and the
-  service-account signing key. They are uploaded to the first server before k3s first starts (k3s then skips
-  generating its own), so Terraform knows the admin credentials without reading anything back from a node;
+  service-account signing key (all ``prevent_destroy``). They are uploaded to the server that initializes the
+  cluster before k3s first starts, so Terraform knows the admin credentials without reading anything back;
 - an admin client certificate signed by the client CA, in the ``system:masters`` group;
-- per node, a ``null_resource`` that uploads ``/etc/rancher/k3s/config.yaml`` (rendered from data), installs the
-  pinned k3s version with the official installer (``INSTALL_K3S_SKIP_START=true``), starts it and waits for it.
-  The first server starts with ``cluster-init``; the other servers join one after another through the API
-  endpoint; agents join after every server;
-- per node, a second ``null_resource`` whose destroy-time provisioners drain the node, delete it from the
-  cluster and uninstall k3s from the machine.
-
-Upgrades are not done by re-running the installer: the version lives in the install script, which is not a
-replacement trigger, so changing it never reinstalls a node. Roll versions with system-upgrade-controller Plans.
+- per node, an install ``null_resource``: it uploads config.yaml, the token file and the server CA, and runs
+  ``install.sh`` (see ``constructs_lib/k3s_scripts.py``): check that the API endpoint's ``/cacerts`` serves this
+  cluster's CA (which also waits for a VIP), join through it, or - only on the bootstrap server, and only when
+  nothing answers at the endpoint or any other server - initialize the cluster; fetch the official installer from
+  a release tag and check its sha256; ``systemctl start --no-block``; a bounded wait with the journal on failure.
+  Servers go one at a time, agents after every server;
+- per node, a config ``null_resource`` whose trigger is a fingerprint of the node's settings that can change on a
+  running cluster (such as ``tls-san``): a change replaces it, which rolls the new config.yaml onto the nodes one
+  at a time (servers first), restarting k3s only where the file changed;
+- ``terraform_data`` ``cluster-flags``: the settings every server must share and that can't change on a running
+  cluster (CIDRs, cluster DNS and domain, ``disable``, flannel, network policy, kube-proxy, secrets encryption).
+  It records them at the first apply; a later change is refused at plan time with a message;
+- ``terraform_data`` ``join-version``: the k3s version new nodes install. It records ``version`` at the first apply
+  and keeps it when ``version`` changes (the upgrade Plans move existing nodes), so a node added in the same
+  change never runs newer than the servers; a ``check`` block shows the difference until it is recorded again;
+- per node, a drain ``null_resource`` whose destroy-time provisioners (when the machine is replaced) drain it
+  through a surviving server, stop and clean it up (Cilium included) and uninstall k3s, then delete the Node;
+- for each of ``departed_nodes``, ``removed`` blocks that run the same steps when the node leaves the config
+  (Terraform >= 1.9), agents before servers and servers one at a time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shlex
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import yaml
-from cdktf import FileProvisioner, Fn, Op, RemoteExecProvisioner, SSHProvisionerConnection, TerraformLocal, TerraformResourceLifecycle, Token
+from cdktf import (
+    App,
+    ITerraformDependable,
+    DataResource,
+    FileProvisioner,
+    Fn,
+    Op,
+    RemoteExecProvisioner,
+    SSHProvisionerConnection,
+    TerraformLocal,
+    TerraformResourceLifecycle,
+    TerraformStack,
+    Token,
+)
 from cdktf_cdktf_provider_null.provider import NullProvider
 from cdktf_cdktf_provider_null.resource import Resource as NullResource
 from cdktf_cdktf_provider_random.password import Password
@@ -38,17 +64,40 @@ from cdktf_cdktf_provider_tls.provider import TlsProvider
 from cdktf_cdktf_provider_tls.self_signed_cert import SelfSignedCert, SelfSignedCertSubject
 from constructs import Construct
 
+from constructs_lib import k3s_scripts as scripts
 from constructs_lib.cluster_access import ClusterAccess
 from constructs_lib.providers import ensure_provider
+from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR
 
 TEN_YEARS_HOURS = 10 * 365 * 24
 ONE_YEAR_HOURS = 365 * 24
-# Where files are staged on a node before the install script moves them into place (mode 0700, removed after).
-STAGING_DIR = "/tmp/k3s-provision"
-TLS_DIR = "/var/lib/rancher/k3s/server/tls"
-CONFIG_FILE = "/etc/rancher/k3s/config.yaml"
+CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
 # The CAs k3s uses when it finds them at first start (docs.k3s.io, "k3s certificate", custom CA certificates).
 CLUSTER_CAS = ("server-ca", "client-ca", "request-header-ca", "etcd/peer-ca", "etcd/server-ca")
+K3S_RELEASE = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
+# install.sh at a release tag -> its sha256 (install.sh.sha256sum in github.com/k3s-io/k3s at that tag).
+KNOWN_INSTALLERS = {"v1.29.1+k3s2": "431c6fe653336279073e5b913557aa22d7ef1794b30b4f02002b4482910464d7"}
+INSTALLER_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{tag}/install.sh"
+# Server settings k3s requires to be identical on every server (CriticalControlArgs; a server with another value
+# fails with "critical configuration value mismatch"), plus the ones that can't change under running workloads.
+CLUSTER_WIDE_KEYS = (
+    "cluster-cidr",
+    "service-cidr",
+    "cluster-dns",
+    "cluster-domain",
+    "flannel-backend",
+    "disable",
+    "disable-network-policy",
+    "disable-kube-proxy",
+    "disable-cloud-controller",
+    "disable-helm-controller",
+    "secrets-encryption",
+    "egress-selector-mode",
+    "embedded-registry",
+)
+# Registration-time keys: changing them later never restarts k3s. To change labels and taints of running nodes,
+# manage them as Kubernetes objects (kubernetes_labels, kubernetes_node_taint) in a stack after the cluster.
+REGISTRATION_KEYS = ("node-label", "node-taint")
 
 
 @dataclass(frozen=True)
@@ -59,8 +108,10 @@ class K3sNode:
         name: Kubernetes node name (also the node's Terraform address); unique in the cluster.
         address: IPv4 address the node is reached at over SSH and registers with (node-ip).
         role: 'server' (control plane + embedded etcd) or 'agent' (workloads).
-        labels: node labels applied at registration.
+        labels: node labels applied at registration (kubelet refuses most kubernetes.io/k8s.io keys).
         taints: node taints applied at registration, each 'key=value:Effect'.
+        host_key: the machine's SSH host public key ('ssh-ed25519 AAAA...'); recommended, since without it
+            Terraform doesn't verify the host it uploads the CA keys to. None: not verified.
     """
 
     name: str
@@ -68,6 +119,23 @@ class K3sNode:
     role: str
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: Sequence[str] = ()
+    host_key: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class DepartedK3sNode:
+    """A node removed from `nodes`: its resources are destroyed by `removed` blocks that drain it first.
+
+    Props:
+        name, address, role, host_key: as the node had them.
+        unreachable: the machine is dead or wiped: skip the steps that run on it (stop, clean up, uninstall).
+    """
+
+    name: str
+    address: str
+    role: str
+    host_key: Optional[str] = None
+    unreachable: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,12 +183,15 @@ class K3sClusterProps:
     """Props of a K3sCluster. Defaults are k3s's own, except secrets encryption (on).
 
     Props:
-        version: exact k3s version, such as v1.29.1+k3s2 (INSTALL_K3S_VERSION).
-        nodes: the machines; the first server listed bootstraps the cluster.
-        api_host: the API endpoint the other nodes join through and clients use: a VIP, or the first server.
+        version: exact k3s release, such as v1.29.1+k3s2 (what new nodes install; see join-version).
+        nodes: the machines.
+        api_host: the API endpoint nodes join through and clients use: a VIP, or the bootstrap server's address.
         ssh: SSH credentials (sensitive tokens).
+        bootstrap_node: name of the server that initializes the cluster on the very first install; default: the
+            first server. Only matters then: every server joins when the endpoint (or another server) answers.
+        departed_nodes: nodes removed from `nodes`, to drain and uninstall with `removed` blocks.
         api_port: API port.
-        embedded_etcd: HA embedded etcd (cluster-init on the first server); False uses k3s's SQLite (one server).
+        embedded_etcd: HA embedded etcd; False uses k3s's SQLite (one server).
         cluster_cidr, service_cidr, cluster_dns, cluster_domain: cluster networking (identical on all servers).
         tls_san: extra API certificate SANs; api_host is always included.
         disable: packaged components to turn off (traefik, servicelb, metrics-server, coredns, local-storage).
@@ -131,8 +202,14 @@ class K3sClusterProps:
         etcd_snapshot_schedule_cron: snapshot schedule (embedded etcd only); None keeps k3s's default.
         etcd_snapshot_retention: snapshots kept; None keeps k3s's default.
         etcd_s3: upload snapshots to this bucket as well.
-        installer_url: the official installer script.
+        installer_tag: the k3s release whose install.sh is used (any release's installer installs any version);
+            default: `version`.
+        installer_sha256: sha256 of that install.sh; default: from KNOWN_INSTALLERS (required for other tags).
+        installer_url: where install.sh is fetched; '{tag}' is replaced by installer_tag.
+        join_timeout: seconds a node waits for the endpoint's /cacerts to serve the cluster CA.
+        ready_timeout: seconds a node waits for k3s to be ready after (re)starting it.
         drain_timeout: how long a drain may take when a node is removed.
+        protect_pki: prevent_destroy on the CAs, the keys and the tokens.
         server_config: extra keys merged into every server's config.yaml.
         agent_config: extra keys merged into every agent's config.yaml.
     """
@@ -141,6 +218,8 @@ class K3sClusterProps:
     nodes: Sequence[K3sNode]
     api_host: str
     ssh: SshAccess
+    bootstrap_node: Optional[str] = None
+    departed_nodes: Sequence[DepartedK3sNode] = ()
     api_port: int = 6443
     embedded_etcd: bool = True
     cluster_cidr: str = "10.42.0.0/16"
@@ -156,8 +235,13 @@ class K3sClusterProps:
     etcd_snapshot_schedule_cron: Optional[str] = None
     etcd_snapshot_retention: Optional[int] = None
     etcd_s3: Optional[EtcdS3Target] = None
-    installer_url: str = "https://get.k3s.io"
+    installer_tag: Optional[str] = None
+    installer_sha256: Optional[str] = None
+    installer_url: str = INSTALLER_URL
+    join_timeout: int = 300
+    ready_timeout: int = 300
     drain_timeout: str = "300s"
+    protect_pki: bool = True
     server_config: Mapping[str, Any] = field(default_factory=dict)
     agent_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -166,21 +250,29 @@ def _validate(props: K3sClusterProps) -> None:
     servers = [n for n in props.nodes if n.role == "server"]
     if not servers:
         raise ValueError("K3sCluster needs at least one server")
-    for node in props.nodes:
+    everyone: list[K3sNode | DepartedK3sNode] = [*props.nodes, *props.departed_nodes]
+    for node in everyone:
         if node.role not in ("server", "agent"):
             raise ValueError(f"node {node.name!r}: role must be 'server' or 'agent', not {node.role!r}")
     for attr, plural in (("name", "names"), ("address", "addresses")):
-        values = [getattr(n, attr) for n in props.nodes]
+        values = [getattr(n, attr) for n in everyone]
         dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
-            raise ValueError(f"K3sCluster: duplicate node {plural}: {', '.join(dupes)}")
+            raise ValueError(f"K3sCluster: duplicate node {plural} (nodes and departed_nodes): {', '.join(dupes)}")
     if not props.embedded_etcd and len(servers) != 1:
         raise ValueError("K3sCluster: without embedded etcd exactly one server is supported")
+    if props.bootstrap_node is not None and props.bootstrap_node not in {n.name for n in servers}:
+        raise ValueError(f"K3sCluster: bootstrap_node {props.bootstrap_node!r} is not one of the servers")
+    tag = props.installer_tag or props.version
+    for what, value in (("version", props.version), ("installer_tag", tag)):
+        if not K3S_RELEASE.match(value):
+            raise ValueError(f"K3sCluster: {what} {value!r} is not a k3s release (vX.Y.Z+k3sN)")
+    if props.installer_sha256 is None and tag not in KNOWN_INSTALLERS:
+        raise ValueError(f"K3sCluster: pass installer_sha256 for install.sh at {tag} (install.sh.sha256sum at the tag)")
 
 
-def _as_root(command: str) -> str:
-    """Run a command as root whether the SSH user is root or has passwordless sudo."""
-    return f'if [ "$(id -u)" -eq 0 ]; then {command}; else sudo -n {command}; fi'
+def _hcl_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "$${").replace("%{", "%%{") + '"'
 
 
 class K3sCluster(Construct):
@@ -195,9 +287,11 @@ class K3sCluster(Construct):
         client_key: PEM of its private key.
         kubeconfig: a kubeconfig (YAML) with these credentials.
         access: the same credentials as a ClusterAccess, for ClusterProviders in this or another stack.
-        token: the join token (random_password.result).
-        hosts: install resources by node name; drains: drain resources by node name.
-        configs: the rendered config.yaml of each node, as a dict (the token is a Terraform reference).
+        server_token, agent_token: the CA-pinned join tokens (Terraform expressions; sensitive).
+        hosts: install resources by node name; configs_applied: config roll resources by node name;
+        drains: drain resources by node name.
+        configs: each node's config.yaml as data (secret values are Terraform references).
+        bootstrap: the bootstrap server (a K3sNode).
     """
 
     def __init__(self, scope: Construct, id: str, *, props: K3sClusterProps) -> None:
@@ -208,14 +302,23 @@ class K3sCluster(Construct):
         ensure_provider(self, TlsProvider, "tls")
         ensure_provider(self, RandomProvider, "random")
         ensure_provider(self, NullProvider, "null")
+        protect = TerraformResourceLifecycle(prevent_destroy=True) if props.protect_pki else None
 
-        # The join token: alphanumeric, so it needs no quoting in config.yaml or in a shell.
-        self.token = Password(self, "token", length=48, special=False).result
+        # Alphanumeric secrets: they need no quoting anywhere. The resource id "token" is kept from earlier
+        # versions (the server secret stays what existing clusters were bootstrapped with).
+        server_secret = Password(self, "token", length=48, special=False, lifecycle=protect).result
+        agent_secret = Password(self, "agent-token", length=48, special=False, lifecycle=protect).result
+        self._pki(protect)
+        ca_hash = Fn.sha256(self.cluster_ca_certificate)
+        self.server_token = f"K10{ca_hash}::server:{server_secret}"
+        self.agent_token = f"K10{ca_hash}::node:{agent_secret}"
+        self._agent_secret = agent_secret
+        # Kept for callers of earlier versions: the server secret (not CA-pinned).
+        self.token = server_secret
 
-        self._pki()
         servers = [n for n in props.nodes if n.role == "server"]
         agents = [n for n in props.nodes if n.role == "agent"]
-        first = servers[0]
+        self.bootstrap = next(n for n in servers if props.bootstrap_node in (None, n.name))
         self.api_url = TerraformLocal(self, "api_url", f"https://{props.api_host}:{props.api_port}").as_string
         self.access = ClusterAccess(
             host=self.api_url,
@@ -224,28 +327,41 @@ class K3sCluster(Construct):
             client_key=self.client_key,
         )
 
+        self.cluster_flags = self._cluster_flags_guard()
+        self.join_version = self._join_version()
+
         self.configs: dict[str, dict[str, Any]] = {}
         self.hosts: dict[str, NullResource] = {}
+        self.configs_applied: dict[str, NullResource] = {}
         self.drains: dict[str, NullResource] = {}
-        previous: list[NullResource] = []
-        # Servers join one at a time (etcd adds one member at a time); agents after every server.
-        for node in servers:
-            host = self._node(node, bootstrap=node is first, depends_on=previous[-1:])
-            previous.append(host)
-        server_hosts = list(previous)
+        # Servers join one at a time (etcd adds one member at a time), the bootstrap server first; agents after
+        # every server.
+        ordered = [self.bootstrap, *[n for n in servers if n is not self.bootstrap]]
+        previous: list[ITerraformDependable] = [self.cluster_flags]
+        for node in ordered:
+            previous.append(self._node(node, depends_on=previous[-1:]))
+        server_hosts = previous[1:]
         for node in agents:
-            self._node(node, bootstrap=False, depends_on=server_hosts)
-        for node in props.nodes:
-            # Agents are drained through the first server; a server drains itself with its own kubectl.
-            self._drain(node, via=node.address if node.role == "server" else first.address)
-
+            self._node(node, depends_on=server_hosts)
+        # Config rolls: one node at a time, servers first.
+        rolled: list[NullResource] = []
+        for node in [*ordered, *agents]:
+            rolled.append(self._config_roll(node, after=rolled[-1:]))
+        # Drains, destroyed in reverse: agents (depend on every server's drain) before servers, and servers one at
+        # a time (each depends on the previous one's drain).
+        server_drains: list[NullResource] = []
+        for node in ordered:
+            server_drains.append(self._drain(node, after=server_drains[-1:]))
+        for node in agents:
+            self._drain(node, after=server_drains)
+        self._departed()
         self.kubeconfig = self._kubeconfig()
 
     # --- PKI -------------------------------------------------------------------------------------------
 
-    def _ca(self, name: str) -> tuple[PrivateKey, SelfSignedCert]:
+    def _ca(self, name: str, protect: Optional[TerraformResourceLifecycle]) -> tuple[PrivateKey, SelfSignedCert]:
         cid = name.replace("/", "-")
-        key = PrivateKey(self, f"{cid}-key", algorithm="ECDSA", ecdsa_curve="P256")
+        key = PrivateKey(self, f"{cid}-key", algorithm="ECDSA", ecdsa_curve="P256", lifecycle=protect)
         cert = SelfSignedCert(
             self,
             cid,
@@ -254,15 +370,17 @@ class K3sCluster(Construct):
             validity_period_hours=TEN_YEARS_HOURS,
             allowed_uses=["cert_signing", "key_encipherment", "digital_signature"],
             subject=[SelfSignedCertSubject(common_name=f"k3s-{cid}")],
+            lifecycle=protect,
         )
         return key, cert
 
-    def _pki(self) -> None:
-        self.cas: dict[str, tuple[PrivateKey, SelfSignedCert]] = {name: self._ca(name) for name in CLUSTER_CAS}
+    def _pki(self, protect: Optional[TerraformResourceLifecycle]) -> None:
+        self.cas: dict[str, tuple[PrivateKey, SelfSignedCert]] = {name: self._ca(name, protect) for name in CLUSTER_CAS}
         # The service-account token signing key (k3s generates an RSA key; it has no certificate).
-        self.service_key = PrivateKey(self, "service-key", algorithm="RSA", rsa_bits=2048)
+        self.service_key = PrivateKey(self, "service-key", algorithm="RSA", rsa_bits=2048, lifecycle=protect)
         client_ca_key, client_ca = self.cas["client-ca"]
-        admin_key = PrivateKey(self, "admin-key", algorithm="ECDSA", ecdsa_curve="P256")
+        # The admin certificate is re-issued before it expires (a replacement); its key is kept.
+        admin_key = PrivateKey(self, "admin-key", algorithm="ECDSA", ecdsa_curve="P256", lifecycle=protect)
         request = CertRequest(
             self,
             "admin-csr",
@@ -293,23 +411,87 @@ class K3sCluster(Construct):
         files["service.key"] = self.service_key.private_key_pem
         return files
 
+
+    # --- cluster-wide records -------------------------------------------------------------------------
+
+    def _server_static_config(self) -> dict[str, Any]:
+        """What every server's config.yaml shares (without node identity or secrets)."""
+        return self.render_config(self.bootstrap, secrets=False)
+
+    def _cluster_flags_guard(self) -> DataResource:
+        """Record the cluster-wide settings at the first apply; refuse a later change at plan time."""
+        shared = self._server_static_config()
+        flags = {k: shared[k] for k in CLUSTER_WIDE_KEYS if k in shared}
+        flags["embedded-etcd"] = self.props.embedded_etcd
+        text = json.dumps(flags, sort_keys=True, separators=(",", ":"))
+        self.cluster_flags_text = text
+        local = TerraformLocal(self, "cluster-flags-configured", text)
+        guard = DataResource(self, "cluster-flags")
+        guard.add_override("input", f"${{local.{local.friendly_unique_id}}}")
+        guard.add_override("lifecycle.ignore_changes", ["input"])
+        guard.add_override(
+            "lifecycle.postcondition",
+            [
+                {
+                    "condition": f"${{self.output == local.{local.friendly_unique_id}}}",
+                    "error_message": (
+                        "k3s cluster-wide settings can't change while the cluster runs: every server must share "
+                        "them, and k3s refuses a server whose values differ. Recorded: ${self.output}. Configured: "
+                        f"${{local.{local.friendly_unique_id}}}. Revert the change, or rebuild the cluster "
+                        "(docs/nodes.md, Changing settings)."
+                    ),
+                }
+            ],
+        )
+        return guard
+
+    def _join_version(self) -> DataResource:
+        """The version new nodes install: `version` at the first apply, kept until recorded again."""
+        record = DataResource(self, "join-version")
+        record.add_override("input", self.props.version)
+        record.add_override("lifecycle.ignore_changes", ["input"])
+        address = f"terraform_data.{record.friendly_unique_id}"
+        TerraformStack.of(self).add_override(
+            f"check.{self.node.id}_join_version",
+            {
+                "assert": [
+                    {
+                        "condition": f'${{{address}.output == "{self.props.version}"}}',
+                        "error_message": (
+                            f"New nodes install k3s ${{{address}.output}} (what the servers ran when it was "
+                            f"recorded), not {self.props.version}: a node never runs newer than the servers. Once the "
+                            f"upgrade Plans have moved every node to {self.props.version}, record it: terraform apply "
+                            f"-replace={address}"
+                        ),
+                    }
+                ]
+            },
+        )
+        return record
+
     # --- per node --------------------------------------------------------------------------------------
 
-    def render_config(self, node: K3sNode, *, bootstrap: bool) -> dict[str, Any]:
-        """The node's config.yaml as data. The token and S3 keys are Terraform references, not values."""
+    def endpoint(self) -> str:
+        return f"https://{self.props.api_host}:{self.props.api_port}"
+
+    def render_config(self, node: K3sNode, *, secrets: bool = True) -> dict[str, Any]:
+        """The node's config.yaml as data. Tokens are files next to it; S3 keys are Terraform references."""
         p = self.props
-        cfg: dict[str, Any] = {"token": self.token, "node-name": node.name, "node-ip": node.address}
-        if not bootstrap:
-            cfg["server"] = f"https://{p.api_host}:{p.api_port}"
+        cfg: dict[str, Any] = {
+            "token-file": f"{CONFIG_DIR}/token",
+            "node-name": node.name,
+            "node-ip": node.address,
+        }
         if node.labels:
             cfg["node-label"] = [f"{k}={v}" for k, v in sorted(node.labels.items())]
         if node.taints:
             cfg["node-taint"] = list(node.taints)
         if node.role == "agent":
+            cfg["server"] = self.endpoint()
             cfg.update(p.agent_config)
             return cfg
-        if bootstrap and p.embedded_etcd:
-            cfg["cluster-init"] = True
+        # A server's `server:` (or `cluster-init`) is decided on the machine by install.sh (config.yaml.d).
+        cfg["agent-token-file"] = f"{CONFIG_DIR}/agent-token"
         cfg.update(
             {
                 "tls-san": list(dict.fromkeys([p.api_host, *p.tls_san])),
@@ -323,8 +505,9 @@ class K3sCluster(Construct):
                 "secrets-encryption": p.secrets_encryption,
             }
         )
+        # Sorted: the same list on every server, whatever order the caller derived it in.
         if p.disable:
-            cfg["disable"] = list(p.disable)
+            cfg["disable"] = sorted(set(p.disable))
         if p.embedded_etcd:
             if p.etcd_snapshot_schedule_cron is not None:
                 cfg["etcd-snapshot-schedule-cron"] = p.etcd_snapshot_schedule_cron
@@ -338,70 +521,73 @@ class K3sCluster(Construct):
                         "etcd-s3-endpoint": s3.endpoint,
                         "etcd-s3-bucket": s3.bucket,
                         "etcd-s3-region": s3.region,
-                        "etcd-s3-access-key": s3.access_key,
-                        "etcd-s3-secret-key": s3.secret_key,
                         "etcd-s3-insecure": s3.insecure,
                     }
                 )
                 if s3.folder:
                     cfg["etcd-s3-folder"] = s3.folder
+                if secrets:
+                    cfg["etcd-s3-access-key"] = s3.access_key
+                    cfg["etcd-s3-secret-key"] = s3.secret_key
         cfg.update(p.server_config)
         return cfg
 
-    def render_install_script(self, node: K3sNode, *, bootstrap: bool) -> str:
-        """The script that moves the staged files into place, installs k3s and waits for it. Holds no secret."""
-        p = self.props
-        service = "k3s" if node.role == "server" else "k3s-agent"
-        lines = [
-            "#!/bin/sh",
-            f"# k3s {p.version} on {node.name} ({node.role}{', bootstraps the cluster' if bootstrap else ''})",
-            "set -eu",
-            f"staging={STAGING_DIR}",
-            "trap 'rm -rf \"$staging\"' EXIT",
-            "install -d -m 0755 /etc/rancher/k3s",
-            f'install -m 0600 "$staging/config.yaml" {CONFIG_FILE}',
+    def _secret_keys(self, node: K3sNode) -> dict[str, str]:
+        s3 = self.props.etcd_s3
+        if node.role == "server" and self.props.embedded_etcd and s3 is not None:
+            return {"etcd-s3-access-key": s3.access_key, "etcd-s3-secret-key": s3.secret_key}
+        return {}
+
+    def config_content(self, node: K3sNode) -> str:
+        """config.yaml: the literal settings as YAML, then Terraform's yamlencode of the interpolated ones."""
+        static = {k: v for k, v in self.render_config(node).items() if k not in self._secret_keys(node)}
+        text = scripts.terraform_escape(yaml.safe_dump(static, sort_keys=False, default_flow_style=False))
+        secret = self._secret_keys(node)
+        if secret:
+            text += Fn.yamlencode(secret)
+        return text
+
+    def fingerprint(self, node: K3sNode) -> str:
+        """sha256 of the node's settings that a config roll applies: not labels or taints (Kubernetes objects), not
+        the cluster-wide ones (refused by the cluster-flags guard instead), not secrets."""
+        cfg = self.render_config(node, secrets=False)
+        rolled = {k: v for k, v in cfg.items() if k not in REGISTRATION_KEYS and k not in CLUSTER_WIDE_KEYS}
+        return hashlib.sha256(json.dumps(rolled, sort_keys=True).encode()).hexdigest()
+
+    def _peers(self, node: K3sNode) -> list[str]:
+        return [
+            f"https://{n.address}:{self.props.api_port}"
+            for n in self.props.nodes
+            if n.role == "server" and n is not node
         ]
-        if bootstrap:
-            lines += [
-                f"install -d -m 0700 {TLS_DIR} {TLS_DIR}/etcd",
-                "# The cluster CAs from Terraform: k3s uses them instead of generating its own at first start.",
-                f"for f in {' '.join(sorted(self._pki_files()))}; do",
-                f'  if [ -e "{TLS_DIR}/$f" ] && ! cmp -s "$staging/tls/$f" "{TLS_DIR}/$f"; then',
-                f'    echo "{TLS_DIR}/$f exists with other content: this machine already holds a cluster" >&2',
-                "    exit 1",
-                "  fi",
-                f'  install -m 0600 "$staging/tls/$f" "{TLS_DIR}/$f"',
-                "done",
-            ]
-        env = " ".join(
-            f"{k}={shlex.quote(v)}"
-            for k, v in (
-                ("INSTALL_K3S_VERSION", p.version),
-                ("INSTALL_K3S_SKIP_START", "true"),
-                ("INSTALL_K3S_EXEC", node.role),
+
+    def render_install_script(self, node: K3sNode, *, root: str = "", version: Optional[str] = None) -> str:
+        """install.sh for the node (plain shell; `version` defaults to the recorded join version)."""
+        p = self.props
+        tag = p.installer_tag or p.version
+        return scripts.install_script(
+            scripts.InstallScript(
+                node=node.name,
+                role=node.role,
+                version=version or "@JOIN_VERSION@",
+                installer_url=p.installer_url.replace("{tag}", tag.replace("+", "%2B")),
+                installer_sha256=p.installer_sha256 or KNOWN_INSTALLERS[tag],
+                endpoint=self.endpoint(),
+                peers=self._peers(node) if node.role == "server" else (),
+                embedded_etcd=p.embedded_etcd,
+                may_initialize=node is self.bootstrap,
+                join_timeout=p.join_timeout,
+                ready_timeout=p.ready_timeout,
+                root=root,
             )
         )
-        lines += [
-            f"curl -sfL {shlex.quote(p.installer_url)} | {env} sh -",
-            f"systemctl start {service}",
-            "i=0",
-        ]
-        if node.role == "server":
-            ready, what = "k3s kubectl get --raw /readyz >/dev/null 2>&1", "API server"
-        else:
-            ready, what = f"systemctl is-active --quiet {service}", "k3s agent"
-        lines += [
-            f"until {ready}; do",
-            "  i=$((i + 1))",
-            f'  if [ "$i" -ge 60 ]; then echo "{what} on {node.name} not ready after 300s" >&2; exit 1; fi',
-            "  sleep 5",
-            "done",
-            f'echo "k3s {p.version} {node.role} {node.name} is ready"',
-            "",
-        ]
-        return "\n".join(lines)
 
-    def _connection(self, host: str) -> SSHProvisionerConnection:
+    def render_reconfigure_script(self, node: K3sNode, *, root: str = "") -> str:
+        return scripts.reconfigure_script(
+            scripts.ReconfigureScript(node=node.name, role=node.role, ready_timeout=self.props.ready_timeout, root=root)
+        )
+
+    def _connection(self, host: str, host_key: Optional[str]) -> SSHProvisionerConnection:
         ssh = self.props.ssh
         # (cdktf renders a literal "" or 0 operand as `undefined`, hence "shorter than 1".)
         use_agent = Op.lt(Fn.length_of(Fn.trimspace(ssh.private_key)), 1)
@@ -413,88 +599,143 @@ class K3sCluster(Construct):
             private_key=Token.as_string(Fn.conditional(use_agent, Token.null_value(), ssh.private_key)),
             agent=Token.as_string(use_agent),
             timeout=ssh.timeout,
+            host_key=host_key,
         )
 
-    def _node(self, node: K3sNode, *, bootstrap: bool, depends_on: Sequence[NullResource]) -> NullResource:
-        config = self.render_config(node, bootstrap=bootstrap)
-        self.configs[node.name] = config
-        provisioners: list[Union[FileProvisioner, RemoteExecProvisioner]] = [
-            RemoteExecProvisioner(
-                type="remote-exec",
-                inline=[
-                    "set -e",
-                    "umask 077",
-                    # A leftover from a failed attempt is ours; a directory owned by someone else stops us here.
-                    f"rm -rf {STAGING_DIR}",
-                    f"mkdir -m 0700 {STAGING_DIR} {STAGING_DIR}/tls {STAGING_DIR}/tls/etcd",
-                ],
-            ),
+    def _staging(self) -> RemoteExecProvisioner:
+        return RemoteExecProvisioner(
+            type="remote-exec",
+            inline=[
+                "set -e",
+                "umask 077",
+                # A leftover from a failed attempt is ours; a directory owned by someone else stops us here.
+                f"rm -rf {STAGING_DIR}",
+                f"mkdir -m 0700 {STAGING_DIR} {STAGING_DIR}/tls {STAGING_DIR}/tls/etcd",
+            ],
+        )
+
+    def _token_uploads(self, node: K3sNode) -> list[FileProvisioner]:
+        uploads = [
             FileProvisioner(
                 type="file",
-                content=yaml.safe_dump(config, sort_keys=False, default_flow_style=False),
-                destination=f"{STAGING_DIR}/config.yaml",
-            ),
+                content=self.server_token if node.role == "server" else self.agent_token,
+                destination=f"{STAGING_DIR}/token",
+            )
         ]
-        if bootstrap:
+        if node.role == "server":
+            uploads.append(FileProvisioner(type="file", content=self._agent_secret, destination=f"{STAGING_DIR}/agent-token"))
+        return uploads
+
+    def _node(self, node: K3sNode, *, depends_on: Sequence[Any]) -> NullResource:
+        self.configs[node.name] = self.render_config(node)
+        install = scripts.terraform_escape(self.render_install_script(node)).replace(
+            "@JOIN_VERSION@", f"${{terraform_data.{self.join_version.friendly_unique_id}.output}}"
+        )
+        provisioners: list[Union[FileProvisioner, RemoteExecProvisioner]] = [
+            self._staging(),
+            FileProvisioner(type="file", content=self.config_content(node), destination=f"{STAGING_DIR}/config.yaml"),
+            *self._token_uploads(node),
+            FileProvisioner(type="file", content=self.cluster_ca_certificate, destination=f"{STAGING_DIR}/server-ca.crt"),
+        ]
+        if node is self.bootstrap:
             for name, pem in sorted(self._pki_files().items()):
                 provisioners.append(FileProvisioner(type="file", content=pem, destination=f"{STAGING_DIR}/tls/{name}"))
         provisioners += [
-            FileProvisioner(
-                type="file",
-                content=self.render_install_script(node, bootstrap=bootstrap),
-                destination=f"{STAGING_DIR}/install.sh",
-            ),
-            RemoteExecProvisioner(type="remote-exec", inline=[_as_root(f"sh {STAGING_DIR}/install.sh")]),
+            FileProvisioner(type="file", content=install, destination=f"{STAGING_DIR}/install.sh"),
+            RemoteExecProvisioner(type="remote-exec", inline=[f"sh {STAGING_DIR}/install.sh"]),
         ]
         host = NullResource(
             self,
             node.name,
             # Only the machine's identity: changing the version or the config never reinstalls a node.
             triggers={"name": node.name, "address": node.address, "role": node.role},
-            connection=self._connection(node.address),
+            connection=self._connection(node.address, node.host_key),
             provisioners=provisioners,
             depends_on=list(depends_on) or None,
         )
         self.hosts[node.name] = host
         return host
 
-    def _drain(self, node: K3sNode, *, via: str) -> NullResource:
-        """Destroy-time steps for a removed node. They may only read `self`, so what they need is in triggers.
-
-        The triggers hold no secret: the destroy-time connection authenticates with the SSH agent, because a
-        private key kept in triggers would be written to the state.
-        """
-        p = self.props
-        kubectl = "k3s kubectl"
-        drain = (
-            f"{kubectl} drain ${{self.triggers.node}} --ignore-daemonsets --delete-emptydir-data --force "
-            f"--timeout=${{self.triggers.timeout}}"
+    def _config_roll(self, node: K3sNode, *, after: Sequence[NullResource]) -> NullResource:
+        """Replaced when the node's rollable settings change: installs the new files, restarts if they differ."""
+        script = scripts.terraform_escape(self.render_reconfigure_script(node))
+        roll = NullResource(
+            self,
+            f"{node.name}-config",
+            triggers={"node": node.name, "fingerprint": self.fingerprint(node)},
+            connection=self._connection(node.address, node.host_key),
+            provisioners=[
+                self._staging(),
+                FileProvisioner(type="file", content=self.config_content(node), destination=f"{STAGING_DIR}/config.yaml"),
+                *self._token_uploads(node),
+                FileProvisioner(type="file", content=script, destination=f"{STAGING_DIR}/reconfigure.sh"),
+                RemoteExecProvisioner(type="remote-exec", inline=[f"sh {STAGING_DIR}/reconfigure.sh"]),
+            ],
+            depends_on=[self.hosts[node.name], *after],
         )
-        delete = f"{kubectl} delete node ${{self.triggers.node}} --ignore-not-found"
-        uninstall = "k3s-uninstall.sh" if node.role == "server" else "k3s-agent-uninstall.sh"
+        self.configs_applied[node.name] = roll
+        return roll
 
-        def connection(host_key: str) -> dict[str, Any]:
+    def _via(self, node_name: str) -> K3sNode:
+        """The surviving server removal steps run on: the bootstrap server, or another server for it."""
+        servers = [self.bootstrap, *[n for n in self.props.nodes if n.role == "server" and n is not self.bootstrap]]
+        others = [n for n in servers if n.name != node_name]
+        return others[0] if others else servers[0]
+
+    def _removal_steps(
+        self, *, node: str, role: str, host: str, host_key: str, unreachable: bool = False
+    ) -> list[dict[str, Any]]:
+        """Destroy-time provisioners: drain (via a surviving server), stop + clean + uninstall (on the machine),
+        delete the Node (via the surviving server). Only `self` and literals: Terraform allows nothing else."""
+        via = self._via(node)
+
+        def connection(address: str, key: str) -> dict[str, Any]:
             return {
                 "type": "ssh",
-                "host": f"${{self.triggers.{host_key}}}",
+                "host": address,
                 "user": "${self.triggers.user}",
                 "port": "${self.triggers.port}",
                 "agent": True,
-                "timeout": p.ssh.timeout,
+                "host_key": key,
+                "timeout": self.props.ssh.timeout,
             }
 
+        def step(script: str, conn: dict[str, Any]) -> dict[str, Any]:
+            lines = scripts.terraform_escape(script).rstrip("\n").split("\n")
+            return {"remote-exec": {"when": "destroy", "connection": conn, "inline": lines}}
+
+        on_via = connection(via.address, via.host_key or "")
+        drain = step(scripts.drain_script(node, timeout=self.props.drain_timeout), on_via)
+        delete = step(scripts.delete_script(node), on_via)
+        stop = step(scripts.stop_script(node, role), connection(host, host_key))
+        if via.name == node:
+            # The last server: nothing survives it, so it deletes itself while k3s still runs, then stops.
+            return [drain, delete, stop]
+        return [drain, delete] if unreachable else [drain, stop, delete]
+
+    def _drain(self, node: K3sNode, *, after: Sequence[NullResource]) -> NullResource:
+        """Destroy-time steps when the machine is replaced (new address, or -replace of its install resource).
+
+        They run through another server (the bootstrap server, or the next one for the bootstrap server itself),
+        so a full `terraform destroy` is not a way to decommission a cluster: the bootstrap server goes last and
+        its drain finds no server left (and protect_pki refuses it anyway).
+
+        The connections authenticate with the SSH agent: a private key kept in triggers would be in the state.
+        """
+        p = self.props
         resource = NullResource(
             self,
             f"{node.name}-drain",
             triggers={
                 "node": node.name,
                 "address": node.address,
-                "via": via,
+                "role": node.role,
+                "host_key": node.host_key or "",
                 "timeout": p.drain_timeout,
                 "user": p.ssh.user,
                 "port": Token.as_string(p.ssh.port) if not isinstance(p.ssh.port, str) else p.ssh.port,
             },
-            depends_on=[self.hosts[node.name]],
+            depends_on=[self.hosts[node.name], *after],
             # A new machine under the same name is drained (old) and recorded (new) again; later changes of
             # the SSH user or port don't drain anything.
             lifecycle=TerraformResourceLifecycle(ignore_changes=["triggers"]),
@@ -506,27 +747,58 @@ class K3sCluster(Construct):
         )
         resource.add_override(
             "provisioner",
-            [
-                {
-                    "remote-exec": {
-                        "when": "destroy",
-                        "connection": connection("via"),
-                        "inline": [_as_root(drain), _as_root(delete)],
-                    }
-                },
-                {
-                    "remote-exec": {
-                        "when": "destroy",
-                        # The machine may already be gone: the node is out of the cluster either way.
-                        "on_failure": "continue",
-                        "connection": connection("address"),
-                        "inline": [_as_root(f"/usr/local/bin/{uninstall}")],
-                    }
-                },
-            ],
+            self._removal_steps(
+                node=node.name,
+                role=node.role,
+                host="${self.triggers.address}",
+                # Earlier versions recorded no host key: lookup() keeps their destroy working.
+                host_key='${lookup(self.triggers, "host_key", "")}',
+            ),
         )
         self.drains[node.name] = resource
         return resource
+
+    def departed_addresses(self, name: str) -> dict[str, str]:
+        """Terraform addresses the install, config and drain resources of node `name` have (or had)."""
+        stack = TerraformStack.of(self)
+        scopes = self.node.scopes
+        path = [c.node.id for c in scopes[scopes.index(stack) + 1 :]]
+        scratch: Construct = TerraformStack(App(), "scratch")
+        for cid in path:
+            scratch = Construct(scratch, cid)
+        out = {}
+        for kind, suffix in (("install", ""), ("config", "-config"), ("drain", "-drain")):
+            res = NullResource(scratch, f"{name}{suffix}")
+            out[kind] = f"null_resource.{res.friendly_unique_id}"
+        return out
+
+    def _departed(self) -> None:
+        """`removed` blocks for the departed nodes: agents first, then servers one at a time (state dependencies
+        recorded by the drains' depends_on order the destroys). They are the stack's `removed` list: one
+        K3sCluster with departed nodes per stack."""
+        blocks: list[dict[str, Any]] = []
+        self.removed: dict[str, list[dict[str, Any]]] = {}
+        for node in self.props.departed_nodes:
+            addresses = self.departed_addresses(node.name)
+            mine: list[dict[str, Any]] = [
+                {
+                    "from": addresses["drain"],
+                    "lifecycle": {"destroy": True},
+                    "provisioner": self._removal_steps(
+                        node=node.name,
+                        role=node.role,
+                        host=node.address,
+                        host_key=node.host_key or "",
+                        unreachable=node.unreachable,
+                    ),
+                },
+                {"from": addresses["config"], "lifecycle": {"destroy": True}},
+                {"from": addresses["install"], "lifecycle": {"destroy": True}},
+            ]
+            self.removed[node.name] = mine
+            blocks += mine
+        if blocks:
+            TerraformStack.of(self).add_override("removed", blocks)
 
     def _kubeconfig(self) -> str:
         name = self.node.id

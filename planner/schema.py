@@ -17,11 +17,44 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 CLOUDFLARE_ID = re.compile(r"^[0-9a-f]{32}$")
+# A k3s release tag (github.com/k3s-io/k3s/releases): vX.Y.Z+k3sN. "1.29.1" or "v1.29.1" name no release.
+K3S_RELEASE = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
+# Kubernetes label values (apimachinery IsValidLabelValue): at most 63 characters, alphanumeric at both ends.
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# An OpenSSH public host key line ("<type> <base64>", as in known_hosts or /etc/ssh/ssh_host_*_key.pub).
+HOST_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com"
+    r"|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}$"
+)
+# The label namespaces kubelet may set on its own Node (k8s.io/kubelet/pkg/apis: KubeletLabels, KubeletLabelNamespaces).
+# Every other key under kubernetes.io or k8s.io is refused by kubelet at registration (k3s then crash-loops).
+KUBELET_LABELS = frozenset(
+    {
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "failure-domain.beta.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+    }
+)
+KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
 
 
 def _exact_version(value: str) -> str:
     if not EXACT_VERSION.match(value):
         raise ValueError(f"{value!r} is not an exact version (pin one such as 1.2.3; no 'latest', ranges or wildcards)")
+    return value
+
+
+def _k3s_release(value: str) -> str:
+    if not K3S_RELEASE.match(value):
+        raise ValueError(f"{value!r} is not a k3s release (vX.Y.Z+k3sN, such as v1.29.1+k3s2)")
     return value
 
 
@@ -77,11 +110,11 @@ def _hostname(value: str) -> str:
 
 
 def _host(value: str) -> str:
-    try:
-        ipaddress.IPv4Address(value)
-        return value
-    except ValueError:
-        return _hostname(value)
+    """An IPv4 address or a DNS name. Dotted digits are an address, never a name: 10.0.0.999 is refused."""
+    if re.fullmatch(r"[0-9.]+", value) or re.fullmatch(r".*\.[0-9]+", value):
+        # RFC 1123 names can't end in an all-numeric label, so this can only be meant as an address.
+        return _ipv4(value)
+    return _hostname(value)
 
 
 def _cloudflare_id(value: str) -> str:
@@ -96,6 +129,45 @@ def _label_key(value: str) -> str:
     return value
 
 
+def _label_value(value: str) -> str:
+    if len(value) > 63 or not LABEL_VALUE.match(value):
+        raise ValueError(
+            f"{value!r} is not a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.', "
+            "alphanumeric at both ends)"
+        )
+    return value
+
+
+def _qualified_key(value: str) -> str:
+    """A label or taint key: [prefix/]name, the prefix a DNS subdomain of at most 253, the name at most 63."""
+    prefix, _, name = value.rpartition("/")
+    if not LABEL_KEY.match(value) or len(name) > 63 or len(prefix) > 253:
+        raise ValueError(f"{value!r} is not a Kubernetes label key ([prefix/]name, name at most 63 characters)")
+    return value
+
+
+def _node_label_key(value: str) -> str:
+    """What kubelet accepts in --node-labels: no kubernetes.io or k8s.io key except its own (see KUBELET_LABELS)."""
+    _qualified_key(value)
+    prefix = value.rpartition("/")[0]
+    restricted = any(prefix == ns or prefix.endswith("." + ns) for ns in ("kubernetes.io", "k8s.io"))
+    allowed = value in KUBELET_LABELS or any(
+        prefix == ns or prefix.endswith("." + ns) for ns in KUBELET_LABEL_NAMESPACES
+    )
+    if restricted and not allowed:
+        raise ValueError(
+            f"{value!r}: kubelet refuses to set labels under kubernetes.io or k8s.io other than node.kubernetes.io/*, "
+            "kubelet.kubernetes.io/* and its well-known labels (use your own prefix, such as helix.example.com/role)"
+        )
+    return value
+
+
+def _host_key(value: str) -> str:
+    if not HOST_KEY.match(value):
+        raise ValueError(f"{value[:40]!r} is not an SSH public host key ('ssh-ed25519 AAAA...', no comment)")
+    return value
+
+
 def _relative_path(value: str) -> str:
     if value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value) or ".." in value.split("/"):
         raise ValueError(f"{value!r} must be a path inside the project (relative, without '..')")
@@ -103,6 +175,11 @@ def _relative_path(value: str) -> str:
 
 
 ExactVersion = Annotated[str, AfterValidator(_exact_version)]
+K3sRelease = Annotated[str, AfterValidator(_k3s_release)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+NodeLabelKey = Annotated[str, AfterValidator(_node_label_key)]
+TaintKey = Annotated[str, AfterValidator(_qualified_key)]
+HostKey = Annotated[str, AfterValidator(_host_key)]
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
 IPv4Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
 AddressRange = Annotated[str, AfterValidator(_address_range)]
@@ -161,8 +238,8 @@ class StateConfig(Strict):
 
 
 class Taint(Strict):
-    key: LabelKey
-    value: str = ""
+    key: TaintKey
+    value: LabelValue = ""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
 
@@ -170,8 +247,30 @@ class Node(Strict):
     name: DnsLabel
     address: IPv4
     role: Literal["server", "agent"]
-    labels: dict[LabelKey, str] = {}
+    labels: dict[NodeLabelKey, LabelValue] = {}
     taints: list[Taint] = []
+    # The machine's SSH host public key ("ssh-ed25519 AAAA..."). Recommended: without it, Terraform does not
+    # verify the host it pushes the CA keys to.
+    host_key: Optional[HostKey] = None
+
+
+class DepartedNode(Strict):
+    """A node that left the cluster: moved here from `nodes` so the next apply drains and removes it."""
+
+    name: DnsLabel
+    address: IPv4
+    role: Literal["server", "agent"]
+    host_key: Optional[HostKey] = None
+    # The machine is dead or wiped: skip the steps that run on it (stop, clean up, uninstall).
+    unreachable: bool = False
+
+
+class K3sInstaller(Strict):
+    """The official install script, fetched from a k3s release tag and checked against its sha256."""
+
+    # Any release's install.sh installs any k3s_version; bump both fields together (install.sh.sha256sum at the tag).
+    tag: K3sRelease = "v1.29.1+k3s2"
+    sha256: str = Field(default="431c6fe653336279073e5b913557aa22d7ef1794b30b4f02002b4482910464d7", pattern=r"^[0-9a-f]{64}$")
 
 
 class EtcdS3(Strict):
@@ -208,7 +307,8 @@ class CloudNodePool(Strict):
 
 class ClusterConfig(Strict):
     mode: Literal["provision", "existing"] = "provision"
-    k3s_version: ExactVersion = "v1.29.1+k3s2"
+    k3s_version: K3sRelease = "v1.29.1+k3s2"
+    k3s_installer: K3sInstaller = K3sInstaller()
     # The API endpoint the other servers, the agents and Terraform use: a VIP, or the first server.
     api_host: Optional[Host] = None
     api_port: int = Field(default=6443, ge=1, le=65535)
@@ -227,6 +327,11 @@ class ClusterConfig(Strict):
     tls_san: list[Host] = []
     etcd_snapshots: EtcdSnapshots = EtcdSnapshots()
     nodes: list[Node] = []
+    # The server that initializes the cluster on the very first install (by name; the first server when unset).
+    # It only ever matters then: every server, this one included, joins when the API endpoint already answers.
+    bootstrap_node: Optional[DnsLabel] = None
+    # Nodes removed from `nodes`: the next apply drains and uninstalls them (docs/nodes.md, "Removing a node").
+    departed_nodes: list[DepartedNode] = []
     existing: Optional[ExistingCluster] = None
     cloud_node_pools: list[CloudNodePool] = []
 
@@ -360,11 +465,21 @@ class HelixConfig(Strict):
 
     @property
     def api_host(self) -> str:
-        """The API host: the configured VIP, or the first server's address."""
+        """The API host: the configured VIP, or the bootstrap server's address."""
         if self.cluster.api_host:
             return self.cluster.api_host
-        servers = [n for n in self.cluster.nodes if n.role == "server"]
-        return servers[0].address if servers else "127.0.0.1"
+        bootstrap = self.bootstrap_server
+        return bootstrap.address if bootstrap else "127.0.0.1"
+
+    @property
+    def bootstrap_server(self) -> Optional[Node]:
+        """The server named by cluster.bootstrap_node, or the first server when unset."""
+        servers = self.servers
+        wanted = self.cluster.bootstrap_node
+        for node in servers:
+            if wanted is None or node.name == wanted:
+                return node
+        return None
 
     def namespace_protected(self, namespace: str) -> bool:
         """Whether the namespace holds data: it and every release in it refuse destroy, whichever layer installs."""
@@ -438,18 +553,24 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
         if cluster.api_host and _is_ipv4(cluster.api_host):
             if ipaddress.IPv4Address(cluster.api_host) not in nets["cluster.node_cidr"]:
                 out.append(("cluster.api_host", f"{cluster.api_host} is not inside node_cidr {cluster.node_cidr}"))
-        # The API endpoint is a VIP or the first server: the first server bootstraps the cluster, the others join
-        # through the endpoint, so it can't be another node's address.
-        if cluster.api_host and servers:
+        bootstrap = cfg.bootstrap_server
+        if cluster.bootstrap_node is not None and bootstrap is None:
+            listed = [n.name for n in cluster.nodes if n.name == cluster.bootstrap_node]
+            why = "is an agent" if listed else "is not in cluster.nodes"
+            out.append(("cluster.bootstrap_node", f"{cluster.bootstrap_node!r} {why}; name one of the servers"))
+        # The API endpoint is a VIP or the bootstrap server: the others join through the endpoint, so it can't be
+        # another node's address.
+        if cluster.api_host and bootstrap is not None:
             for i, node in enumerate(cluster.nodes):
-                if node.address == cluster.api_host and node is not servers[0]:
+                if node.address == cluster.api_host and node is not bootstrap:
                     out.append(
                         (
                             "cluster.api_host",
-                            f"{cluster.api_host} is the address of nodes[{i}] ({node.name}); use a VIP or the first "
-                            f"server's address ({servers[0].address})",
+                            f"{cluster.api_host} is the address of nodes[{i}] ({node.name}); use a VIP or the "
+                            f"bootstrap server's address ({bootstrap.address})",
                         )
                     )
+        out.extend(_departed_problems(cfg))
         if not cluster.ha and cluster.etcd_snapshots.s3 is not None:
             out.append(("cluster.etcd_snapshots.s3", "etcd snapshots need embedded etcd (cluster.ha: true)"))
     else:
@@ -457,6 +578,8 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
             out.append(("cluster.existing", "cluster.mode is 'existing': set existing.kubeconfig and existing.context"))
         if cluster.nodes:
             out.append(("cluster.nodes", "must be empty with cluster.mode: existing (the cluster is provisioned elsewhere)"))
+        if cluster.departed_nodes:
+            out.append(("cluster.departed_nodes", "must be empty with cluster.mode: existing"))
     if cluster.cloud_node_pools:
         out.append(("cluster.cloud_node_pools", "cloud node pools are not implemented yet; leave the list empty"))
 
@@ -506,6 +629,31 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
     for host in cf.adopt.records:
         if host not in seen_hosts:
             out.append((f"cloudflare.adopt.records.{host}", f"{host!r} is not one of cloudflare.hostnames"))
+    return out
+
+
+def _departed_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
+    """A departed node is gone from `nodes`: its name and address can't be in use there (its removal would reach the
+    new machine), and it is listed once."""
+    out: list[tuple[str, str]] = []
+    names = {n.name: i for i, n in enumerate(cfg.cluster.nodes)}
+    addresses = {n.address: i for i, n in enumerate(cfg.cluster.nodes)}
+    seen: dict[str, int] = {}
+    for i, node in enumerate(cfg.cluster.departed_nodes):
+        where = f"cluster.departed_nodes[{i}]"
+        if node.name in names:
+            out.append((f"{where}.name", f"{node.name!r} is still in cluster.nodes[{names[node.name]}]; a node is in one list"))
+        if node.address in addresses:
+            out.append(
+                (
+                    f"{where}.address",
+                    f"{node.address} is used by cluster.nodes[{addresses[node.address]}]; remove the departed node "
+                    "first (one apply), then reuse its address",
+                )
+            )
+        if node.name in seen:
+            out.append((f"{where}.name", f"{node.name!r} is already listed at departed_nodes[{seen[node.name]}]"))
+        seen.setdefault(node.name, i)
     return out
 
 

@@ -24,7 +24,7 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     from constructs_lib.cluster_access import ClusterAccess
     from stacks.base import backend_from_config
     from stacks.edge import EdgeStack
-    from stacks.nodes import NodesStack
+    from stacks.nodes import NodesStack, add_node_objects
     from stacks.platform import PlatformLayerStack
 
     cfg = plan.config
@@ -36,6 +36,8 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     if cfg.cluster.mode == "provision":
         nodes = NodesStack(app, NODES, plan=plan, backend=backend)
         access = nodes.access
+        # Node labels and taints as Kubernetes objects, in a stack after the nodes, so a change of them shows in a plan.
+        add_node_objects(app, nodes, cfg, backend)
     else:
         existing = cfg.cluster.existing
         assert existing is not None  # validated: mode existing needs it

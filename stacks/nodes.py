@@ -6,9 +6,14 @@ from cdktf import TerraformOutput, TerraformVariable
 from constructs import Construct
 
 from constructs_lib.backend import StateBackend
-from constructs_lib.k3s import EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
+from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
+from constructs_lib.k3s import DepartedK3sNode, EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
+from cdktf_cdktf_provider_kubernetes.labels import Labels, LabelsMetadata
+from cdktf_cdktf_provider_kubernetes.node_taint import NodeTaint, NodeTaintMetadata, NodeTaintTaint
 from stacks.base import HelixStack
 from planner.model import PlatformPlan
+from planner.schema import HelixConfig
+
 
 class NodesStack(HelixStack):
     """Provisions the configured machines with k3s; exposes `access` for the platform layers."""
@@ -59,6 +64,13 @@ class NodesStack(HelixStack):
             "k3s",
             props=K3sClusterProps(
                 version=c.k3s_version,
+                installer_tag=c.k3s_installer.tag,
+                installer_sha256=c.k3s_installer.sha256,
+                bootstrap_node=config.bootstrap_server.name if config.bootstrap_server else None,
+                departed_nodes=[
+                    DepartedK3sNode(name=d.name, address=d.address, role=d.role, host_key=d.host_key, unreachable=d.unreachable)
+                    for d in c.departed_nodes
+                ],
                 api_host=config.api_host,
                 api_port=c.api_port,
                 ssh=SshAccess(user=ssh_user.string_value, port=ssh_port.number_value, private_key=ssh_private_key.string_value),
@@ -83,6 +95,7 @@ class NodesStack(HelixStack):
                         role=n.role,
                         labels=dict(n.labels),
                         taints=[f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}" for t in n.taints],
+                        host_key=n.host_key,
                     )
                     for n in c.nodes
                 ],
@@ -98,3 +111,68 @@ class NodesStack(HelixStack):
         for key, (value, description) in outputs.items():
             TerraformOutput(self, key, value=value, sensitive=True, description=description)
         self.access = self.cluster.access
+
+
+class NodeObjectsStack(HelixStack):
+    """The nodes' labels and taints as Kubernetes objects (kubernetes_labels, kubernetes_node_taint), after the
+    nodes stack: a change of `labels` or `taints` in the config shows in this stack's plan and is applied to the
+    running nodes. (The nodes also get them at registration, so taints hold from the first second.)"""
+
+    def __init__(
+        self, scope: Construct, name: str, *, config: HelixConfig, backend: StateBackend, access: ClusterAccess
+    ) -> None:
+        super().__init__(scope, name, backend=backend)
+        ClusterProviders(self, "cluster", access=access)
+        self.labels: dict[str, Labels] = {}
+        self.taints: dict[str, NodeTaint] = {}
+        for node in config.cluster.nodes:
+            if node.labels:
+                self.labels[node.name] = Labels(
+                    self,
+                    f"labels-{node.name}",
+                    api_version="v1",
+                    kind="Node",
+                    metadata=LabelsMetadata(name=node.name),
+                    labels=dict(sorted(node.labels.items())),
+                    field_manager=FIELD_MANAGER,
+                    # The labels kubelet set at registration are taken over by this field manager.
+                    force=True,
+                )
+            if node.taints:
+                self.taints[node.name] = NodeTaint(
+                    self,
+                    f"taints-{node.name}",
+                    metadata=NodeTaintMetadata(name=node.name),
+                    taint=[NodeTaintTaint(key=t.key, value=t.value, effect=t.effect) for t in node.taints],
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                )
+        # A departed node's Node object is deleted by the nodes stack: forget its labels and taints here without
+        # asking the API to patch a Node that is gone.
+        removed = []
+        for departed in config.cluster.departed_nodes:
+            for kind, prefix in (("kubernetes_labels", "labels"), ("kubernetes_node_taint", "taints")):
+                removed.append({"from": f"{kind}.{_address_id(f'{prefix}-{departed.name}')}", "lifecycle": {"destroy": False}})
+        if removed:
+            self.add_override("removed", removed)
+
+
+FIELD_MANAGER = "helix-nodes"
+
+
+def _address_id(cid: str) -> str:
+    """The Terraform name cdktf gives a resource with construct id `cid` directly in a stack."""
+    from cdktf import App, TerraformStack
+
+    scratch = TerraformStack(App(), "scratch")
+    return Labels(scratch, cid, api_version="v1", kind="Node", metadata=LabelsMetadata(name="x"), labels={}).friendly_unique_id
+
+
+def add_node_objects(app: Construct, nodes: NodesStack, config: HelixConfig, backend: StateBackend) -> NodeObjectsStack:
+    """The node-objects stack, after the nodes stack (the one call stacks/app.py makes)."""
+    stack = NodeObjectsStack(app, NODE_OBJECTS, config=config, backend=backend, access=nodes.access)
+    stack.add_dependency(nodes)
+    return stack
+
+
+NODE_OBJECTS = "node-objects"

@@ -45,8 +45,9 @@ EXPECTED: dict[str, dict] = {
         "outdir_via": "argv",
         "stacks": {
             "cluster": {
-                "null_resource": 6,  # per node: install, and destroy-time drain
-                "random_password": 1,  # the join token
+                "null_resource": 9,  # per node: install, config roll, and destroy-time drain
+                "random_password": 2,  # the server and the agent join secrets
+                "terraform_data": 2,  # the cluster-wide flags record and the join version
                 "tls_private_key": None,
                 "tls_self_signed_cert": None,
                 "tls_cert_request": None,

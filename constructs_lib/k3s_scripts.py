@@ -1,0 +1,370 @@
+"""The shell scripts K3sCluster runs on the machines, rendered from plain values (POSIX sh, shellcheck-clean).
+
+Every wait is bounded, every failure exits non-zero with what went wrong on stderr (and the unit's journal when
+k3s doesn't come up), and every script can run again after a partial run. No script holds a secret: tokens are
+files uploaded next to them, read by k3s itself.
+
+`root` prefixes every absolute path the scripts write or run (empty on a real machine); the test suite sets it to
+run the scripts in a sandbox with stub commands.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Sequence
+
+STAGING_DIR = "/tmp/k3s-provision"
+CONFIG_DIR = "/etc/rancher/k3s"
+TLS_DIR = "/var/lib/rancher/k3s/server/tls"
+BIN_DIR = "/usr/local/bin"
+# Written once by install.sh on a server: either `server: <url>` (it joined) or `cluster-init: true` (it
+# initialized the cluster). k3s merges config.yaml.d/*.yaml over config.yaml; a later config roll keeps it.
+JOIN_DROPIN = "config.yaml.d/10-join.yaml"
+
+
+def q(value: str) -> str:
+    return shlex.quote(value)
+
+
+PRELUDE = """\
+set -eu
+log() { printf '%s\\n' "$*" >&2; }
+fail() { log "error: $*"; exit 1; }
+if [ "$(id -u)" -ne 0 ]; then exec sudo -n sh "$0" "$@"; fi
+"""
+
+# A bounded wait for the unit: polls `ready` every `interval` seconds; on timeout prints the unit's journal.
+WAIT_READY = """\
+wait_ready() {{
+  tries=$(( {timeout} / {interval} ))
+  i=0
+  until ready; do
+    i=$((i + 1))
+    if [ "$i" -ge "$tries" ]; then
+      log "error: $service on $node is not ready after {timeout}s; the last lines of its journal:"
+      timeout 30 journalctl -u "$service" --no-pager -n 60 >&2 || true
+      exit 1
+    fi
+    sleep {interval}
+  done
+}}
+"""
+
+
+@dataclass(frozen=True)
+class InstallScript:
+    """Values of one node's install.sh."""
+
+    node: str
+    role: str  # server | agent
+    version: str  # the k3s version to install (may be a Terraform reference)
+    installer_url: str
+    installer_sha256: str
+    endpoint: str  # https://<api_host>:<port>
+    peers: Sequence[str] = ()  # other servers' https://<address>:<port>, probed by a server before it decides
+    embedded_etcd: bool = True
+    may_initialize: bool = False  # the bootstrap server: it initializes when nothing answers anywhere
+    init_probe_rounds: int = 3
+    join_timeout: int = 300
+    ready_timeout: int = 300
+    installer_timeout: int = 900
+    interval: int = 5
+    root: str = ""
+
+
+def install_script(p: InstallScript) -> str:
+    service = "k3s" if p.role == "server" else "k3s-agent"
+    decides = p.role == "server" and p.embedded_etcd
+    head = [
+        "#!/bin/sh",
+        f"# k3s on {p.node} ({p.role}): install the staged files, join (or, first of all, initialize), start, wait.",
+        PRELUDE,
+        f"root={q(p.root)}",
+        f"staging=\"$root\"{STAGING_DIR}",
+        f"node={q(p.node)}",
+        f"role={p.role}",
+        f"service={service}",
+        f"version={q(p.version)}",
+        f"installer_url={q(p.installer_url)}",
+        f"installer_sha256={p.installer_sha256}",
+        f"endpoint={q(p.endpoint)}",
+        f"config_dir=\"$root\"{CONFIG_DIR}",
+    ]
+    if decides:
+        head += [f"peers={q(' '.join(p.peers))}", f"may_initialize={'true' if p.may_initialize else 'false'}"]
+    if p.role == "server":
+        head += [f"tls_dir=\"$root\"{TLS_DIR}"]
+    head += [
+        'trap \'rm -rf "$staging"\' EXIT',
+        "",
+        WAIT_READY.format(timeout=p.ready_timeout, interval=p.interval),
+    ]
+    if p.role == "server":
+        head.append("ready() { timeout 10 k3s kubectl get --raw /readyz >/dev/null 2>&1; }")
+    else:
+        head.append('ready() { timeout 10 systemctl is-active --quiet "$service"; }')
+    body = [
+        "",
+        "# The cluster's server CA: what /cacerts must serve at the endpoint before this node trusts it with a token.",
+        'ca_sha256=$(sha256sum "$staging/server-ca.crt" | cut -d " " -f 1)',
+        "",
+        "# 0: the URL serves this cluster's CA. 1: nothing answers. Another CA is fatal: never join a stranger.",
+        "probe() {",
+        '  rm -f "$staging/cacerts"',
+        '  if ! curl -fsSk --connect-timeout 5 --max-time 10 -o "$staging/cacerts" "$1/cacerts"; then',
+        "    return 1",
+        "  fi",
+        '  served=$(sha256sum "$staging/cacerts" | cut -d " " -f 1)',
+        '  if [ "$served" != "$ca_sha256" ]; then',
+        '    fail "$1/cacerts serves another CA (sha256 $served, this cluster\'s is $ca_sha256): refusing to join it"',
+        "  fi",
+        "}",
+        "",
+        'install -d -m 0755 "$config_dir" "$config_dir/config.yaml.d"',
+        'install -m 0600 "$staging/config.yaml" "$config_dir/config.yaml"',
+        'install -m 0600 "$staging/token" "$config_dir/token"',
+    ]
+    if p.role == "server":
+        body.append('install -m 0600 "$staging/agent-token" "$config_dir/agent-token"')
+    if decides:
+        body += [
+            "",
+            "# Join through the endpoint (or any other server) when one answers; initialize only when this is the",
+            "# bootstrap server and nothing answers anywhere. The decision is kept: a re-run never changes it.",
+            f'dropin="$config_dir/{JOIN_DROPIN}"',
+            'if [ -s "$dropin" ]; then',
+            '  log "$node keeps its earlier decision: $(cat "$dropin")"',
+            "else",
+            "  join_url=",
+            "  rounds=0",
+            '  if [ "$may_initialize" = true ]; then max_rounds=' + str(p.init_probe_rounds) + "; else max_rounds="
+            + str(max(1, p.join_timeout // p.interval)) + "; fi",
+            '  while [ -z "$join_url" ]; do',
+            "    # shellcheck disable=SC2086 # peers is a space-separated list of URLs",
+            "    for url in $endpoint $peers; do",
+            '      if probe "$url"; then join_url=$url; break; fi',
+            "    done",
+            '    [ -n "$join_url" ] && break',
+            "    rounds=$((rounds + 1))",
+            '    if [ "$rounds" -ge "$max_rounds" ]; then',
+            '      if [ "$may_initialize" = true ]; then break; fi',
+            f'      fail "nothing answers at $endpoint/cacerts: gave up after $rounds attempts (at least {p.join_timeout}s; is the VIP up? the servers?)"',
+            "    fi",
+            f"    sleep {p.interval}",
+            "  done",
+            '  if [ -n "$join_url" ]; then',
+            '    log "$node joins the running cluster through $join_url"',
+            '    printf \'server: "%s"\\n\' "$join_url" > "$dropin.new"',
+            "  else",
+            '    log "nothing answers at $endpoint or any other server: $node initializes the cluster"',
+            "    printf 'cluster-init: true\\n' > \"$dropin.new\"",
+            "  fi",
+            '  chmod 0600 "$dropin.new"',
+            "fi",
+        ]
+    elif p.role == "agent":
+        body += [
+            "",
+            "# Wait (bounded) until the endpoint serves this cluster's CA: it also waits for the VIP.",
+            "rounds=0",
+            'until probe "$endpoint"; do',
+            "  rounds=$((rounds + 1))",
+            f'  if [ "$rounds" -ge {max(1, p.join_timeout // p.interval)} ]; then',
+            f'    fail "nothing answers at $endpoint/cacerts: gave up after $rounds attempts (at least {p.join_timeout}s; is the VIP up? the servers?)"',
+            "  fi",
+            f"  sleep {p.interval}",
+            "done",
+        ]
+    if p.role == "server":
+        # The CAs from Terraform, only for a server that initializes (a joining one gets them from the datastore).
+        initializes = '[ -s "$dropin.new" ] && grep -q "^cluster-init" "$dropin.new"' if decides else "true"
+        body += [
+            "",
+            f"if {initializes}; then",
+            '  install -d -m 0700 "$tls_dir" "$tls_dir/etcd"',
+            '  for f in $(cd "$staging/tls" && find . -type f | sed "s|^\\./||" | sort); do',
+            '    if [ -e "$tls_dir/$f" ] && ! cmp -s "$staging/tls/$f" "$tls_dir/$f"; then',
+            '      fail "$tls_dir/$f exists with other content: this machine already holds a cluster"',
+            "    fi",
+            '    install -m 0600 "$staging/tls/$f" "$tls_dir/$f"',
+            "  done",
+            "fi",
+        ]
+    if decides:
+        body += ['if [ -e "$dropin.new" ]; then mv "$dropin.new" "$dropin"; fi']
+    body += [
+        "",
+        "# The official installer from the release tag, checked against its sha256; a failed download stops here.",
+        'if ! curl -fsSL --connect-timeout 10 --max-time 120 --retry 3 -o "$staging/k3s-install.sh" "$installer_url"; then',
+        '  fail "could not download the k3s installer from $installer_url"',
+        "fi",
+        'if ! printf \'%s  %s\\n\' "$installer_sha256" "$staging/k3s-install.sh" | sha256sum -c - >/dev/null 2>&1; then',
+        '  fail "the installer from $installer_url does not match sha256 $installer_sha256"',
+        "fi",
+        'if ! INSTALL_K3S_VERSION="$version" INSTALL_K3S_SKIP_START=true INSTALL_K3S_EXEC="$role" \\',
+        f'    timeout {p.installer_timeout} sh "$staging/k3s-install.sh"; then',
+        '  fail "the k3s installer failed (k3s $version)"',
+        "fi",
+        "",
+        "# Type=notify: a blocking start would wait forever for a node that never gets ready.",
+        'timeout 30 systemctl start --no-block "$service"',
+        "wait_ready",
+        'log "k3s $version $role $node is ready"',
+        "",
+    ]
+    return "\n".join(head + body)
+
+
+@dataclass(frozen=True)
+class ReconfigureScript:
+    node: str
+    role: str
+    ready_timeout: int = 300
+    interval: int = 5
+    root: str = ""
+
+
+def reconfigure_script(p: ReconfigureScript) -> str:
+    """Install changed files (config.yaml, the token files) and restart k3s on this node, waiting (bounded) until
+    it is back. Nothing changed: nothing restarts."""
+    service = "k3s" if p.role == "server" else "k3s-agent"
+    files = "config.yaml token agent-token" if p.role == "server" else "config.yaml token"
+    if p.role == "server":
+        check = "timeout 10 k3s kubectl get --raw /readyz >/dev/null 2>&1"
+    else:
+        check = 'timeout 10 systemctl is-active --quiet "$service"'
+    lines = [
+        "#!/bin/sh",
+        f"# Roll changed settings onto {p.node} ({p.role}): restart k3s only when a file differs.",
+        PRELUDE,
+        f"root={q(p.root)}",
+        f"staging=\"$root\"{STAGING_DIR}",
+        f"node={q(p.node)}",
+        f"service={service}",
+        f"config_dir=\"$root\"{CONFIG_DIR}",
+        'trap \'rm -rf "$staging"\' EXIT',
+        "",
+        WAIT_READY.format(timeout=p.ready_timeout, interval=p.interval),
+        'invocation() { timeout 10 systemctl show -p InvocationID --value "$service" 2>/dev/null || true; }',
+        "# Ready means a new process (the old one may still answer right after the restart) that is ready.",
+        f'ready() {{ [ "$(invocation)" != "$before" ] && {check}; }}',
+        "",
+        "changed=",
+        f"for f in {files}; do",
+        '  if ! cmp -s "$staging/$f" "$config_dir/$f"; then changed="$changed $f"; fi',
+        "done",
+        'if [ -z "$changed" ]; then',
+        '  log "$node: settings unchanged, k3s keeps running"',
+        "  exit 0",
+        "fi",
+        "before=$(invocation)",
+        f"for f in {files}; do",
+        '  install -m 0600 "$staging/$f" "$config_dir/$f"',
+        "done",
+        'timeout 30 systemctl restart --no-block "$service"',
+        "wait_ready",
+        'log "$node restarted with new$changed"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def drain_script(node: str, *, timeout: str) -> str:
+    """On a surviving server: cordon and drain the node; nothing to do when it is already gone."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Drain {node} before it leaves the cluster (runs on a surviving server).",
+            PRELUDE,
+            f"node={q(node)}",
+            'if ! out=$(timeout 60 k3s kubectl get node "$node" -o name 2>&1); then',
+            '  case "$out" in',
+            '    *NotFound*|*"not found"*) log "$node is not in the cluster: nothing to drain"; exit 0 ;;',
+            "  esac",
+            '  fail "cannot read node $node: $out"',
+            "fi",
+            f'if ! timeout {_seconds(timeout) + 60} k3s kubectl drain "$node" --ignore-daemonsets --delete-emptydir-data \\',
+            f"    --force --timeout={timeout}; then",
+            '  fail "draining $node failed (a PodDisruptionBudget?); it stays in the cluster, cordoned"',
+            "fi",
+            'log "$node drained"',
+            "",
+        ]
+    )
+
+
+def stop_script(node: str, role: str, *, root: str = "") -> str:
+    """On the departing machine: stop k3s, remove Cilium's interfaces and rules, uninstall k3s."""
+    service = "k3s" if role == "server" else "k3s-agent"
+    uninstall = "k3s-uninstall.sh" if role == "server" else "k3s-agent-uninstall.sh"
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Stop, clean up and uninstall k3s on {node} (runs on the departing machine).",
+            PRELUDE,
+            f"root={q(root)}",
+            f"node={q(node)}",
+            f"service={service}",
+            f'bin_dir="$root"{BIN_DIR}',
+            'if timeout 10 systemctl cat "$service" >/dev/null 2>&1; then',
+            '  timeout 120 systemctl stop "$service" || fail "could not stop $service on $node"',
+            "fi",
+            'if [ -x "$bin_dir/k3s-killall.sh" ]; then',
+            '  timeout 120 "$bin_dir/k3s-killall.sh" >/dev/null || fail "k3s-killall.sh failed on $node"',
+            "fi",
+            "# Cilium leaves its interfaces, iptables chains and state behind (k3s's scripts know only flannel's).",
+            "for link in cilium_host cilium_net cilium_vxlan cilium_geneve; do",
+            '  if timeout 10 ip link show "$link" >/dev/null 2>&1; then timeout 10 ip link delete "$link"; fi',
+            "done",
+            "for tool in iptables ip6tables; do",
+            '  if command -v "$tool-save" >/dev/null 2>&1 && timeout 60 "$tool-save" | grep -q CILIUM; then',
+            '    timeout 60 "$tool-save" | grep -v CILIUM | timeout 60 "$tool-restore"',
+            "  fi",
+            "done",
+            'rm -rf "$root/run/cilium" "$root/var/run/cilium" "$root/etc/cni/net.d/05-cilium.conflist" "$root/opt/cni/bin/cilium-cni"',
+            f'if [ -x "$bin_dir/{uninstall}" ]; then',
+            f'  timeout 300 "$bin_dir/{uninstall}" >/dev/null || fail "{uninstall} failed on $node"',
+            "else",
+            '  log "k3s is not installed on $node (any more)"',
+            "fi",
+            'log "$node: k3s stopped, cleaned up and uninstalled"',
+            "",
+        ]
+    )
+
+
+def delete_script(node: str) -> str:
+    """On a surviving server: delete the Node (k3s then removes its etcd member and node password)."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Delete {node} from the cluster (runs on a surviving server).",
+            PRELUDE,
+            f"node={q(node)}",
+            'if ! timeout 90 k3s kubectl delete node "$node" --ignore-not-found --timeout=60s; then',
+            '  fail "deleting node $node failed"',
+            "fi",
+            'log "$node deleted from the cluster"',
+            "",
+        ]
+    )
+
+
+def _seconds(duration: str) -> int:
+    """'300s', '5m', '1h' -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if duration and duration[-1] in units and duration[:-1].isdigit():
+        return int(duration[:-1]) * units[duration[-1]]
+    if duration.isdigit():
+        return int(duration)
+    raise ValueError(f"{duration!r} is not a duration such as 300s or 5m")
+
+
+def terraform_escape(text: str) -> str:
+    """Text as a Terraform string literal's content: no interpolation or template directive."""
+    return text.replace("${", "$${").replace("%{", "%%{")
+
+
+def terraform_unescape(text: str) -> str:
+    return text.replace("$${", "${").replace("%%{", "%{")
