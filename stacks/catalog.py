@@ -33,6 +33,43 @@ class GeneratedSecret(_Strict):
     fixed: dict[str, str] = {}
 
 
+class KubernetesRange(_Strict):
+    """The Kubernetes minor versions one chart version supports, and where that statement comes from.
+
+    min and max are inclusive minor versions ("1.32"); a missing bound is one the chart and its project do not
+    state. source names the statement: the chart's Chart.yaml kubeVersion, the project's support table, a
+    pre-install check, ...
+    """
+
+    min: Optional[str] = Field(default=None, pattern=r"^1\.\d+$")
+    max: Optional[str] = Field(default=None, pattern=r"^1\.\d+$")
+    source: str = Field(min_length=10)
+
+    def contains(self, minor: tuple[int, int]) -> bool:
+        low = _minor(self.min) if self.min else None
+        high = _minor(self.max) if self.max else None
+        return (low is None or minor >= low) and (high is None or minor <= high)
+
+    def describe(self) -> str:
+        if self.min and self.max:
+            return f"Kubernetes {self.min} to {self.max}"
+        if self.min:
+            return f"Kubernetes {self.min} or newer"
+        if self.max:
+            return f"Kubernetes {self.max} or older"
+        return "any Kubernetes version"
+
+
+def _minor(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")[:2]
+    return int(major), int(minor)
+
+
+def kubernetes_minor(k3s_version: str) -> tuple[int, int]:
+    """The Kubernetes minor version of a k3s version: v1.35.5+k3s1 -> (1, 35)."""
+    return _minor(k3s_version.lstrip("v"))
+
+
 class ComponentSpec(_Strict):
     description: str
     seed_name: str
@@ -45,6 +82,9 @@ class ComponentSpec(_Strict):
     needs: list[str] = []
     timeout: int = Field(default=600, ge=30, le=3600)
     generated_secrets: list[GeneratedSecret] = []
+    # The compatibility matrix: for each chart version this catalog knows (the pinned one at least), the
+    # Kubernetes range it supports. A cluster file may pin another version only if it is listed here.
+    kubernetes: dict[ExactVersion, KubernetesRange] = {}
     values: dict[str, Any] = {}
 
 
@@ -134,6 +174,8 @@ def placeholder_values(cfg: HelixConfig) -> dict[str, str]:
         "cluster_domain": c.cluster_domain,
         "k3s_version": c.k3s_version,
         "acme_email": cfg.acme_email,
+        # CoreDNS `hosts` entries for the node names (what k3s writes into NodeHosts): "address name" lines.
+        "node_hosts": "\n".join(f"{n.address} {n.name}" for n in c.nodes),
     }
 
 
@@ -293,6 +335,7 @@ def resolve_platform(
                     )
                 )
     problems.extend(_cycle_problems(placed, {cid: catalog[cid][1] for cid in placed}))
+    problems.extend(_kubernetes_problems(cfg, cfg_file, placed, catalog))
 
     # Each namespace is created by the earliest layer that installs into it; every other layer that
     # installs into it must depend on that one.
@@ -328,6 +371,39 @@ def resolve_platform(
     for plan in plans.values():
         plan.components.sort(key=lambda c: c.id)
     return PlatformPlan(layers=[plans[name] for name in layer_names]), problems
+
+
+def _kubernetes_problems(
+    cfg: HelixConfig, cfg_file: str, placed: dict[str, Component], catalog: dict[str, tuple[ComponentSpec, str]]
+) -> list[Problem]:
+    """Every enabled component's version must have a recorded Kubernetes range that holds the cluster's version."""
+    out: list[Problem] = []
+    k3s = cfg.cluster.k3s_version
+    minor = kubernetes_minor(k3s)
+    for cid in sorted(placed):
+        comp = placed[cid]
+        spec, spec_file = catalog[cid]
+        supported = spec.kubernetes.get(comp.version)
+        if supported is None:
+            overridden = comp.version != spec.version
+            out.append(
+                Problem(
+                    cfg_file if overridden else spec_file,
+                    f"components.{cid}.version" if overridden else f"{cid}.kubernetes",
+                    f"no Kubernetes range is recorded for {cid} {comp.version}: add it under {cid}.kubernetes in "
+                    f"{spec_file} (from its Chart.yaml kubeVersion or the project's support statement)",
+                )
+            )
+        elif not supported.contains(minor):
+            out.append(
+                Problem(
+                    cfg_file,
+                    "cluster.k3s_version",
+                    f"k3s {k3s} (Kubernetes {minor[0]}.{minor[1]}) is outside the range of {cid} {comp.version}: "
+                    f"{supported.describe()} ({supported.source})",
+                )
+            )
+    return out
 
 
 def _cycle_problems(placed: dict[str, Component], files: dict[str, str]) -> list[Problem]:

@@ -208,7 +208,7 @@ class CloudNodePool(Strict):
 
 class ClusterConfig(Strict):
     mode: Literal["provision", "existing"] = "provision"
-    k3s_version: ExactVersion = "v1.29.1+k3s2"
+    k3s_version: ExactVersion = "v1.35.5+k3s1"
     # The API endpoint the other servers, the agents and Terraform use: a VIP, or the first server.
     api_host: Optional[Host] = None
     api_port: int = Field(default=6443, ge=1, le=65535)

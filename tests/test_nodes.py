@@ -12,7 +12,7 @@ import yaml
 from tests.conftest import ROOT, Synth
 
 FIXTURES = ROOT / "tests" / "fixtures"
-VERSION = "v1.29.1+k3s2"
+VERSION = "v1.35.5+k3s1"
 API = "https://10.20.0.10:6443"
 
 
@@ -354,7 +354,7 @@ def variants():
         cfg = load_settings(FIXTURES / "valid" / f"{name}.yaml").config
         out[name] = json.loads(Testing.synth(NodesStack(App(), "nodes", config=cfg, backend=LocalStateBackend())))
     cfg = load_settings(FIXTURES / "valid" / "etcd-s3-snapshots.yaml").config
-    bumped = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"k3s_version": "v1.30.2+k3s1"})})
+    bumped = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"k3s_version": "v1.36.1+k3s1"})})
     out["bumped"] = json.loads(Testing.synth(NodesStack(App(), "nodes", config=bumped, backend=LocalStateBackend())))
     return out
 
@@ -365,8 +365,8 @@ def test_bumping_the_version_changes_no_trigger(variants):
     assert set(a) == set(b)
     for name in b:
         assert a[name]["triggers"] == b[name]["triggers"]
-        assert "INSTALL_K3S_VERSION=v1.30.2+k3s1" in install_script(a[name])
-        assert "INSTALL_K3S_VERSION=v1.29.1+k3s2" in install_script(b[name])
+        assert "INSTALL_K3S_VERSION=v1.36.1+k3s1" in install_script(a[name])
+        assert "INSTALL_K3S_VERSION=v1.35.5+k3s1" in install_script(b[name])
 
 
 def test_etcd_s3_credentials_are_sensitive_variables(variants):
