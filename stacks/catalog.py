@@ -33,6 +33,27 @@ class GeneratedSecret(_Strict):
     fixed: dict[str, str] = {}
 
 
+class ValueSource(_Strict):
+    """Where a secret value comes from: a sensitive Terraform variable declared in config/variables.yaml."""
+
+    variable: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class SecretExtra(_Strict):
+    """A Kubernetes Secret in the component's namespace, created before its release (the lead's extras format)."""
+
+    name: DnsLabel
+    data: dict[str, ValueSource] = Field(min_length=1)
+
+
+class ManifestExtra(_Strict):
+    """Plain Kubernetes objects (a file under config/manifests/) installed after the component's release."""
+
+    release: DnsLabel
+    file: str = Field(min_length=1)
+    timeout: int = Field(default=300, ge=30, le=3600)
+
+
 class KubernetesRange(_Strict):
     """The Kubernetes minor versions one chart version supports, and where that statement comes from.
 
@@ -85,6 +106,8 @@ class ComponentSpec(_Strict):
     # The compatibility matrix: for each chart version this catalog knows (the pinned one at least), the
     # Kubernetes range it supports. A cluster file may pin another version only if it is listed here.
     kubernetes: dict[ExactVersion, KubernetesRange] = {}
+    secrets: list[SecretExtra] = []
+    manifests: list[ManifestExtra] = []
     values: dict[str, Any] = {}
 
 
@@ -114,6 +137,8 @@ class Component:
     timeout: int
     values: dict[str, Any]
     generated_secrets: tuple[GeneratedSecret, ...]
+    secrets: tuple[SecretExtra, ...]
+    manifests: tuple[ManifestExtra, ...]
     description: str
     seed_name: str
     upstream_note: Optional[str]
@@ -176,6 +201,13 @@ def placeholder_values(cfg: HelixConfig) -> dict[str, str]:
         "acme_email": cfg.acme_email,
         # CoreDNS `hosts` entries for the node names (what k3s writes into NodeHosts): "address name" lines.
         "node_hosts": "\n".join(f"{n.address} {n.name}" for n in c.nodes),
+        # The repository Flux syncs (cluster file `gitops`); absent when the cluster file names none.
+        **(
+            {"gitops_url": cfg.gitops.url, "gitops_branch": cfg.gitops.branch, "gitops_path": cfg.gitops.path,
+             "gitops_interval": cfg.gitops.interval}
+            if cfg.gitops is not None
+            else {}
+        ),
     }
 
 
@@ -311,6 +343,8 @@ def resolve_platform(
                 timeout=spec.timeout,
                 values=values,
                 generated_secrets=tuple(spec.generated_secrets),
+                secrets=tuple(spec.secrets),
+                manifests=tuple(spec.manifests),
                 description=spec.description,
                 seed_name=spec.seed_name,
                 upstream_note=spec.upstream_note,
@@ -336,6 +370,7 @@ def resolve_platform(
                 )
     problems.extend(_cycle_problems(placed, {cid: catalog[cid][1] for cid in placed}))
     problems.extend(_kubernetes_problems(cfg, cfg_file, placed, catalog))
+    problems.extend(_manifest_extra_problems(cfg, cfg_file, placed, catalog, known))
 
     # Each namespace is created by the earliest layer that installs into it; every other layer that
     # installs into it must depend on that one.
@@ -403,6 +438,33 @@ def _kubernetes_problems(
                     f"{supported.describe()} ({supported.source})",
                 )
             )
+    return out
+
+
+MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "config" / "manifests"
+
+
+def _manifest_extra_problems(
+    cfg: HelixConfig,
+    cfg_file: str,
+    placed: dict[str, Component],
+    catalog: dict[str, tuple[ComponentSpec, str]],
+    known: dict[str, str],
+) -> list[Problem]:
+    """Each manifest extra's file exists and uses only placeholders the cluster file provides."""
+    out: list[Problem] = []
+    for cid in sorted(placed):
+        spec_file = catalog[cid][1]
+        for i, extra in enumerate(placed[cid].manifests):
+            path = MANIFESTS_DIR / extra.file
+            if not path.is_file():
+                out.append(Problem(spec_file, f"{cid}.manifests[{i}].file", f"no file config/manifests/{extra.file}"))
+                continue
+            for name in sorted(set(PLACEHOLDER.findall(path.read_text())) - set(known)):
+                hint = " (set `gitops` in the cluster file)" if name.startswith("gitops_") else ""
+                out.append(
+                    Problem(cfg_file, f"components.{cid}", f"config/manifests/{extra.file} needs (({name})){hint}")
+                )
     return out
 
 

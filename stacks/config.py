@@ -249,6 +249,16 @@ class NamespaceConfig(Strict):
     components: list[str] = []
 
 
+class GitOpsConfig(Strict):
+    """The repository Flux syncs: a GitRepository and a Kustomization that decrypts SOPS files with the age key.
+    The deploy key (and the server's known_hosts line) are sensitive variables, never set here."""
+
+    url: str = Field(pattern=r"^(ssh://|https://)[^\s]+$")
+    branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
+    path: str = Field(default="./", pattern=r"^\./[A-Za-z0-9._/-]*$")
+    interval: str = Field(default="5m", pattern=r"^[0-9]+(s|m|h)$")
+
+
 class ComponentOverride(Strict):
     enabled: bool = True
     version: Optional[ExactVersion] = None
@@ -264,6 +274,7 @@ class HelixConfig(Strict):
     cluster: ClusterConfig = ClusterConfig()
     cloudflare: CloudflareConfig = CloudflareConfig()
     namespaces: dict[DnsLabel, NamespaceConfig] = {}
+    gitops: Optional[GitOpsConfig] = None
     components: dict[str, ComponentOverride] = {}
 
     @property

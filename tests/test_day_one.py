@@ -305,3 +305,166 @@ def test_one_strimzi_operator_watches_both_environments(synth, settings):
     created = {ns["metadata"]["name"]: s for (s, _), ns in synth.all_resources("kubernetes_namespace_v1").items()}
     for watched in values["watchNamespaces"]:
         assert created[watched] == stack or created[watched] in _stack_deps(synth)[stack], watched
+
+
+# --- 6. loops: every signal reaches a consumer -----------------------------------------------------------------
+
+
+def _secret(synth, stack: str, name: str) -> tuple[str, dict]:
+    found = [(k, r) for k, r in synth.resources(stack, "kubernetes_secret_v1").items() if r["metadata"]["name"] == name]
+    assert len(found) == 1, (stack, name)
+    return found[0]
+
+
+def _from_sensitive_variable(synth, stack: str, value: str) -> str:
+    """The name of the sensitive variable a value interpolates (fails for anything else)."""
+    assert value.startswith("${var.") and value.endswith("}"), value
+    name = value[len("${var."):-1]
+    assert synth.stack(stack)["variable"][name]["sensitive"] is True, name
+    return name
+
+
+def test_alertmanager_routes_every_alert_to_oncall(synth):
+    stack, logical, kps = _by_name(synth, "kube-prometheus-stack")
+    am = _values(kps)["alertmanager"]
+    route, receivers = am["config"]["route"], {r["name"]: r for r in am["config"]["receivers"]}
+    assert route["receiver"] != "null" and route["receiver"] in receivers
+    (hook,) = receivers[route["receiver"]]["webhook_configs"]
+    # The URL (it carries OnCall's integration token) is read from a mounted Secret, never written in values.
+    assert "url" not in hook and hook["url_file"].startswith("/etc/alertmanager/secrets/")
+    secret_name, key = hook["url_file"].split("/")[-2:]
+    assert secret_name in am["alertmanagerSpec"]["secrets"]
+    address, secret = _secret(synth, stack, secret_name)
+    assert _from_sensitive_variable(synth, stack, secret["data"][key]) == "oncall_alertmanager_url"
+    assert f"kubernetes_secret_v1.{address}" in kps["depends_on"]
+    # Only the heartbeat stays on the 'null' receiver.
+    assert [r["matchers"] for r in route["routes"] if r["receiver"] == "null"] == [['alertname = "Watchdog"']]
+
+
+def test_falco_events_reach_alertmanager(synth):
+    falco = _values(_by_name(synth, "falco")[2])
+    sidekick = falco["falcosidekick"]
+    assert sidekick["enabled"] is True
+    _, _, kps = _by_name(synth, "kube-prometheus-stack")
+    prefix = _values(kps)["fullnameOverride"]
+    assert sidekick["config"]["alertmanager"]["hostport"] == f"http://{prefix}-alertmanager.{kps['namespace']}.svc:9093"
+    assert sidekick["config"]["alertmanager"]["endpoint"] == "/api/v2/alerts"  # Alertmanager >= 0.27 has no v1 API
+
+
+def test_flux_syncs_the_configured_repository_with_sops(synth, settings):
+    gitops = settings.config.gitops
+    assert gitops is not None
+    stack, logical, sync = _by_name(synth, "flux-sync")
+    assert sync["namespace"] == "flux-system"
+    flux_stack, flux_logical, _ = _by_name(synth, "flux2")
+    assert stack == flux_stack and f"helm_release.{flux_logical}" in sync["depends_on"]  # after Flux's CRDs
+    objects = _values(sync)["resources"]
+    repo = _one(objects, "GitRepository", "platform")
+    assert repo["apiVersion"] == "source.toolkit.fluxcd.io/v1"
+    assert repo["spec"]["url"] == gitops.url and repo["spec"]["ref"] == {"branch": gitops.branch}
+    kustomization = _one(objects, "Kustomization", "platform")
+    assert kustomization["apiVersion"] == "kustomize.toolkit.fluxcd.io/v1"
+    assert kustomization["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "platform"}
+    assert kustomization["spec"]["path"] == gitops.path
+    assert kustomization["spec"]["decryption"]["provider"] == "sops"
+    # Both Secrets they name exist, from sensitive variables, before Flux.
+    age_name = kustomization["spec"]["decryption"]["secretRef"]["name"]
+    _, age = _secret(synth, stack, age_name)
+    assert _from_sensitive_variable(synth, stack, age["data"]["age.agekey"]) == "sops_age_key"
+    address, key = _secret(synth, stack, repo["spec"]["secretRef"]["name"])
+    assert {_from_sensitive_variable(synth, stack, key["data"][k]) for k in ("identity", "known_hosts")} == {
+        "flux_git_identity", "flux_git_known_hosts"}
+    assert f"kubernetes_secret_v1.{address}" in _by_name(synth, "flux2")[2]["depends_on"]
+
+
+def test_a_config_without_gitops_cannot_install_the_flux_sync(shipped, inputs):
+    data = copy.deepcopy(shipped)
+    data.pop("gitops")
+    _, problems = _resolve(data, inputs)
+    assert any(p.path == "components.flux2" and "((gitops_url))" in p.message and "gitops" in p.message
+               for p in problems), [str(p) for p in problems]
+
+
+def test_alloy_sends_profiles_and_the_node_journal(synth):
+    _, _, alloy = _by_name(synth, "alloy")
+    values = _values(alloy)
+    config = values["alloy"]["configMap"]["content"]
+    _, _, pyroscope = _by_name(synth, "pyroscope")
+    assert 'pyroscope.ebpf "' in config and "forward_to = [pyroscope.write.default.receiver]" in config
+    assert f'url = "http://pyroscope.{pyroscope["namespace"]}.svc:4040"' in config
+    assert values["controller"]["hostPID"] is True and values["alloy"]["securityContext"]["privileged"] is True
+    assert 'loki.source.journal "' in config
+    mounts = {m["mountPath"] for m in values["alloy"]["mounts"]["extra"]}
+    assert {"/run/log/journal", "/etc/machine-id"} <= mounts and values["alloy"]["mounts"]["varlog"] is True
+    # Events are cluster-wide: not from every node of the DaemonSet, but from one pod of their own.
+    assert "loki.source.kubernetes_events" not in config
+    events = [_values(r) for r in synth.all_resources("helm_release").values()
+              if r["chart"] == "alloy" and "loki.source.kubernetes_events" in _values(r)["alloy"]["configMap"]["content"]]
+    assert len(events) == 1
+    assert events[0]["controller"] == {"type": "deployment", "replicas": 1}
+    assert "loki-gateway.monitoring.svc/loki/api/v1/push" in events[0]["alloy"]["configMap"]["content"]
+
+
+def test_etcd_metrics_are_exposed_and_scraped(synth):
+    import json
+
+    assert "etcd-expose-metrics" in json.dumps(synth.stack("nodes")), "the k3s servers do not expose etcd's metrics"
+    spec = _values(_by_name(synth, "kube-prometheus-stack")[2])["prometheus"]["prometheusSpec"]
+    (job,) = [j for j in spec["additionalScrapeConfigs"] if j["job_name"] == "etcd"]
+    assert job["kubernetes_sd_configs"] == [{"role": "node"}]
+    keep = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
+    assert keep and keep[0]["source_labels"] == ["__meta_kubernetes_node_label_node_role_kubernetes_io_etcd"]
+    assert any(r.get("replacement") == "$1:2381" and r["target_label"] == "__address__" for r in job["relabel_configs"])
+    assert _values(_by_name(synth, "kube-prometheus-stack")[2])["defaultRules"]["rules"]["etcd"] is True
+
+
+def test_chaos_mesh_only_in_namespaces_that_opt_in(synth):
+    values = _values(_by_name(synth, "chaos-mesh")[2])
+    assert values["controllerManager"]["enableFilterNamespace"] is True
+
+
+def _pod_monitors(synth) -> dict[str, dict]:
+    prom = _values(_by_name(synth, "kube-prometheus-stack")[2])["prometheus"]
+    return {m["name"]: m for m in prom["additionalPodMonitors"]}
+
+
+def test_strimzi_operator_is_scraped(synth):
+    _, _, strimzi = _by_name(synth, "strimzi")
+    assert "podMonitor" not in _values(strimzi)  # not a key of the chart: Helm ignores it
+    monitors = [m for m in _pod_monitors(synth).values()
+                if m["selector"].get("matchLabels") == {"strimzi.io/kind": "cluster-operator"}]
+    assert len(monitors) == 1
+    assert monitors[0]["namespaceSelector"] == {"matchNames": [strimzi["namespace"]]}
+    assert monitors[0]["podMetricsEndpoints"][0]["port"] == "http"
+
+
+def test_flagger_has_istio_requests_total(synth):
+    """Flagger's Istio checks query istio_requests_total from the Prometheus it names: every Envoy must be scraped."""
+    flagger = _values(_by_name(synth, "flagger")[2])
+    _, _, kps = _by_name(synth, "kube-prometheus-stack")
+    assert flagger["metricsServer"].startswith(f"http://{_values(kps)['fullnameOverride']}-prometheus.{kps['namespace']}")
+    monitors = _pod_monitors(synth)
+    envoy = [m for m in monitors.values() if m["podMetricsEndpoints"][0].get("port") == "http-envoy-prom"]
+    assert len(envoy) == 1 and envoy[0]["namespaceSelector"] == {"any": True}
+    assert envoy[0]["podMetricsEndpoints"][0]["path"] == "/stats/prometheus"
+    assert {"key": "security.istio.io/tlsMode", "operator": "Exists"} in envoy[0]["selector"]["matchExpressions"]
+    istiod = [m for m in monitors.values() if m["selector"].get("matchLabels") == {"app": "istiod"}]
+    assert len(istiod) == 1 and istiod[0]["podMetricsEndpoints"][0]["port"] == "http-monitoring"
+
+
+# --- 7. layer coupling: a layer waits only for what its releases need -------------------------------------------
+
+
+def test_layers_wait_only_for_real_needs(synth):
+    deps = _stack_deps(synth)
+    # Runtime-only addresses (alerts, metrics queries) are no install-time need.
+    assert "observability" not in deps["security"] and "observability" not in deps["delivery"]
+    # The environments need storage and the mesh that injects their pods, not the GitOps tooling or each other.
+    assert {"data", "mesh"} <= deps["production"]
+    assert "delivery" not in deps["production"]
+    assert "staging" not in deps["production"]
+    # Every stack with releases still reaches the CRDs and the cluster DNS.
+    for stack in synth.stack_names:
+        if synth.resources(stack, "helm_release") and stack not in ("cni", "foundation"):
+            assert {"cni", "foundation"} <= deps[stack], stack
+
