@@ -128,7 +128,7 @@ def test_cluster_dns_is_kube_system_kube_dns(synth, settings):
 
 
 @pytest.mark.parametrize("release", ["loki", "mimir"])
-def test_gateway_resolvers_name_the_cluster_dns(synth, release):
+def test_gateway_resolvers_name_the_cluster_dns(synth, settings, release):
     """The Loki and Mimir gateways' nginx resolves through global.dnsService.global.dnsNamespace (chart defaults
     kube-dns and kube-system): whatever they are set to must be the Service the coredns release creates."""
     values = _values(_by_name(synth, release)[2])
@@ -136,6 +136,7 @@ def test_gateway_resolvers_name_the_cluster_dns(synth, release):
     dns = _values(_by_name(synth, "coredns")[2])
     coredns_ns = _by_name(synth, "coredns")[2]["namespace"]
     assert (glob.get("dnsService", "kube-dns"), glob.get("dnsNamespace", "kube-system")) == (dns["service"]["name"], coredns_ns)
+    assert glob.get("clusterDomain", "cluster.local") == settings.config.cluster.cluster_domain
 
 
 def test_corefile_has_k3s_node_hosts_and_imports(synth, settings):
