@@ -342,6 +342,22 @@ def test_alertmanager_routes_every_alert_to_oncall(synth):
     assert [r["matchers"] for r in route["routes"] if r["receiver"] == "null"] == [['alertname = "Watchdog"']]
 
 
+def test_oncall_is_connected_to_grafana(synth):
+    """The OnCall app plugin (its UI, where the Alertmanager integration is created) is installed at the version of
+    the oncall release and provisioned to that release's engine Service."""
+    grafana = _values(_by_name(synth, "grafana")[2])
+    _, _, oncall = _by_name(synth, "oncall")
+    assert f"grafana-oncall-app@{oncall['version']}" in grafana["plugins"]
+    (cm,) = [o for o in grafana["extraObjects"] if o["kind"] == "ConfigMap"]
+    mount = next(m for m in grafana["extraConfigmapMounts"] if m["configMap"] == cm["metadata"]["name"])
+    assert mount["mountPath"].startswith("/etc/grafana/provisioning/plugins/") and mount["subPath"] in cm["data"]
+    (app,) = yaml.safe_load(cm["data"][mount["subPath"]])["apps"]
+    assert app["type"] == "grafana-oncall-app" and app["disabled"] is False
+    # The engine Service of the oncall chart is <fullname>-engine on 8080; fullname is the release name here.
+    assert app["jsonData"]["onCallApiUrl"] == f"http://{oncall['name']}-engine.{oncall['namespace']}.svc:8080"
+    assert _values(oncall)["externalGrafana"]["url"] == f"http://{_by_name(synth, 'grafana')[2]['name']}.monitoring.svc"
+
+
 def test_falco_events_reach_alertmanager(synth):
     falco = _values(_by_name(synth, "falco")[2])
     sidekick = falco["falcosidekick"]
