@@ -86,6 +86,43 @@ class ManifestExtra(_Strict):
         return self
 
 
+class KubernetesRange(_Strict):
+    """The Kubernetes minor versions one chart version supports, and where that statement comes from.
+
+    min and max are inclusive minor versions ("1.32"); a missing bound is one the chart and its project do not
+    state. source names the statement: the chart's Chart.yaml kubeVersion, the project's support table, a
+    pre-install check, ...
+    """
+
+    min: str | None = Field(default=None, pattern=r"^1\.\d+$")
+    max: str | None = Field(default=None, pattern=r"^1\.\d+$")
+    source: str = Field(min_length=10)
+
+    def contains(self, minor: tuple[int, int]) -> bool:
+        low = _minor(self.min) if self.min else None
+        high = _minor(self.max) if self.max else None
+        return (low is None or minor >= low) and (high is None or minor <= high)
+
+    def describe(self) -> str:
+        if self.min and self.max:
+            return f"Kubernetes {self.min} to {self.max}"
+        if self.min:
+            return f"Kubernetes {self.min} or newer"
+        if self.max:
+            return f"Kubernetes {self.max} or older"
+        return "any Kubernetes version"
+
+
+def _minor(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")[:2]
+    return int(major), int(minor)
+
+
+def kubernetes_minor(k3s_version: str) -> tuple[int, int]:
+    """The Kubernetes minor version of a k3s version: v1.35.5+k3s1 -> (1, 35)."""
+    return _minor(k3s_version.lstrip("v"))
+
+
 # k3s's packaged components and built-in networking that a platform component replaces.
 K3sPackaged = Literal[
     "traefik", "servicelb", "metrics-server", "coredns", "local-storage", "flannel", "kube-proxy", "network-policy"
@@ -108,6 +145,9 @@ class ComponentSpec(_Strict):
     timeout: int = Field(default=600, ge=30, le=3600)
     replaces_k3s: list[K3sPackaged] = []
     generated_secrets: list[GeneratedSecret] = []
+    # The compatibility matrix: for each chart version this catalog knows (the pinned one at least), the
+    # Kubernetes range it supports. A cluster file may pin another version only if it is listed here.
+    kubernetes: dict[ExactVersion, KubernetesRange] = {}
     # Helm value paths set with set_sensitive (never stored in the values).
     sensitive_values: dict[str, ValueSource] = {}
     # Helm value paths set with a plain `set` from a value another stack outputs (not a secret, so a plan shows it).
@@ -141,6 +181,8 @@ class LayersFile(_Strict):
 
 class VariableSpec(_Strict):
     description: str = Field(min_length=1)
+    # A value for a variable that may stay unset (the stack then uses it; the pattern is not checked on it).
+    default: str | None = None
     # A regular expression the value must contain (Terraform's regex), checked at plan time.
     pattern: str | None = None
 
@@ -173,6 +215,15 @@ def placeholder_values(cfg: HelixConfig) -> dict[str, str]:
         "cluster_domain": c.cluster_domain,
         "k3s_version": c.k3s_version,
         "acme_email": cfg.acme_email,
+        # CoreDNS `hosts` entries for the node names (what k3s writes into NodeHosts): "address name" lines.
+        "node_hosts": "\n".join(f"{n.address} {n.name}" for n in c.nodes),
+        # The repository Flux syncs (cluster file `gitops`); absent when the cluster file names none.
+        **(
+            {"gitops_url": cfg.gitops.url, "gitops_branch": cfg.gitops.branch, "gitops_path": cfg.gitops.path,
+             "gitops_interval": cfg.gitops.interval}
+            if cfg.gitops is not None
+            else {}
+        ),
         "internal_domain": cfg.cloudflare.internal_domain_of(cfg.domain),
         # <namespace>/<secret> of the internal wildcard certificate (config/catalog/network.yaml).
         "internal_certificate_secret": f"{_namespace_of(cfg, 'internal-wildcard-certificate', 'network')}/internal-wildcard-tls",
@@ -183,6 +234,18 @@ def placeholder_values(cfg: HelixConfig) -> dict[str, str]:
 
 def _namespace_of(cfg: HelixConfig, cid: str, default: str) -> str:
     return next((name for name, ns in cfg.namespaces.items() if cid in ns.components), default)
+
+
+# Placeholders that exist only when an optional section of the cluster file is set: name -> that section.
+OPTIONAL_PLACEHOLDERS = {f"gitops_{key}": "gitops" for key in ("url", "branch", "path", "interval")}
+
+
+def missing_section(message: str) -> tuple[str, str] | None:
+    """(placeholder, cluster file section) when a render problem is an optional section left unset."""
+    match = re.match(r"^unknown placeholder \(\(([a-z0-9_]+)\)\)", message)
+    if match and match.group(1) in OPTIONAL_PLACEHOLDERS:
+        return match.group(1), OPTIONAL_PLACEHOLDERS[match.group(1)]
+    return None
 
 
 def render_placeholders(value: Any, known: dict[str, str], path: str, problems: list[tuple[str, str]]) -> Any:

@@ -29,6 +29,7 @@ class VariablePlan:
     name: str
     description: str
     pattern: str | None = None
+    default: str | None = None
 
 
 @dataclass(frozen=True)

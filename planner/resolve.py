@@ -17,6 +17,8 @@ from pathlib import Path
 
 from planner.catalog import (
     ComponentSpec,
+    kubernetes_minor,
+    missing_section,
     LayersFile,
     ValueSource,
     VariablesFile,
@@ -175,6 +177,7 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                     )
                 )
     problems.extend(_cycle_problems(components, {cid: catalog[cid][1] for cid in components}))
+    problems.extend(_kubernetes_problems(cfg, cfg_file, components, catalog))
 
     # --- namespaces: the owner comes from data, never from which components are enabled ---
     namespace_owner: dict[str, str] = {}
@@ -259,6 +262,7 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             check_ref(ref, cid, comp.layer, spec_file, f"{cid}.values_from.{path}")
         planned: dict[str, ManifestPlan] = {}
         skipped: set[str] = set()
+        reported_sections: set[str] = set()
         for i, extra in enumerate(spec.manifests):
             where = f"{cid}.manifests[{i}]"
             if extra.release in planned or extra.release in skipped:
@@ -272,7 +276,21 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                 continue
             if extra.file is not None:
                 resources, errs = load_manifest_file(inputs.manifests_dir, extra.file, inputs.root, known)
-                problems.extend(errs)
+                for err in errs:
+                    missing = missing_section(err.message)
+                    if missing is None:
+                        problems.append(err)
+                    elif missing[1] not in reported_sections:
+                        # Not the file's fault: the cluster file lacks the section the file reads.
+                        reported_sections.add(missing[1])
+                        problems.append(
+                            Problem(
+                                cfg_file,
+                                f"components.{cid}",
+                                f"config/manifests/{extra.file} needs (({missing[0]})): set `{missing[1]}` in the "
+                                f"cluster file, or disable component {cid!r}",
+                            )
+                        )
                 source = extra.file
             else:
                 resources = GENERATORS[str(extra.generator)](cfg, comp)
@@ -361,7 +379,12 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                 manifests=manifests[name],
                 secrets=secrets[name],
                 variables=[
-                    VariablePlan(v, inputs.variables.variables[v].description, inputs.variables.variables[v].pattern)
+                    VariablePlan(
+                        v,
+                        inputs.variables.variables[v].description,
+                        inputs.variables.variables[v].pattern,
+                        inputs.variables.variables[v].default,
+                    )
                     for v in sorted(variables_used[name])
                     if v in inputs.variables.variables
                 ],
@@ -422,6 +445,39 @@ def _uniqueness_problems(
                     )
                 )
             names[key] = s.component
+    return out
+
+
+def _kubernetes_problems(
+    cfg: HelixConfig, cfg_file: str, components: dict[str, Component], catalog: dict[str, tuple[ComponentSpec, str]]
+) -> list[Problem]:
+    """Every enabled component's version must have a recorded Kubernetes range that holds the cluster's version."""
+    out: list[Problem] = []
+    k3s = cfg.cluster.k3s_version
+    minor = kubernetes_minor(k3s)
+    for cid in sorted(components):
+        comp = components[cid]
+        spec, spec_file = catalog[cid]
+        supported = spec.kubernetes.get(comp.version)
+        if supported is None:
+            overridden = comp.version != spec.version
+            out.append(
+                Problem(
+                    cfg_file if overridden else spec_file,
+                    f"components.{cid}.version" if overridden else f"{cid}.kubernetes",
+                    f"no Kubernetes range is recorded for {cid} {comp.version}: add it under {cid}.kubernetes in "
+                    f"{spec_file} (from its Chart.yaml kubeVersion or the project's support statement)",
+                )
+            )
+        elif not supported.contains(minor):
+            out.append(
+                Problem(
+                    cfg_file,
+                    "cluster.k3s_version",
+                    f"k3s {k3s} (Kubernetes {minor[0]}.{minor[1]}) is outside the range of {cid} {comp.version}: "
+                    f"{supported.describe()} ({supported.source})",
+                )
+            )
     return out
 
 

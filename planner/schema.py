@@ -307,7 +307,7 @@ class CloudNodePool(Strict):
 
 class ClusterConfig(Strict):
     mode: Literal["provision", "existing"] = "provision"
-    k3s_version: K3sRelease = "v1.29.1+k3s2"
+    k3s_version: K3sRelease = "v1.35.5+k3s1"
     k3s_installer: K3sInstaller = K3sInstaller()
     # The API endpoint the other servers, the agents and Terraform use: a VIP, or the first server.
     api_host: Optional[Host] = None
@@ -446,6 +446,16 @@ class NamespaceConfig(Strict):
     components: list[str] = []
 
 
+class GitOpsConfig(Strict):
+    """The repository Flux syncs: a GitRepository and a Kustomization that decrypts SOPS files with the age key.
+    The deploy key (and the server's known_hosts line) are sensitive variables, never set here."""
+
+    url: str = Field(pattern=r"^(ssh://|https://)[^\s]+$")
+    branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
+    path: str = Field(default="./", pattern=r"^\./[A-Za-z0-9._/-]*$")
+    interval: str = Field(default="5m", pattern=r"^[0-9]+(s|m|h)$")
+
+
 class ComponentOverride(Strict):
     enabled: bool = True
     version: Optional[ExactVersion] = None
@@ -461,6 +471,7 @@ class HelixConfig(Strict):
     cluster: ClusterConfig = ClusterConfig()
     cloudflare: CloudflareConfig = CloudflareConfig()
     namespaces: dict[DnsLabel, NamespaceConfig] = {}
+    gitops: Optional[GitOpsConfig] = None
     components: dict[str, ComponentOverride] = {}
 
     @property

@@ -88,6 +88,8 @@ class NodesStack(HelixStack):
                 etcd_snapshot_schedule_cron=c.etcd_snapshots.schedule_cron,
                 etcd_snapshot_retention=c.etcd_snapshots.retention,
                 etcd_s3=etcd_s3,
+                # etcd's metrics on every server's :2381 (plain HTTP), scraped by kube-prometheus-stack's `etcd` job.
+                server_config={"etcd-expose-metrics": True} if c.ha else {},
                 nodes=[
                     K3sNode(
                         name=n.name,

@@ -3,6 +3,7 @@ extras each component declares (secrets before its release, manifest releases af
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from cdktf import TerraformResource, TerraformVariable, TerraformVariableValidationConfig
@@ -31,15 +32,22 @@ ADDONS_ID = "platform"
 
 def _variable(stack: HelixStack, spec: VariablePlan) -> TerraformVariable:
     validation = None
-    if spec.pattern:
+    if spec.pattern and spec.default is None:
         validation = [
             TerraformVariableValidationConfig(
-                condition=f'${{can(regex("{spec.pattern}", var.{spec.name}))}}',
+                condition=f"${{can(regex({json.dumps(spec.pattern)}, var.{spec.name}))}}",
                 error_message=f"{spec.name} must match the pattern {spec.pattern}.",
             )
         ]
     return TerraformVariable(
-        stack, spec.name, type="string", sensitive=True, nullable=False, description=spec.description, validation=validation
+        stack,
+        spec.name,
+        type="string",
+        sensitive=True,
+        nullable=False,
+        default=spec.default,
+        description=" ".join(spec.description.split()),
+        validation=validation,
     )
 
 

@@ -34,6 +34,8 @@ SEED = {
     ("istio-system", "istio-egressgateway"): {"gateway"},
     ("istio-system", "istio-telemetry"): {"raw"},
     ("kube-system", "cilium"): {"cilium"},
+    # The cluster DNS under the name and namespace every chart assumes (Service kube-system/kube-dns).
+    ("kube-system", "coredns"): {"coredns"},
     ("kube-system", "metrics-server"): {"metrics-server"},
     ("kube-system", "reloader"): {"reloader"},
     ("kube-system", "falco"): {"falco"},
@@ -52,10 +54,10 @@ SEED = {
     ("network", "cloudflared"): {"raw"},  # our own manifests through the pinned raw chart (docs/edge.md)
     ("network", "ingress-internal"): {"nginx-ingress"},
     ("network", "ingress-external"): {"nginx-ingress"},
-    ("network", "coredns"): {"coredns"},
     ("network", "external-dns"): {"external-dns"},
-    ("staging", "strimzi-staging"): {"strimzi-kafka-operator"},
-    ("production", "strimzi-production"): {"strimzi-kafka-operator"},
+    # The seed's Kafka operator of staging and of production: one operator in its own namespace watching both
+    # (two releases of the chart share cluster-scoped objects; deleting one environment would break the other).
+    ("strimzi", "strimzi"): {"strimzi-kafka-operator"},
     ("production", "flagsmith"): {"flagsmith"},
     # No upstream chart: release manifests through the raw chart.
     ("system-upgrade", "system-upgrade-crds"): {"raw"},
@@ -261,7 +263,7 @@ def test_releases_holding_data_refuse_destroy(synth, plan):
         assert refuses == (ns in protected), (ns, name)
         if refuses:
             seen.add(name)
-    assert {"openebs", "redis-operator", "mysql-operator", "strimzi-production", "flagsmith"} <= seen
+    assert {"openebs", "redis-operator", "mysql-operator", "flagsmith"} <= seen
 
 
 # --- values ---------------------------------------------------------------------------------------------------

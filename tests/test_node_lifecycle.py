@@ -75,7 +75,7 @@ def stacks():
         "base": nodes_stack_of(with_config({})),
         "cidr": nodes_stack_of(with_config({"cluster_cidr": "10.52.0.0/16"})),
         "tls_san": nodes_stack_of(with_config({"tls_san": ["k8s.example.com", "api.example.com"]})),
-        "bumped": nodes_stack_of(with_config({"k3s_version": "v1.30.2+k3s1"})),
+        "bumped": nodes_stack_of(with_config({"k3s_version": "v1.36.1+k3s1"})),
     }
 
 
@@ -105,11 +105,11 @@ def test_a_version_bump_keeps_the_recorded_join_version_until_it_is_replaced(tf,
     assert "No changes" in out or "0 added, 0 changed, 0 destroyed" in out
     state = json.loads((tf.path / "terraform.tfstate").read_text())
     (record,) = [r for r in state["resources"] if "join-version" in r["name"]]
-    assert record["instances"][0]["attributes"]["output"]["value"] == "v1.29.1+k3s2"
+    assert record["instances"][0]["attributes"]["output"]["value"] == "v1.35.5+k3s1"
     # The check block says so in every plan (a warning, not an error).
     plan = tf.plan(guard_blocks(stacks["bumped"]))
     assert plan.retcode == 0
-    assert "New nodes install k3s v1.29.1+k3s2" in plan.value + plan.error
+    assert "New nodes install k3s v1.35.5+k3s1" in plan.value + plan.error
     # Recording it again is the documented -replace.
     address = f"terraform_data.{record['name']}"
     tf.write(guard_blocks(stacks["bumped"]))
@@ -117,7 +117,7 @@ def test_a_version_bump_keeps_the_recorded_join_version_until_it_is_replaced(tf,
     assert result.retcode == 0, result.error
     state = json.loads((tf.path / "terraform.tfstate").read_text())
     (record,) = [r for r in state["resources"] if "join-version" in r["name"]]
-    assert record["instances"][0]["attributes"]["output"]["value"] == "v1.30.2+k3s1"
+    assert record["instances"][0]["attributes"]["output"]["value"] == "v1.36.1+k3s1"
 
 
 # --- removal: removed blocks with destroy-time provisioners ----------------------------------------------------

@@ -13,7 +13,7 @@ from planner.schema import Node
 from tests.conftest import ROOT, Synth
 
 FIXTURES = ROOT / "tests" / "fixtures"
-VERSION = "v1.29.1+k3s2"
+VERSION = "v1.35.5+k3s1"
 API = "https://10.20.0.10:6443"
 
 
@@ -592,7 +592,7 @@ def variants():
     for name in ("single-server", "etcd-s3-snapshots", "departed-nodes"):
         out[name] = nodes_stack_of(FIXTURES / "valid" / f"{name}.yaml")
     cfg = load_config(FIXTURES / "valid" / "etcd-s3-snapshots.yaml")
-    bumped = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"k3s_version": "v1.30.2+k3s1"})})
+    bumped = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"k3s_version": "v1.36.1+k3s1"})})
     out["bumped"] = nodes_stack_of(bumped)
     return out
 
@@ -607,9 +607,9 @@ def test_bumping_the_version_changes_no_trigger_and_new_nodes_keep_the_recorded_
     assert rolls(after) == rolls(before)
     (record,) = [r for k, r in after["resource"]["terraform_data"].items() if "join-version" in k]
     # The configured version changes; ignore_changes keeps what Terraform recorded, which new nodes install.
-    assert record["input"] == "v1.30.2+k3s1" and record["lifecycle"]["ignore_changes"] == ["input"]
+    assert record["input"] == "v1.36.1+k3s1" and record["lifecycle"]["ignore_changes"] == ["input"]
     (check,) = after["check"].values()
-    assert '== "v1.30.2+k3s1"' in check["assert"][0]["condition"]
+    assert '== "v1.36.1+k3s1"' in check["assert"][0]["condition"]
 
 
 def test_etcd_s3_credentials_are_sensitive_variables_rendered_with_yamlencode(variants):

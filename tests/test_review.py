@@ -7,6 +7,8 @@ in this module; the session synth is the base.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,8 +43,24 @@ def sample_change(plan, tmp_path_factory):
     folder = tmp_path_factory.mktemp("review")
     config = folder / "helix-sample.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
+    # A pull request that bumps a chart records the new version's Kubernetes range in the catalog's matrix too
+    # (an unrecorded version is refused): the sample's catalog is a copy with that entry added.
+    catalog = folder / "catalog"
+    shutil.copytree(ROOT / "config" / "catalog", catalog)
+    (path,) = [p for p in catalog.glob("*.yaml") if component in (yaml.safe_load(p.read_text()) or {})]
+    specs = yaml.safe_load(path.read_text())
+    specs[component]["kubernetes"][new] = specs[component]["kubernetes"][old]
+    path.write_text(yaml.safe_dump(specs, sort_keys=False))
     head = folder / "cdktf.out"
-    synthesize(load_plan(config), head)
+    previous = os.environ.get("HELIX_CATALOG_DIR")
+    os.environ["HELIX_CATALOG_DIR"] = str(catalog)
+    try:
+        synthesize(load_plan(config), head)
+    finally:
+        if previous is None:
+            os.environ.pop("HELIX_CATALOG_DIR")
+        else:
+            os.environ["HELIX_CATALOG_DIR"] = previous
     return component, old, new, host, head
 
 
