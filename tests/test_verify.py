@@ -430,3 +430,39 @@ def test_pull_requests_run_verify_after_synth_and_the_readme_says_what_it_needs(
 def test_the_installed_helm_is_helm_3():
     proc = subprocess.run([HELM, "version", "--short"], capture_output=True, text=True, check=True)
     assert proc.stdout.startswith("v3.")
+
+
+def test_a_subtree_handed_on_whole_is_free_form(tmp_path):
+    chart = tmp_path / "charts" / "handed-1.0.0"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: handed\nversion: 1.0.0\n")
+    (chart / "values.yaml").write_text("mesh: {a: 1}\nsocket: {enabled: false}\nplain: {enabled: false}\n"
+                                       "ini: {server: {port: 3000}}\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "{{- $m := mergeOverwrite (dict) .Values.mesh }}\n{{- $s := (coalesce .Values.socket .Values.other) }}\n"
+        "{{- range $k, $v := index .Values \"ini\" }}{{ end }}\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+        "data: {a: {{ $m | toJson | quote }}, b: {{ $s.extra | quote }}, c: {{ .Values.plain.enabled | quote }}}\n")
+    values = {"mesh": {"extensionProviders": [1]}, "socket": {"extra": 1}, "ini": {"server": {"root_url": "x"}},
+              "plain": {"enabled": True, "typo": 1}}
+    out = make_out(tmp_path, {"apps": {"releases": {"h": release("h", "handed", values=values)}}})
+    outcome = verify(out, chart.parent, NO_ALLOW, helm=HELM)
+    assert [f[3].split(":")[0] for f in found(outcome, "unknown-value")] == ["plain.typo"]
+
+
+def test_kube_root_ca_and_istio_gateway_pods_are_understood(tmp_path):
+    chart = tmp_path / "charts" / "gw-1.0.0"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: gw\nversion: 1.0.0\n")
+    (chart / "templates" / "d.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gw}\nspec:\n  selector: {matchLabels: {a: b}}\n"
+        "  template:\n    metadata:\n      labels: {a: b, sidecar.istio.io/inject: \"true\"}\n"
+        "      annotations: {inject.istio.io/templates: gateway}\n    spec:\n      containers:\n"
+        "        - {name: istio-proxy, image: auto}\n      volumes:\n"
+        "        - {name: ca, configMap: {name: kube-root-ca.crt}}\n")
+    shutil.copytree(CHARTS / "mesh-1.0.0", chart.parent / "mesh-1.0.0")
+    out = make_out(tmp_path, {"apps": {"releases": {"m": release("mesh", "mesh", "istio-system"),
+                                                    "g": release("gw", "gw", "istio-system")},
+                                       "namespaces": {"istio-system": {"pod-security.kubernetes.io/enforce": "baseline"}}}})
+    outcome = verify(out, chart.parent, NO_ALLOW, helm=HELM)
+    assert found(outcome) == []

@@ -58,6 +58,10 @@ class Context:
             self.namespace_of[id(obj)] = None if self.cluster_scoped(obj) else (obj.explicit_namespace or obj.release.namespace)
         self.services: dict[tuple[str, str], dict] = {}
         self.provided: set[tuple[str, str, str]] = set(self.platform.tf_objects)
+        # Releases that did not render: what they would create is unknown, so an absence is not a finding.
+        self.unrendered = [r for r in self.platform.releases if self.results[r.id].error is not None]
+        self.unrendered_namespaces = {r.namespace for r in self.unrendered}
+        self.unproven: list[str] = []
         self.storage_classes: dict[str, bool] = {}
         self.namespaces = set(SYSTEM_NAMESPACES) | set(self.platform.namespaces) | {
             r.namespace for r in self.platform.releases}
@@ -76,6 +80,15 @@ class Context:
                 self.storage_classes[obj.name] = str(ann.get("storageclass.kubernetes.io/is-default-class")) == "true"
             elif obj.kind == "Namespace" and obj.api_version == "v1":
                 self.namespaces.add(obj.name)
+        # Kubernetes itself publishes the cluster CA as ConfigMap kube-root-ca.crt in every namespace.
+        self.provided |= {("ConfigMap", ns, "kube-root-ca.crt") for ns in self.namespaces}
+
+    def absent(self, namespace: str | None, what: str) -> bool:
+        """True if `what` is missing for certain; False (and counted) when an unrendered release could make it."""
+        if self.unrendered and (namespace is None or namespace in self.unrendered_namespaces):
+            self.unproven.append(what)
+            return False
+        return True
 
     def all_objects(self, namespaced_only: bool = False) -> Iterator[Obj]:
         for release in self.platform.releases:
@@ -129,7 +142,10 @@ class RenderRule(Rule):
 # -- unknown-value --------------------------------------------------------------------------------------------
 REF = re.compile(r"\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 INDEX_REF = re.compile(r"index\s+\(?\s*\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\)?((?:\s+\"[^\"]+\")+)")
-WHOLE_VALUES = re.compile(r"\$?\.Values(?![.\w])")
+# A subtree handed on whole: to a function, a range/with, or a variable (its keys are then read elsewhere).
+WHOLE_BEFORE = re.compile(r"(?:\b(?:toYaml|toJson|toPrettyJson|toRawJson|range|with|merge|mergeOverwrite|deepCopy|tpl|"
+                          r"include|pick|omit|keys|hasKey|dict|list|set|coalesce)\b|:=|\s=\s)[^}]*$")
+WHOLE_AFTER = re.compile(r"^\s*\)?\s*\|\s*(?:toYaml|toJson|toPrettyJson|toRawJson|deepCopy|keys)\b")
 
 
 class _Oracle:
@@ -141,14 +157,21 @@ class _Oracle:
         self.chart = chart
         text = "\n".join(chart.templates.values())
         refs: set[tuple[str, ...]] = set()
-        for m in REF.finditer(text):
-            refs.add(tuple(m.group(1).strip(".").split(".")))
-        for m in INDEX_REF.finditer(text):
-            base = tuple(p for p in m.group(1).strip(".").split(".") if p)
-            refs.add(base + tuple(re.findall(r"\"([^\"]+)\"", m.group(2))))
+        handed: set[tuple[str, ...]] = set()
+        for regex, key in ((REF, lambda m: tuple(m.group(1).strip(".").split("."))),
+                           (INDEX_REF, lambda m: tuple(p for p in m.group(1).strip(".").split(".") if p)
+                            + tuple(re.findall(r"\"([^\"]+)\"", m.group(2))))):
+            for m in regex.finditer(text):
+                path = key(m)
+                refs.add(path)
+                action_start = text.rfind("{{", 0, m.start())
+                if WHOLE_BEFORE.search(text[action_start + 2:m.start()]) or WHOLE_AFTER.match(text[m.end():m.end() + 40]):
+                    handed.add(path)
         self.refs = refs
         self.prefixes = {r[:i] for r in refs for i in range(1, len(r) + 1)}
-        # Used whole: referenced, with nothing referenced below it (toYaml, range, with, include of a subtree).
+        # Used whole: handed on as a subtree (toYaml, range, with, merge, include, a variable), or referenced with
+        # nothing referenced below it.
+        self.handed = handed
         self.whole = {r for r in refs if not any(len(o) > len(r) and o[:len(r)] == r for o in refs)}
         self.subcharts = {key: (cond, _Oracle(sub)) for key, cond, sub in chart.subcharts}
 
@@ -183,7 +206,7 @@ class _Oracle:
         for i in range(1, len(path)):
             anc = path[:i]
             d = self.default(anc)
-            if d is None or d == {} or anc in self.whole and not (isinstance(d, dict) and d):
+            if d is None or d == {} or anc in self.handed or anc in self.whole and not (isinstance(d, dict) and d):
                 return "free"
         if self.schema_status(path) == "free":
             return "free"
@@ -213,8 +236,9 @@ class UnknownValueRule(Rule):
     in its values.schema.json, or referenced by its templates (`.Values.a.b`, `index .Values "a" "b"`).
 
     Free-form maps are skipped, by this rule: below a key whose default is an empty map or null, below a key the
-    schema leaves open (additionalProperties, or an object without properties), below a key the templates only
-    use whole (nothing below it referenced: toYaml, range, with), and below `global`. Values for a subchart
+    schema leaves open (additionalProperties, or an object without properties), below a key the templates hand
+    on whole (to toYaml, toJson, range, with, merge, coalesce, tpl, include, dict, hasKey, or into a variable), below a key
+    with no default map that the templates reference with nothing below it, and below `global`. Values for a subchart
     whose condition is false are reported, unless the parent chart reads them itself."""
 
     name = "unknown-value"
@@ -345,6 +369,7 @@ class ReferenceRule(Rule):
       - every Secret or ConfigMap a pod mounts or reads (volumes, env, envFrom, imagePullSecrets; not optional
         ones) is rendered by a release, made by Terraform, or issued by a cert-manager Certificate;
       - every storageClassName names a StorageClass a release renders; a claim without one needs a default class.
+    Something missing that a release which did not render might create is not reported; the summary counts it.
     """
 
     name = "reference"
@@ -356,6 +381,10 @@ class ReferenceRule(Rule):
             yield from self._addresses(ctx, obj)
             yield from self._mounts(ctx, obj)
             yield from self._storage(ctx, obj)
+        if ctx.unproven:
+            ctx.notes.append(f"reference: {len(set(ctx.unproven))} referenced object(s) not found but not reported, "
+                             f"since {len(ctx.unrendered)} release(s) did not render and might create them: "
+                             f"{', '.join(sorted(set(ctx.unproven))[:8])}{' ...' if len(set(ctx.unproven)) > 8 else ''}")
 
     # Service addresses
     def _texts(self, obj: Obj) -> Iterator[tuple[str, str]]:
@@ -400,11 +429,11 @@ class ReferenceRule(Rule):
                 yield finding(self.name, obj.release, obj.label(), f"{where}: {text}: Service {ns}/{svc} has no port {port}")
             return
         spec = ctx.services.get((ns, svc))
-        if spec is None:
+        if spec is None and ctx.absent(ns, f"Service {ns}/{svc}"):
             yield finding(self.name, obj.release, obj.label(), f"{where}: {text}: no release renders a Service "
                           f"{ns}/{svc}")
             return
-        if port is None or pod_dns or spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None":
+        if spec is None or port is None or pod_dns or spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None":
             return
         ports = {p.get("port") for p in spec.get("ports") or [] if isinstance(p, dict)}
         if port not in ports:
@@ -444,7 +473,7 @@ class ReferenceRule(Rule):
                 if isinstance(s, dict) and s.get("name"):
                     refs.append(("Secret", str(s["name"]), "imagePullSecrets"))
             for kind, name, where in refs:
-                if PLACEHOLDER in name or (kind, ns, name) in ctx.provided:
+                if PLACEHOLDER in name or (kind, ns, name) in ctx.provided or not ctx.absent(ns, f"{kind} {ns}/{name}"):
                     continue
                 yield finding(self.name, obj.release, obj.label(), f"{path} {where}: {kind} {ns}/{name} is "
                               f"neither rendered by a release nor created by Terraform")
@@ -452,7 +481,8 @@ class ReferenceRule(Rule):
     # Storage classes
     def _storage(self, ctx: Context, obj: Obj) -> Iterator[Finding]:
         for where, value in _keyed(obj.doc, "storageClassName"):
-            if isinstance(value, str) and value and PLACEHOLDER not in value and value not in ctx.storage_classes:
+            if isinstance(value, str) and value and PLACEHOLDER not in value and value not in ctx.storage_classes \
+                    and ctx.absent(None, f"StorageClass {value}"):
                 yield finding(self.name, obj.release, obj.label(), f"{where}: no release renders StorageClass {value}")
         claims: list[tuple[str, dict]] = []
         if obj.kind == "PersistentVolumeClaim":
@@ -461,7 +491,8 @@ class ReferenceRule(Rule):
             for i, t in enumerate((obj.doc.get("spec") or {}).get("volumeClaimTemplates") or []):
                 claims.append((f"spec.volumeClaimTemplates[{i}].spec", (t or {}).get("spec") or {}))
         for where, spec in claims:
-            if "storageClassName" not in spec and not spec.get("volumeName") and not any(ctx.storage_classes.values()):
+            if "storageClassName" not in spec and not spec.get("volumeName") and not any(ctx.storage_classes.values()) \
+                    and ctx.absent(None, "a default StorageClass"):
                 yield finding(self.name, obj.release, obj.label(), f"{where}: no storageClassName and no release "
                               f"renders a default StorageClass")
 
@@ -534,7 +565,8 @@ class ConflictRule(Rule):
 
 # -- image ----------------------------------------------------------------------------------------------------
 class ImageRule(Rule):
-    """Every container image is pinned: a tag other than `latest`, or a digest."""
+    """Every container image is pinned: a tag other than `latest`, or a digest. (`image: auto` in a pod that Istio's
+    gateway injection template completes is the injector's to fill in.)"""
 
     name = "image"
 
@@ -543,9 +575,16 @@ class ImageRule(Rule):
             for path, _meta, spec in kube.pod_specs(obj.doc):
                 for where, c in kube.containers(spec):
                     image = str(c.get("image") or "")
+                    if image == "auto" and gateway_template(_meta):
+                        continue      # Istio's injector sets the proxy image of a gateway pod
                     problem = image_problem(image)
                     if problem:
                         yield finding(self.name, obj.release, obj.label(), f"{path}.{where}: {problem}")
+
+
+def gateway_template(pod_meta: dict) -> bool:
+    templates = str(((pod_meta or {}).get("annotations") or {}).get("inject.istio.io/templates", ""))
+    return "gateway" in templates.split(",")
 
 
 def image_problem(image: str) -> str | None:
@@ -567,7 +606,7 @@ class PodSecurityRule(Rule):
     """Every pod template must pass the Pod Security level its namespace enforces (the label
     pod-security.kubernetes.io/enforce the project sets; privileged where none is set), with the containers the
     Istio sidecar injector adds counted: istio-init (NET_ADMIN, NET_RAW, root) unless istio-cni runs, and
-    istio-proxy. Injection follows the namespace label istio-injection=enabled (or istio.io/rev) and the pod's
+    istio-proxy (the `gateway` injection template adds neither). Injection follows the namespace label istio-injection=enabled (or istio.io/rev) and the pod's
     sidecar.istio.io/inject label or annotation; host-network pods are not injected."""
 
     name = "pod-security"
@@ -589,6 +628,8 @@ class PodSecurityRule(Rule):
             for path, meta, spec in kube.pod_specs(obj.doc):
                 spec = dict(spec)
                 injected = mesh and self._injected(labels, meta, spec)
+                if injected and gateway_template(meta):
+                    injected = False     # the gateway template only fills in the proxy container the chart renders
                 if injected:
                     init, extra = kube.istio_injected(cni, native)
                     spec["initContainers"] = list(spec.get("initContainers") or []) + init
