@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +68,11 @@ def verify(out_dir: Path, charts: Path | None, allow_path: Path, jobs: int | Non
         raise VerifyError(str(exc)) from None
     store = ChartStore(helm=helm, folder=charts, cache=cache or default_cache())
     predecessors = {r.id: platform.predecessors(r) for r in platform.releases}
-    results = render_platform(store, platform.releases, version, predecessors, jobs)
+    # Repository indexes are read (and parsed: some are megabytes of YAML) while helm renders.
+    with ThreadPoolExecutor(max_workers=1) as prefetch:
+        indexes = prefetch.submit(lambda: [store.published_versions(r) for r in platform.releases])
+        results = render_platform(store, platform.releases, version, predecessors, jobs)
+        indexes.result()
     ctx = Context(platform, results, version, schemas, store)
     if not schemas.exact:
         ctx.notes.append(f"schema: kubernetes-validate has no schemas for {version}; used "
