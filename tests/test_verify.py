@@ -466,3 +466,26 @@ def test_kube_root_ca_and_istio_gateway_pods_are_understood(tmp_path):
                                        "namespaces": {"istio-system": {"pod-security.kubernetes.io/enforce": "baseline"}}}})
     outcome = verify(out, chart.parent, NO_ALLOW, helm=HELM)
     assert found(outcome) == []
+
+
+def test_review_shows_the_rendered_diff_and_the_findings_a_change_adds_or_removes(tmp_path, monkeypatch, capsys):
+    from tools import review
+
+    base = make_out(tmp_path / "base", {"apps": {"releases": {
+        "c": release("clean", "clean", namespace="kube-system"),
+        "s": release("storage", "storage", "kube-system"),
+        "i": release("img", "images")}}})
+    head = make_out(tmp_path / "head", {"apps": {"releases": {
+        "c": release("clean", "clean", namespace="kube-system", values={"port": 9090}),
+        "s": release("storage", "storage", "kube-system"),
+        "g": release("agent", "host-agent", "agents")}, "namespaces": {"agents": {"pod-security.kubernetes.io/enforce": "baseline"}}}})
+    monkeypatch.setenv("HELIX_CHARTS", str(CHARTS))
+    monkeypatch.setenv("PATH", f"{Path(HELM).parent}:{os.environ.get('PATH', '')}")
+    assert review.main(["--base-out", str(base), "--head-out", str(head), "--verify"]) == 0
+    text = capsys.readouterr().out
+    assert "### Rendered objects (task verify)" in text
+    assert "<code>apps/clean</code>" in text
+    assert "-    port: 8080\n" in text and "+    port: 9090\n" in text
+    assert "<code>apps/storage</code>" not in text          # renders the same on both sides
+    assert "- removed: `image` apps/img CronJob/img" in text
+    assert "- added: `pod-security` apps/agent DaemonSet/agent" in text
