@@ -4,7 +4,8 @@ Two sources:
   HELIX_CHARTS=<dir>   a folder of `<chart>-<version>.tgz` files or `<chart>-<version>/` folders holding Chart.yaml,
                        for air-gapped users and the tests. Repository indexes for the `published` rule come from
                        `<dir>/index/<repository key>.yaml` or `<dir>/index.yaml` (Helm's index format); with
-                       neither, `published` is not checked and the summary says so.
+                       neither, `published` is not checked and the summary says so. (A parsed index is cached
+                       in the cache folder, by content.)
   otherwise            `helm pull` from the release's https or oci repository into a cache folder
                        ($HELIX_CHARTS_CACHE, default ~/.cache/helix-verify); a cached chart is not pulled again.
                        The index.yaml of an https repository is read once per run.
@@ -12,6 +13,7 @@ Two sources:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -124,14 +126,13 @@ class ChartStore:
         index, source = self._indexes[key]
         if index is None:
             return None, source
-        entries = (index.get("entries") or {}).get(release.chart)
-        return {str(e.get("version")) for e in entries or [] if isinstance(e, dict)}, source
+        return set(index.get(release.chart) or []), source
 
-    def _read_index(self, repository: str, key: str) -> tuple[dict | None, str]:
+    def _read_index(self, repository: str, key: str) -> tuple[dict[str, list[str]] | None, str]:
         if self.folder is not None:
             for path in (self.folder / "index" / f"{key}.yaml", self.folder / "index.yaml"):
                 if path.is_file():
-                    return _load_index(path.read_bytes()), path.name if path.parent == self.folder else f"index/{path.name}"
+                    return self._versions(path.read_bytes()), path.name if path.parent == self.folder else f"index/{path.name}"
             return None, f"no index.yaml in HELIX_CHARTS for {repository}"
         if repository.startswith("oci://"):
             return None, "oci repository (no index; a successful pull is the proof)"
@@ -141,7 +142,29 @@ class ChartStore:
                 data = resp.read()
         except OSError as exc:
             return None, f"cannot read {url}: {exc}"
-        return _load_index(data), url
+        return self._versions(data), url
+
+    def _versions(self, data: bytes) -> dict[str, list[str]] | None:
+        """chart -> versions of an index; parsing megabytes of YAML is slow, so the result is cached by content."""
+        digest = hashlib.sha256(data).hexdigest()
+        cached = self.cache / "indexes" / f"{digest}.json"
+        try:
+            return json.loads(cached.read_text())
+        except (OSError, ValueError):
+            pass
+        index = _load_index(data)
+        if index is None:
+            return None
+        versions = {str(name): [str(e.get("version")) for e in entries or [] if isinstance(e, dict)]
+                    for name, entries in (index.get("entries") or {}).items()}
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(versions))
+            os.replace(tmp, cached)
+        except OSError:
+            pass
+        return versions
 
 
 def _load_index(data: bytes) -> dict | None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import tarfile
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,14 +140,6 @@ def render_one(store: ChartStore, release: Release, kube_version: str | None, ap
     return result
 
 
-def attach_chart(result: Rendered) -> None:
-    if result.chart_path is not None and result.chart is None:
-        try:
-            result.chart = load_chart(result.chart_path)
-        except (OSError, ValueError) as exc:
-            result.error = result.error or f"cannot read the chart archive {result.chart_path.name}: {exc}"
-
-
 def crd_api_versions(objects: list[Obj]) -> set[str]:
     """`group/version` and `group/version/Kind` of every served version of the CRDs among objects."""
     out: set[str] = set()
@@ -163,29 +156,61 @@ def crd_api_versions(objects: list[Obj]) -> set[str]:
     return out
 
 
+def own_crd_api_versions(chart: ChartInfo | None) -> set[str]:
+    """The API versions of the CRDs in a chart's crds/ folders (its subcharts' included): Helm installs them
+    before it renders the templates."""
+    if chart is None:
+        return set()
+    docs: list[Obj] = []
+    for text in chart.crd_files.values():
+        try:
+            docs += [Obj(None, "crds/", d) for d in yaml.load_all(text, Loader=Loader) if isinstance(d, dict)]  # type: ignore[arg-type]
+        except yaml.YAMLError:
+            continue
+    out = crd_api_versions(docs)
+    for _, _, sub in chart.subcharts:
+        out |= own_crd_api_versions(sub)
+    return out
+
+
 def render_platform(store: ChartStore, releases: list[Release], kube_version: str | None,
                     predecessors: dict[str, set[str]], jobs: int | None = None) -> dict[str, Rendered]:
-    """Render every release; a release whose templates consult .Capabilities.APIVersions renders a second time
-    with the API versions of the CRDs that the releases before it (and its own crds/ folder) provide."""
+    """Render every release once, in dependency order: a release starts when the releases installed before it
+    have rendered, with --api-versions of the CRDs they (and its own crds/ folders) provide. Independent releases
+    render in parallel."""
     workers = jobs or max(2, os.cpu_count() or 2)
+    ids = {r.id for r in releases}
+    waits = {r.id: predecessors.get(r.id, set()) & ids for r in releases}
+    done: dict[str, Rendered] = {}
+
+    def job(release: Release) -> Rendered:
+        try:
+            path = store.obtain(release)
+        except ChartMissing as exc:
+            return Rendered(release, error=str(exc), missing_chart=True)
+        try:
+            chart = load_chart(path)
+        except (OSError, ValueError, tarfile.TarError) as exc:
+            return Rendered(release, chart_path=path, error=f"cannot read the chart archive {path.name}: {exc}")
+        available = own_crd_api_versions(chart)
+        for rid in waits[release.id]:
+            available |= crd_api_versions(done[rid].objects)
+        result = render_one(store, release, kube_version, sorted(available), path)
+        result.chart = chart
+        return result
+
+    pending = list(releases)
+    running: dict = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        first = dict(zip([r.id for r in releases],
-                         pool.map(lambda r: render_one(store, r, kube_version, []), releases)))
-        for result in first.values():
-            attach_chart(result)
-        crds_by_release = {rid: crd_api_versions(res.objects) for rid, res in first.items()}
-        again: list[tuple[Release, list[str]]] = []
-        for release in releases:
-            res = first[release.id]
-            if res.chart is None or res.error or "Capabilities.APIVersions" not in res.chart.all_templates():
+        while pending or running:
+            for release in [r for r in pending if waits[r.id] <= done.keys()]:
+                pending.remove(release)
+                running[pool.submit(job, release)] = release
+            if not running:      # a dependency cycle cannot happen in cdktf stacks; render the rest as they are
+                waits.update({r.id: set() for r in pending})
                 continue
-            available: set[str] = set()
-            for rid in predecessors.get(release.id, set()) | {release.id}:
-                available |= crds_by_release.get(rid, set())
-            if available:
-                again.append((release, sorted(available)))
-        seconds = pool.map(lambda ra: render_one(store, ra[0], kube_version, ra[1], first[ra[0].id].chart_path), again)
-        for (release, _), res in zip(again, seconds):
-            res.chart = first[release.id].chart
-            first[release.id] = res
-    return first
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                release = running.pop(fut)
+                done[release.id] = fut.result()
+    return {r.id: done[r.id] for r in releases}
