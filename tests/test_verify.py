@@ -186,7 +186,9 @@ def test_references_to_services_secrets_configmaps_and_storage_classes(tmp_path)
                for m in msgs), msgs
     assert any("Secret apps/gw-password is neither rendered by a release nor created by Terraform" in m for m in msgs)
     assert any("no release renders StorageClass openebs-hostpath" in m for m in msgs)
-    assert len(msgs) == 4, msgs      # clean.apps:8080 resolves; the optional and the Terraform-made refs are fine
+    assert "spec.selector app=gateway: no pod template in namespace apps has these labels, so the Service has no " \
+           "endpoints" in msgs
+    assert len(msgs) == 5, msgs      # clean.apps:8080 resolves; the optional and the Terraform-made refs are fine
     assert [f for f in found(outcome, "reference") if f[1] == "clean"] == []
 
 
@@ -329,6 +331,11 @@ def test_the_allow_list_accepts_findings_with_reasons_and_reports_stale_entries(
     assert [(f.rule, a.reason) for f, a in outcome.accepted] == [("image", "the fixture's upstream publishes no tag")]
     assert [f[3] for f in found(outcome, "allow")] == [
         f"{allow.name}: img[1]: the entry for rule conflict matches no finding; remove it".replace(f"{allow.name}: ", f"{os.path.relpath(allow)}: ")]
+    # While a release does not render, a finding may be missing for that reason: stale entries are not judged.
+    partial = run(tmp_path / "2", {"releases": {"i": release("img", "images"), "m": release("m", "no-such-chart")}},
+                  allow=allow)
+    assert found(partial, "allow") == []
+    assert "allow: entries that match nothing are not judged while a release does not render" in partial.notes
 
 
 def test_a_broken_allow_list_names_file_and_entry(tmp_path):

@@ -82,14 +82,18 @@ def verify(out_dir: Path, charts: Path | None, allow_path: Path, jobs: int | Non
         findings.extend(rule().check(ctx))
     findings = sorted(set(findings), key=lambda f: (f.stack, f.release, f.rule, f.object, f.message))
     kept, accepted = split(findings, allowed)
-    kept += stale(allowed, platform, results)
+    if all(r.error is None for r in results.values()):
+        kept += stale(allowed, platform, results)
+    elif allowed:
+        ctx.notes.append("allow: entries that match nothing are not judged while a release does not render")
     summary = {"releases": len(platform.releases), "stacks": len({r.stack for r in platform.releases}),
                "kube_version": version, "seconds": round(time.monotonic() - started, 2)}
     return Outcome(kept, accepted, ctx.notes, summary, results)
 
 
 def stale(allowed: list[Allowed], platform: Platform, results: dict[str, Rendered]) -> list[Finding]:
-    """An allow-list entry that matches nothing, for a release that rendered, is itself a finding."""
+    """An allow-list entry that matches nothing is itself a finding (judged only when every release rendered:
+    a finding may depend on what another release renders)."""
     out = []
     rendered = {r.name: r for r in platform.releases if results[r.id].chart is not None}
     for entry in allowed:

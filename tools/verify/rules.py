@@ -368,7 +368,8 @@ class ReferenceRule(Rule):
         data included, names a Service a release renders, with that port;
       - every Secret or ConfigMap a pod mounts or reads (volumes, env, envFrom, imagePullSecrets; not optional
         ones) is rendered by a release, made by Terraform, or issued by a cert-manager Certificate;
-      - every storageClassName names a StorageClass a release renders; a claim without one needs a default class.
+      - every storageClassName names a StorageClass a release renders; a claim without one needs a default class;
+      - every Service selector matches the labels of a pod template rendered in its namespace.
     Something missing that a release which did not render might create is not reported; the summary counts it.
     """
 
@@ -381,6 +382,7 @@ class ReferenceRule(Rule):
             yield from self._addresses(ctx, obj)
             yield from self._mounts(ctx, obj)
             yield from self._storage(ctx, obj)
+        yield from self._selectors(ctx)
         if ctx.unproven:
             ctx.notes.append(f"reference: {len(set(ctx.unproven))} referenced object(s) not found but not reported, "
                              f"since {len(ctx.unrendered)} release(s) did not render and might create them: "
@@ -477,6 +479,26 @@ class ReferenceRule(Rule):
                     continue
                 yield finding(self.name, obj.release, obj.label(), f"{path} {where}: {kind} {ns}/{name} is "
                               f"neither rendered by a release nor created by Terraform")
+
+    # Service selectors
+    def _selectors(self, ctx: Context) -> Iterator[Finding]:
+        labels_by_ns: dict[str | None, list[dict]] = {}
+        for obj in ctx.all_objects():
+            for _path, meta, _spec in kube.pod_specs(obj.doc):
+                labels_by_ns.setdefault(ctx.ns(obj), []).append(meta.get("labels") or {})
+        for obj in ctx.all_objects():
+            if obj.kind != "Service" or obj.api_version != "v1":
+                continue
+            selector = (obj.doc.get("spec") or {}).get("selector")
+            if not isinstance(selector, dict) or not selector:
+                continue
+            ns = ctx.ns(obj)
+            if any(all(str(labels.get(k)) == str(v) for k, v in selector.items()) for labels in labels_by_ns.get(ns, [])):
+                continue
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(selector.items()))
+            if ctx.absent(ns, f"pods {shown} in {ns}"):
+                yield finding(self.name, obj.release, obj.label(), f"spec.selector {shown}: no pod template in "
+                              f"namespace {ns} has these labels, so the Service has no endpoints")
 
     # Storage classes
     def _storage(self, ctx: Context, obj: Obj) -> Iterator[Finding]:
