@@ -142,10 +142,12 @@ class RenderRule(Rule):
 # -- unknown-value --------------------------------------------------------------------------------------------
 REF = re.compile(r"\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 INDEX_REF = re.compile(r"index\s+\(?\s*\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\)?((?:\s+\"[^\"]+\")+)")
-# A subtree handed on whole: to a function, a range/with, or a variable (its keys are then read elsewhere).
-WHOLE_BEFORE = re.compile(r"(?:\b(?:toYaml|toJson|toPrettyJson|toRawJson|range|with|merge|mergeOverwrite|deepCopy|tpl|"
-                          r"include|pick|omit|keys|hasKey|dict|list|set|coalesce)\b|:=|\s=\s)[^}]*$")
-WHOLE_AFTER = re.compile(r"^\s*\)?\s*\|\s*(?:toYaml|toJson|toPrettyJson|toRawJson|deepCopy|keys)\b")
+# A subtree handed on whole. As data (serialized, merged, ranged over): its keys are whatever the consumer takes.
+# To code (with, include, a variable, dict): the code reads keys of its own, which the defaults document.
+DATA_BEFORE = re.compile(r"\b(?:toYaml|toJson|toPrettyJson|toRawJson|tpl|merge|mergeOverwrite|deepCopy|coalesce|range|"
+                         r"keys|pick|omit)\b[^}]*$")
+CODE_BEFORE = re.compile(r"(?:\b(?:with|include|dict|list|set|hasKey)\b|:=|\s=\s)[^}]*$")
+DATA_AFTER = re.compile(r"^\s*\)?\s*\|\s*(?:toYaml|toJson|toPrettyJson|toRawJson|deepCopy|keys)\b")
 
 
 class _Oracle:
@@ -157,22 +159,25 @@ class _Oracle:
         self.chart = chart
         text = "\n".join(chart.templates.values())
         refs: set[tuple[str, ...]] = set()
-        handed: set[tuple[str, ...]] = set()
+        data: set[tuple[str, ...]] = set()
+        code: set[tuple[str, ...]] = set()
         for regex, key in ((REF, lambda m: tuple(m.group(1).strip(".").split("."))),
                            (INDEX_REF, lambda m: tuple(p for p in m.group(1).strip(".").split(".") if p)
                             + tuple(re.findall(r"\"([^\"]+)\"", m.group(2))))):
             for m in regex.finditer(text):
                 path = key(m)
                 refs.add(path)
-                action_start = text.rfind("{{", 0, m.start())
-                if WHOLE_BEFORE.search(text[action_start + 2:m.start()]) or WHOLE_AFTER.match(text[m.end():m.end() + 40]):
-                    handed.add(path)
+                before = text[text.rfind("{{", 0, m.start()) + 2:m.start()]
+                if DATA_BEFORE.search(before) or DATA_AFTER.match(text[m.end():m.end() + 40]):
+                    data.add(path)
+                elif CODE_BEFORE.search(before):
+                    code.add(path)
         self.refs = refs
         self.prefixes = {r[:i] for r in refs for i in range(1, len(r) + 1)}
-        # Used whole: handed on as a subtree (toYaml, range, with, merge, include, a variable), or referenced with
-        # nothing referenced below it.
-        self.handed = handed
-        self.whole = {r for r in refs if not any(len(o) > len(r) and o[:len(r)] == r for o in refs)}
+        self.data = data
+        # Used whole by code, or referenced with nothing referenced below it: free-form unless the defaults
+        # document the keys (a non-empty map).
+        self.whole = code | {r for r in refs if not any(len(o) > len(r) and o[:len(r)] == r for o in refs)}
         self.subcharts = {key: (cond, _Oracle(sub)) for key, cond, sub in chart.subcharts}
 
     def default(self, path: tuple[str, ...]) -> object:
@@ -206,7 +211,7 @@ class _Oracle:
         for i in range(1, len(path)):
             anc = path[:i]
             d = self.default(anc)
-            if d is None or d == {} or anc in self.handed or anc in self.whole and not (isinstance(d, dict) and d):
+            if d is None or d == {} or anc in self.data or anc in self.whole and not (isinstance(d, dict) and d):
                 return "free"
         if self.schema_status(path) == "free":
             return "free"
@@ -237,8 +242,10 @@ class UnknownValueRule(Rule):
 
     Free-form maps are skipped, by this rule: below a key whose default is an empty map or null, below a key the
     schema leaves open (additionalProperties, or an object without properties), below a key the templates hand
-    on whole (to toYaml, toJson, range, with, merge, coalesce, tpl, include, dict, hasKey, or into a variable), below a key
-    with no default map that the templates reference with nothing below it, and below `global`. Values for a subchart
+    on whole as data (toYaml, toJson, tpl, range, merge, mergeOverwrite, coalesce, deepCopy, keys, pick, omit),
+    below a key without a default map that the templates hand to code (with, include, dict, hasKey, a variable)
+    or reference with nothing below it, and below `global`. Where the defaults document a map's keys and
+    templates read it through code, a key the defaults lack is reported. Values for a subchart
     whose condition is false are reported, unless the parent chart reads them itself."""
 
     name = "unknown-value"
