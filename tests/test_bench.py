@@ -16,15 +16,15 @@ import pytest
 
 from bench import proc, scale
 from stacks.load import load_settings
-from tests.conftest import background_fixture
+from tests.conftest import DESCRIPTION_CONFIG, background_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory):
-    """The default config at ten times its size, validated by the app's own loader."""
-    cfg, catalog = scale.generate(tmp_path_factory.mktemp("x10"), 10)
+    """The description's config at ten times its size, validated by the app's own loader."""
+    cfg, catalog = scale.generate(tmp_path_factory.mktemp("x10"), 10, DESCRIPTION_CONFIG)
     mp = pytest.MonkeyPatch()
     mp.setenv("HELIX_CATALOG_DIR", str(catalog))
     try:
@@ -33,14 +33,16 @@ def scaled(tmp_path_factory):
         mp.undo()
 
 
-def test_scaled_config_has_70_nodes_and_valid_quorum(scaled, settings):
+def test_scaled_config_has_70_nodes_and_valid_quorum(scaled, description_settings):
+    settings = description_settings
     nodes = scaled.config.cluster.nodes
     assert len(nodes) == 10 * len(settings.config.cluster.nodes) == 70
     assert len(scaled.config.servers) == len(settings.config.servers)
     assert len({n.name for n in nodes}) == len({n.address for n in nodes}) == 70
 
 
-def test_scaled_config_has_ten_times_the_releases(scaled, settings):
+def test_scaled_config_has_ten_times_the_releases(scaled, description_settings):
+    settings = description_settings
     seed = settings.plan.components
     big = scaled.plan.components
     assert len(big) == 10 * len(seed)
@@ -57,7 +59,8 @@ def test_scaled_config_has_ten_times_the_releases(scaled, settings):
     assert per_layer == Counter({k: 10 * v for k, v in Counter(c.layer for c in seed.values()).items()})
 
 
-def test_scaled_config_keeps_the_seed_namespaces(scaled, settings):
+def test_scaled_config_keeps_the_seed_namespaces(scaled, description_settings):
+    settings = description_settings
     assert set(settings.config.namespaces) < set(scaled.config.namespaces)
     assert len(scaled.config.namespaces) == 10 * len(settings.config.namespaces)
 

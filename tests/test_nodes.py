@@ -65,11 +65,16 @@ def nodes(synth: Synth) -> dict:
 # --- the default config: 3 servers, 4 agents -----------------------------------------------------------------
 
 
-def test_default_config_provisions_three_servers_and_four_agents(nodes, settings):
-    machines = hosts(nodes)
+def test_default_config_provisions_three_servers_and_four_agents(description_synth):
+    machines = hosts(description_synth.stack("nodes"))
     assert len(machines) == 7
     roles = sorted(r["triggers"]["role"] for r in machines.values())
     assert roles == ["agent"] * 4 + ["server"] * 3
+
+
+def test_every_configured_node_is_provisioned(nodes, settings):
+    machines = hosts(nodes)
+    assert sorted(machines) == sorted(node.name for node in settings.config.cluster.nodes)
     for node in settings.config.cluster.nodes:
         res = machines[node.name]
         assert res["triggers"] == {"name": node.name, "address": node.address, "role": node.role}
@@ -171,14 +176,14 @@ def test_join_token_is_generated_in_terraform(nodes):
         assert node_config(res)["token"] == f"${{random_password.{token_key}.result}}", name
 
 
-def test_no_secret_literal_in_the_synth_output(synth):
+def test_no_secret_literal_in_the_synth_output(synth, settings):
     text = "\n".join(p.read_text() for p in synth.outdir.rglob("*.json"))
     assert "PRIVATE KEY" not in text
     assert "BEGIN CERTIFICATE" not in text
     # Every k3s config.yaml (a JSON string that starts with its token line) references the generated token.
     nodes_json = (synth.stack_dir("nodes") / "cdk.tf.json").read_text()
     tokens = re.findall(r'"content": "token: ([^\\"]+)', nodes_json)
-    assert len(tokens) == 7
+    assert len(tokens) == len(settings.config.cluster.nodes)
     assert all(t.startswith("${random_password.") for t in tokens), tokens
 
 
@@ -239,7 +244,11 @@ def test_later_stacks_read_the_cluster_from_the_nodes_stack_outputs(synth, nodes
     data = synth.stack(stack)["data"]["terraform_remote_state"]
     remote = [k for k in data if "nodes" in k]
     assert len(remote) == 1
-    assert data[remote[0]]["config"]["path"].endswith("/state/nodes.tfstate")
+    # The nodes stack's own state, in whichever backend the config selects.
+    (kind, settings), = nodes["terraform"]["backend"].items()
+    state = data[remote[0]]
+    assert state["backend"] == kind and state["config"].items() <= settings.items()
+    assert (state["config"].get("path") or state["config"].get("key")).endswith("nodes.tfstate")
     prefix = f"${{data.terraform_remote_state.{remote[0]}.outputs."
     provider = synth.stack(stack)["provider"]
     expected = {
