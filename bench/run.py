@@ -304,6 +304,8 @@ def report(r: dict) -> None:
     if "task_synth" in r:
         checks.append(("task synth / python -O main.py, wall", _ratio(r["task_synth"]["wall_s"], s["wall_s"]),
                        TARGETS["task_ratio"]))
+        checks.append(("task synth / python -O main.py, cpu", _ratio(r["task_synth"]["cpu_s"], s["cpu_s"]),
+                       TARGETS["task_ratio"]))
         checks.append(("task synth / floor, wall", _ratio(r["task_synth"]["wall_s"], f["wall_s"]), None))
     if "synth_unoptimized" in r:
         checks.append(("python main.py (without -O) / floor, wall", _ratio(r["synth_unoptimized"]["wall_s"], f["wall_s"]),
