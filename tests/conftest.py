@@ -33,9 +33,10 @@ os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
 
 # --- nothing left in /tmp ---------------------------------------------------------------------------------
 #
-# Everything a session writes to temporary folders goes under one folder, removed when the session passed (kept
-# for a look when it failed): pytest's tmp_path folders, the jsii kernels' node_modules copies, cdktf Testing's
-# cdktf.outdir.* folders and the cdktf CLI's staging, in this process and in every process it starts (TMPDIR).
+# Everything a session writes to temporary folders goes under one folder, removed when the session ends: pytest's
+# tmp_path folders, the jsii kernels' node_modules copies, cdktf Testing's cdktf.outdir.* folders and the cdktf
+# CLI's staging, in this process and in every process it starts (TMPDIR). To keep pytest's folders for a look
+# after a failure, give them a place: `task test -- --basetemp=/some/dir`.
 
 _SESSION_TMP: list[Path] = []
 
@@ -44,19 +45,18 @@ _SESSION_TMP: list[Path] = []
 def pytest_configure(config) -> None:
     import tempfile
 
-    if config.option.basetemp is not None:
-        return
     session_tmp = Path(tempfile.mkdtemp(prefix="helix-tests-"))
     _SESSION_TMP.append(session_tmp)
     os.environ["TMPDIR"] = str(session_tmp)
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
-    config.option.basetemp = str(session_tmp / "pytest")
+    if config.option.basetemp is None:
+        config.option.basetemp = str(session_tmp / "pytest")
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     import shutil
 
-    if _SESSION_TMP and exitstatus == 0:
+    if _SESSION_TMP:
         shutil.rmtree(_SESSION_TMP[0], ignore_errors=True)
 
 

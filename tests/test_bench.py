@@ -92,7 +92,7 @@ def test_meter_counts_grandchildren(meter_run):
 def _broken_config_run(tmp_path_factory) -> subprocess.CompletedProcess:
     """main() on a config with an out-of-range port, in a child that reports whether jsii was imported."""
     bad = tmp_path_factory.mktemp("broken") / "helix.yaml"
-    bad.write_text((ROOT / "config" / "helix.yaml").read_text().replace("api_port: 6443", "api_port: 70000", 1))
+    bad.write_text(DESCRIPTION_CONFIG.read_text().replace("api_port: 6443", "api_port: 70000", 1))
     code = "import sys\nfrom stacks.app import main\nrc = main()\nprint('jsii' in sys.modules)\nsys.exit(rc)"
     env = {**os.environ, "HELIX_CONFIG": str(bad)}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)

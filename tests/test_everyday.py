@@ -187,3 +187,15 @@ def test_deploy_workflow_plans_every_stack_in_order_before_any_apply():
     refuse = next(i for i, run in enumerate(deploy_runs) if "--refuse-local" in run)
     applied = next(i for i, run in enumerate(deploy_runs) if "cdktf deploy" in run)
     assert refuse < applied
+
+
+def test_temporary_files_go_to_the_session_folder(tmp_path):
+    """TMPDIR (read by jsii's kernel, cdktf Testing and the CLI, here and in every child) is the session's own
+    folder, which conftest removes when the session ends."""
+    import tempfile
+
+    from tests.conftest import _SESSION_TMP
+
+    (session,) = _SESSION_TMP
+    assert os.environ["TMPDIR"] == str(session) == tempfile.gettempdir()
+    assert tmp_path.is_relative_to(session)
