@@ -100,16 +100,21 @@ class SynthReport:
 
     kept: list[str] = field(default_factory=list)  # stacks whose Terraform working files were carried over
     stacks_removed: list[str] = field(default_factory=list)  # stacks the app no longer has
+    folders_kept: list[str] = field(default_factory=list)  # of those, the ones whose Terraform folder is kept
     backend_changes: list[BackendChange] = field(default_factory=list)
     outdir: str = "cdktf.out"
 
     def lines(self) -> list[str]:
         out = [f"warning: {change.message()}" for change in self.backend_changes]
         for name in self.stacks_removed:
+            if name in self.folders_kept:
+                where = f"its Terraform folder {self.outdir}/stacks/{name} is kept"
+            else:
+                where = "this checkout holds no `terraform init` of it"
             out.append(
-                f"warning: stack {name} is no longer in the app; its Terraform folder {self.outdir}/stacks/{name} "
-                "is kept, since its resources still exist in its state. Destroy them from the "
-                f"previous revision (`cdktf destroy {name}`) or move them, then delete the folder."
+                f"warning: stack {name} is no longer in the app ({where}); if it was deployed, its resources still "
+                f"exist in its state: destroy them from the previous revision (`cdktf destroy {name}`) or move "
+                "them, then delete the folder."
             )
         return out
 
@@ -153,7 +158,10 @@ def carry_over(previous: Path, staging: Path, shown: str) -> SynthReport:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if not target.exists():
                     old_dir.rename(target)
+                    report.folders_kept.append(name)
                     report.stacks_removed.append(name)
+            elif name in old:
+                report.stacks_removed.append(name)
             continue
         new_dir, document = new[name]
         moved = False

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tomllib
 from importlib.metadata import distribution
-from pathlib import Path
 
 import pytest
 import yaml

@@ -70,7 +70,7 @@ def test_backend_change_keeps_terraform_files_and_names_the_migration(
     assert (nodes_dir / ".terraform" / "providers" / "marker").read_text() == "provider plugins"
     assert (nodes_dir / ".terraform.lock.hcl").exists()
     assert (outdir / "stacks" / "retired-layer" / ".terraform" / "terraform.tfstate").exists()
-    assert report.kept == ["nodes"] and report.stacks_removed == ["retired-layer"]
+    assert report.kept == ["nodes"] and report.stacks_removed == report.folders_kept == ["retired-layer"]
     changes = {c.stack: c for c in report.backend_changes}
     assert set(changes) == set(after.stack_names), "every stack's backend changes from local to s3"
     assert changes["nodes"].initialized and not changes["cni"].initialized
@@ -82,10 +82,19 @@ def test_backend_change_keeps_terraform_files_and_names_the_migration(
     # Nothing of the swap is left beside the output.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out"]
 
+    # A stack in the previous manifest that was never initialized here is reported too, without a folder.
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    manifest["stacks"]["never-initialized"] = {"name": "never-initialized", "workingDirectory": "stacks/never-initialized",
+                                               "synthesizedStackPath": "stacks/never-initialized/cdk.tf.json",
+                                               "dependencies": []}
+    (outdir / "manifest.json").write_text(json.dumps(manifest))
     # Synthesizing again without a migration still names it: Terraform's record is what counts.
     report = _synthesize_copy(monkeypatch, new_synth.outdir, outdir, description_settings)
     assert [c.stack for c in report.backend_changes] == ["nodes"]
     assert (after.stack_dir("nodes") / ".terraform.lock.hcl").exists()
+    assert report.stacks_removed == ["never-initialized", "retired-layer"] and report.folders_kept == ["retired-layer"]
+    assert not (outdir / "stacks" / "never-initialized").exists()
+    assert any("never-initialized is no longer in the app (this checkout holds no" in line for line in report.lines())
 
 
 def test_main_prints_the_backend_change(tmp_path, monkeypatch, capsys, description_synth, edited_synth):
