@@ -16,7 +16,7 @@ import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import pytest
 
@@ -155,12 +155,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 def _background_names(item: pytest.Item) -> set[str]:
-    names = set(getattr(item, "fixturenames", ())) & set(BACKGROUND_JOBS)
-    callspec = getattr(item, "callspec", None)
-    config = callspec.params.get("config_name") if callspec is not None else None
-    if config in BACKGROUND_CONFIGS:
-        names.add(BACKGROUND_CONFIGS[config])
-    return names
+    return set(getattr(item, "fixturenames", ())) & set(BACKGROUND_JOBS)
 
 
 @pytest.hookimpl(trylast=True)
@@ -185,7 +180,7 @@ def _background_jobs(request, tmp_path_factory):
 #              in-process synth every test reads, and the only config the description's fidelity checks
 #              (3 servers + 4 agents, every seed component, ...) run on (`description_synth`, `description_settings`).
 # edited       a copy of the shipped config/helix.yaml with a week's user edits (tests/user_edits.py), synthesized
-#              by `python -O main.py` in the background: the config-independent checks run on it too.
+#              in this process (a second app costs about a second here): the config-independent checks run on it too.
 # shipped      config/helix.yaml itself, when it differs from the description's copy (otherwise the description
 #              run stands for it). Its own checks (it validates, matches the address snapshot, docs and diagram
 #              are current) are in tests/test_shipped_config.py.
@@ -208,38 +203,35 @@ def shipped_is_description() -> bool:
 
 
 CONFIGS = ["description", "edited"] + ([] if shipped_is_description() else ["shipped"])
-BACKGROUND_CONFIGS = {"edited": "edited_synth", "shipped": "shipped_synth"}
 
 
-def synthesize_in_subprocess(config: Path, outdir: Path, tmp: Path) -> Synth:
-    """`python -O main.py` on a config (cdktf.json's app, run directly), into outdir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HELIX_", "TF_VAR_"))}
-    env.update(HELIX_CONFIG=str(config), CDKTF_OUTDIR=str(outdir), TMPDIR=str(tmp))
-    result = subprocess.run(
-        [sys.executable, "-O", "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, f"{config.name} did not synthesize:\n{result.stderr[-3000:]}"
+def _synthesize_here(settings, outdir: Path) -> Synth:
+    """A second app in this process: the jsii assemblies are loaded already, so it costs about a second,
+    against four for a fresh `python main.py` (which loads them again)."""
+    from stacks.app import synthesize
+
+    synthesize(settings, outdir)
     return Synth(outdir)
 
 
-@background_fixture("edited_synth", start=1)
-def _edited_synth(tmp_path_factory) -> tuple[Synth, Path, list[str]]:
+@pytest.fixture(scope="session")
+def edited_synth(tmp_path_factory, description_synth) -> tuple[Synth, Path, list[str]]:
     """A copy of config/helix.yaml after the user edits of tests/user_edits.py, synthesized: (synth, config, edits)."""
+    from stacks.load import load_settings
     from tests.user_edits import write_edited_copy
 
     work = tmp_path_factory.mktemp("edited")
     config = work / "helix.yaml"
     done = write_edited_copy(SHIPPED_CONFIG, config)
-    return synthesize_in_subprocess(config, work / "cdktf.out", work), config, done
+    return _synthesize_here(load_settings(config), work / "cdktf.out"), config, done
 
 
-@background_fixture("shipped_synth", start=1)
-def _shipped_synth(tmp_path_factory) -> Optional[Synth]:
-    """config/helix.yaml synthesized, when it differs from the description's copy (else None: `synth` stands in)."""
+@pytest.fixture(scope="session")
+def shipped_synth(tmp_path_factory, shipped_settings, description_synth) -> Synth:
+    """config/helix.yaml synthesized (the description's synth when the two files say the same)."""
     if shipped_is_description():
-        return None
-    work = tmp_path_factory.mktemp("shipped")
-    return synthesize_in_subprocess(SHIPPED_CONFIG, work / "cdktf.out", work)
+        return description_synth
+    return _synthesize_here(shipped_settings, tmp_path_factory.mktemp("shipped") / "cdktf.out")
 
 
 @pytest.fixture(scope="session", params=CONFIGS)
@@ -272,11 +264,9 @@ def description_synth(description_settings, tmp_path_factory) -> Synth:
 
 
 @pytest.fixture(scope="session")
-def shipped_synth_or_description(request, description_synth) -> Synth:
+def shipped_synth_or_description(shipped_synth) -> Synth:
     """The shipped config's synth (the description's when the two files say the same)."""
-    if shipped_is_description():
-        return description_synth
-    return request.getfixturevalue("_background_jobs").result("shipped_synth")
+    return shipped_synth
 
 
 @pytest.fixture(scope="session")
@@ -288,7 +278,7 @@ def settings(config_name, request):
         return request.getfixturevalue("description_settings")
     if config_name == "shipped":
         return request.getfixturevalue("shipped_settings")
-    _, config, _ = request.getfixturevalue("_background_jobs").result("edited_synth")
+    _, config, _ = request.getfixturevalue("edited_synth")
     return load_settings(config)
 
 
@@ -297,10 +287,9 @@ def synth(config_name, request) -> Synth:
     """Each config in CONFIGS, synthesized (config-independent tests)."""
     if config_name == "description":
         return request.getfixturevalue("description_synth")
-    jobs = request.getfixturevalue("_background_jobs")
     if config_name == "shipped":
-        return jobs.result("shipped_synth")
-    return jobs.result("edited_synth")[0]
+        return request.getfixturevalue("shipped_synth")
+    return request.getfixturevalue("edited_synth")[0]
 
 
 # --- the real CLI, run once: the end-to-end test, and the second synth that determinism is checked against ---
