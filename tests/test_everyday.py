@@ -83,7 +83,7 @@ def test_python_tree_is_locked_without_a_registry_host():
     for section, locked in (("packages", "default"), ("dev-packages", "develop")):
         for name, pin in pipfile[section].items():
             assert lock[locked][name.lower()]["version"] == pin, name
-    hosts = ["pypi" + ".org", "files." + "pythonhosted", "registry." + "npmjs", "registry." + "yarnpkg"]
+    hosts = ["pypi" + ".org", "files." + "python" + "hosted", "registry." + "npmjs", "registry." + "yarnpkg"]
     named = [p for p in tracked if any(h in (ROOT / p).read_text(errors="replace") for h in hosts)]
     assert not named, f"a registry host is written in {named}"
 
