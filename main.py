@@ -1,15 +1,33 @@
 #!/usr/bin/env python
 """cdktf entry point: validate config/helix.yaml (or $HELIX_CONFIG) and synthesize the Helix stacks.
 
-cdktf.json runs it as `python -O main.py`. Under -O the jsii bindings skip their typeguard checks of every
-constructor and call (a third of the time synthesis spends beyond loading the jsii assemblies); the config is
-already validated by pydantic and the jsii kernel still checks every value against the assembly's types. The
-output is byte-identical either way (tests/test_safety.py compares the two).
+cdktf.json runs it as `.venv/bin/python -O main.py`, and so does `task synth`. Under -O the jsii bindings skip
+their typeguard checks of every constructor and call (a third of the time synthesis spends beyond loading the
+jsii assemblies); the config is already validated by pydantic and the jsii kernel still checks every value
+against the assembly's types. The output is byte-identical either way (tests/test_safety.py compares the two).
 """
 
+import os
 import sys
+from importlib.util import find_spec
+from pathlib import Path
 
-from stacks.app import main
+ROOT = Path(__file__).resolve().parent
+# The Node 22 LTS scripts/setup.sh installs into the project when the system's node is older (jsii starts it).
+PROJECT_NODE = ROOT / ".node" / "node_modules" / ".bin" / "node"
 
 if __name__ == "__main__":
+    missing = [name for name in ("cdktf", "pydantic", "yaml") if find_spec(name) is None]
+    if missing:
+        print(
+            f"error: {sys.executable} lacks this project's packages ({', '.join(missing)}): "
+            "run `bash scripts/setup.sh` once, then `.venv/bin/task synth` (or `.venv/bin/python -O main.py`)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    if "JSII_NODE" not in os.environ and PROJECT_NODE.exists():
+        os.environ["JSII_NODE"] = str(PROJECT_NODE)
+
+    from stacks.app import main
+
     sys.exit(main())

@@ -5,7 +5,8 @@
 
 Every measured command is a fresh process; the floor and the full synth run alternately, and each test-suite
 run follows a floor run, so that a change in the machine's speed hits both sides of a ratio. The synth is
-cdktf.json's app command (`python -O main.py`); plain `python main.py` is reported beside it. Reports medians of wall time, CPU time (user + system of the whole process
+cdktf.json's app command (`python -O main.py`); plain `python main.py` and `task synth` (which `task diff` and
+`task deploy` run first) are reported beside it. `task verify` is not a verb of this Taskfile, so not measured. Reports medians of wall time, CPU time (user + system of the whole process
 tree) and peak RSS (sum of each process's peak: python and the two node processes of the jsii runtime;
 see bench/proc.py), and checks the targets of docs/performance.md.
 """
@@ -34,12 +35,16 @@ TARGETS = {
     "tests_ratio": 6.0,  # whole test suite / floor, wall time
     "broken_s": 1.0,  # a broken config reported in under a second
     "verify_s": 30.0,  # task verify over the whole platform, warm cache, 2 cores (issue 13)
+    "task_ratio": 1.2,  # `task synth` (and task diff's synth part) / the app itself (python -O main.py), wall time
 }
 
 
 def base_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    # The node every app run uses (main.py and the Taskfile pick the project's LTS in .node/ when it exists):
+    # the floor and the app must start the same one.
+    if (ROOT / ".node" / "node_modules" / ".bin" / "node").exists():
+        env.setdefault("JSII_NODE", str(ROOT / ".node" / "node_modules" / ".bin" / "node"))
     env.setdefault("CHECKPOINT_DISABLE", "1")
     env.setdefault("DISABLE_VERSION_CHECK", "1")
     for var in ("HELIX_CONFIG", "HELIX_CATALOG_DIR", "CDKTF_OUTDIR", "HELIX_EAGER_PROVIDERS"):
@@ -64,11 +69,11 @@ def count_resources(outdir: Path) -> tuple[int, int, list[str]]:
 
 
 def app_argv(py: str) -> list[str]:
-    """cdktf.json's app command run with this interpreter: what `cdktf synth` starts, minus pipenv."""
+    """cdktf.json's app command run with this interpreter: what `cdktf synth` and `task synth` start."""
     command = json.loads((ROOT / "cdktf.json").read_text())["app"].split()
     if command[:2] == ["pipenv", "run"]:
         command = command[2:]
-    if command[0] != "python":
+    if not Path(command[0]).name.startswith("python"):
         raise SystemExit(f"cdktf.json: expected a python app command, got {command!r}")
     return [py, *command[1:]]
 
@@ -157,22 +162,32 @@ def main(argv: Optional[list[str]] = None) -> int:
         floor = Series("floor")
         eager = Series("eager floor")
         full = Series(results["app_command"])
+        task_synth = Series("task synth")
         unoptimized = Series("python main.py")
+        task_exe = ROOT / ".venv" / "bin" / "task"
+        if not os.access(task_exe, os.X_OK):
+            task_exe = None
         floor_cmd = [py, str(ROOT / "bench" / "floor.py"), *providers]
         for i in range(args.runs):
             floor.add(proc.run(floor_cmd, env=env, cwd=str(ROOT)))
             full.add(synth_cmd(seed_out)())
+            if task_exe is not None:
+                # `task synth` as a user runs it (task diff and task deploy run this same task first).
+                task_synth.add(synth_cmd(seed_out, argv=[str(task_exe), "synth"])())
             if app != plain:
                 unoptimized.add(synth_cmd(seed_out, argv=plain)())
             if i < args.eager_runs:
                 eager.add(proc.run([*floor_cmd, "--eager"], env=env, cwd=str(ROOT)))
             print(f"  run {i + 1}: floor {floor.runs[-1].wall_s:.2f}s  synth {full.runs[-1].wall_s:.2f}s"
+                  + (f"  task synth {task_synth.runs[-1].wall_s:.2f}s" if task_synth.runs else "")
                   + (f"  without -O {unoptimized.runs[-1].wall_s:.2f}s" if unoptimized.runs else "")
                   + (f"  eager floor {eager.runs[-1].wall_s:.2f}s" if i < args.eager_runs else ""), flush=True)
         results["floor"] = floor.summary()
         if eager.runs:
             results["eager_floor"] = eager.summary()
         results["synth"] = full.summary()
+        if task_synth.runs:
+            results["task_synth"] = task_synth.summary()
         if unoptimized.runs:
             results["synth_unoptimized"] = unoptimized.summary()
 
@@ -185,19 +200,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                 cli_out = work / "cli.out"
                 for _ in range(args.runs):
                     shutil.rmtree(cli_out, ignore_errors=True)
-                    # The project's cdktf.json runs the app through pipenv; the same interpreter is used here so
-                    # that the figure is the CLI's own overhead.
+                    # The same interpreter as the app runs above, so that the figure is the CLI's own overhead.
                     series.add(proc.run([cli, "synth", "--app", " ".join(app), "--output", str(cli_out)],
                                         env=env, cwd=str(ROOT)))
                 results["cli"] = {**series.summary(), "cli": cli}
-                if shutil.which("pipenv", path=env.get("PATH")):
-                    # As users run it: the app command of cdktf.json, through pipenv.
-                    series = Series("cdktf synth (pipenv)")
-                    for _ in range(args.runs):
-                        shutil.rmtree(cli_out, ignore_errors=True)
-                        series.add(proc.run([cli, "synth", "--output", str(cli_out)],
-                                            env={**env, "PIPENV_VERBOSITY": "-1"}, cwd=str(ROOT)))
-                    results["cli_pipenv"] = series.summary()
 
         if not args.skip_scale:
             big_dir = work / f"x{args.factor}"
@@ -292,12 +298,12 @@ def report(r: dict) -> None:
     if e:
         rows.append(("eager floor (plain import pkg._jsii)", e))
     rows.append((r["app_command"] + " (cdktf.json's app)", s))
+    if "task_synth" in r:
+        rows.append(("task synth (also task diff's synth part)", r["task_synth"]))
     if "synth_unoptimized" in r:
         rows.append(("python main.py (without -O)", r["synth_unoptimized"]))
     if "cli" in r:
         rows.append((f"cdktf synth --app '{r['app_command']}'", r["cli"]))
-    if "cli_pipenv" in r:
-        rows.append(("cdktf synth (cdktf.json: pipenv run)", r["cli_pipenv"]))
     if "scale" in r:
         rows.append((f"{r['app_command']}, {r['scale']['factor']}x config", r["scale"]["synth"]))
     rows.append(("broken config", r["broken_config"]))
@@ -316,6 +322,12 @@ def report(r: dict) -> None:
         ("synth / floor, cpu", _ratio(s["cpu_s"], f["cpu_s"]), TARGETS["wall_ratio"]),
         ("synth / floor, peak RSS", _ratio(s["peak_rss_mb"], f["peak_rss_mb"]), TARGETS["rss_ratio"]),
     ]
+    if "task_synth" in r:
+        checks.append(("task synth / python -O main.py, wall", _ratio(r["task_synth"]["wall_s"], s["wall_s"]),
+                       TARGETS["task_ratio"]))
+        checks.append(("task synth / python -O main.py, cpu", _ratio(r["task_synth"]["cpu_s"], s["cpu_s"]),
+                       TARGETS["task_ratio"]))
+        checks.append(("task synth / floor, wall", _ratio(r["task_synth"]["wall_s"], f["wall_s"]), None))
     if "synth_unoptimized" in r:
         checks.append(("python main.py (without -O) / floor, wall", _ratio(r["synth_unoptimized"]["wall_s"], f["wall_s"]),
                        TARGETS["wall_ratio"]))
@@ -336,6 +348,9 @@ def report(r: dict) -> None:
                        TARGETS["tests_ratio"]))
     print(f"\n{'check':46} {'value':>8} {'target':>8}")
     for name, value, target in checks:
+        if target is None:
+            print(f"{name:46} {value:8.2f}")
+            continue
         print(f"{name:46} {value:8.2f} {'<= ' + str(target):>8}  {'met' if value <= target else 'NOT met'}")
     print(f"broken config started node: {r['broken_config']['node_started']}")
 

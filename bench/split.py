@@ -96,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(one_run()))
         return 0
-    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    env = dict(os.environ)
+    node = ROOT / ".node" / "node_modules" / ".bin" / "node"
+    if node.exists():
+        env.setdefault("JSII_NODE", str(node))  # the project's Node LTS, as main.py uses it
     runs = []
     for _ in range(args.runs):
         out = subprocess.run([sys.executable, "-O", "-m", "bench.split", "--one"], cwd=ROOT, env=env,

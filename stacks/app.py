@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.files import ConfigError
 from planner.load import load_plan
 from planner.model import PlatformPlan
+
+if TYPE_CHECKING:
+    from stacks.outdir import SynthReport
 
 NODES = "nodes"
 EDGE = "edge"
@@ -64,23 +66,39 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     return app
 
 
-def synthesize(plan: PlatformPlan, outdir: Path) -> None:
-    """Synthesize into a sibling folder and swap it into place only when synthesis succeeded."""
+def synthesize(plan: PlatformPlan, outdir: Path) -> "SynthReport":
+    """Synthesize into a sibling folder and swap it into place only when synthesis succeeded.
+
+    Terraform's working files in the previous output's stack folders (`.terraform/`, `.terraform.lock.hcl`) move
+    into the new output, as stock cdktf keeps them; the returned report names stacks that disappeared (their
+    folders are kept) and every backend change, with its migration command (stacks/outdir.py)."""
+    from stacks.outdir import carry_over, remove_tree
+
+    shown = str(outdir)
     outdir = outdir.absolute()
     outdir.parent.mkdir(parents=True, exist_ok=True)
     staging = outdir.parent / f".{outdir.name}.new-{os.getpid()}"
     previous = outdir.parent / f".{outdir.name}.old-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    remove_tree(staging)
     try:
         app = build_app(plan, str(staging))
         app.synth()
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
         raise
     if outdir.exists():
         outdir.rename(previous)
+    try:
+        report = carry_over(previous, staging, shown)
+    except BaseException:
+        # Put back whatever was moved, then the previous output as it was.
+        carry_over(staging, previous, shown)
+        previous.rename(outdir)
+        remove_tree(staging)
+        raise
     staging.rename(outdir)
-    shutil.rmtree(previous, ignore_errors=True)
+    remove_tree(previous)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,5 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
-    synthesize(plan, Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
+    report = synthesize(plan, Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
+    for line in report.lines():
+        print(line, file=sys.stderr)
     return 0

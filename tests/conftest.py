@@ -22,9 +22,42 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# The Node LTS scripts/setup.sh puts in the project when the system's node is older: jsii (in this process, and
+# in every app run below) and the cdktf CLI run on it, as they do under the Taskfile and main.py.
+PROJECT_NODE_BIN = ROOT / ".node" / "node_modules" / ".bin"
+if (PROJECT_NODE_BIN / "node").exists():
+    os.environ.setdefault("JSII_NODE", str(PROJECT_NODE_BIN / "node"))
 os.environ.setdefault("CHECKPOINT_DISABLE", "1")
 os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
+
+
+# --- nothing left in /tmp ---------------------------------------------------------------------------------
+#
+# Everything a session writes to temporary folders goes under one folder, removed when the session ends: pytest's
+# tmp_path folders, the jsii kernels' node_modules copies, cdktf Testing's cdktf.outdir.* folders and the cdktf
+# CLI's staging, in this process and in every process it starts (TMPDIR). To keep pytest's folders for a look
+# after a failure, give them a place: `task test -- --basetemp=/some/dir`.
+
+_SESSION_TMP: list[Path] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config) -> None:
+    import tempfile
+
+    session_tmp = Path(tempfile.mkdtemp(prefix="helix-tests-"))
+    _SESSION_TMP.append(session_tmp)
+    os.environ["TMPDIR"] = str(session_tmp)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    if config.option.basetemp is None:
+        config.option.basetemp = str(session_tmp / "pytest")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    import shutil
+
+    if _SESSION_TMP:
+        shutil.rmtree(_SESSION_TMP[0], ignore_errors=True)
 
 
 class Synth:
@@ -125,6 +158,7 @@ def _background_names(item: pytest.Item) -> set[str]:
     return set(getattr(item, "fixturenames", ())) & set(BACKGROUND_JOBS)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that wait for background work run after the others, in their own order."""
     items[:] = [i for i in items if not _background_names(i)] + [i for i in items if _background_names(i)]
@@ -140,25 +174,122 @@ def _background_jobs(request, tmp_path_factory):
     _SUMMARY[:] = [", ".join(f"{name} {a:.1f}-{b:.1f}" for name, (a, b) in sorted(jobs.spans.items(), key=lambda kv: kv[1]))]
 
 
-# --- the in-process synth --------------------------------------------------------------------------------------
+# --- which config: the code's tests run on fixtures, not on the shipped file --------------------------------
+#
+# description  tests/fixtures/description/helix.yaml, a frozen copy of the cluster description's config: the
+#              in-process synth every test reads, and the only config the description's fidelity checks
+#              (3 servers + 4 agents, every seed component, ...) run on (`description_synth`, `description_plan`).
+# edited       a copy of the shipped config/helix.yaml with a week's user edits (tests/user_edits.py), synthesized
+#              in this process (a second app costs about a second here): the config-independent checks run on it too.
+# shipped      config/helix.yaml itself, when it differs from the description's copy (otherwise the description
+#              run stands for it). Its own checks (it validates, matches the address snapshot, docs and diagram
+#              are current) are in tests/test_shipped_config.py.
+#
+# Tests that take `synth` or `plan` are config-independent and run once per config above.
+
+DESCRIPTION_CONFIG = ROOT / "tests" / "fixtures" / "description" / "helix.yaml"
+SHIPPED_CONFIG = ROOT / "config" / "helix.yaml"
+
+
+def _parsed(path: Path) -> Any:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def shipped_is_description() -> bool:
+    """The shipped config says exactly what the description's frozen copy says (comments aside)."""
+    return _parsed(SHIPPED_CONFIG) == _parsed(DESCRIPTION_CONFIG)
+
+
+CONFIGS = ["description", "edited"] + ([] if shipped_is_description() else ["shipped"])
+
+
+def _synthesize_here(plan, outdir: Path) -> Synth:
+    """A second app in this process: the jsii assemblies are loaded already, so it costs about a second,
+    against four for a fresh `python main.py` (which loads them again)."""
+    from stacks.app import synthesize
+
+    synthesize(plan, outdir)
+    return Synth(outdir)
 
 
 @pytest.fixture(scope="session")
-def plan():
-    """The shipped cluster file resolved into the platform plan, once per session."""
+def edited_synth(tmp_path_factory, description_synth) -> tuple[Synth, Path, list[str]]:
+    """A copy of config/helix.yaml after the user edits of tests/user_edits.py, synthesized: (synth, config, edits)."""
+    from planner.load import load_plan
+    from tests.user_edits import write_edited_copy
+
+    work = tmp_path_factory.mktemp("edited")
+    config = work / "helix.yaml"
+    done = write_edited_copy(SHIPPED_CONFIG, config)
+    return _synthesize_here(load_plan(config), work / "cdktf.out"), config, done
+
+
+@pytest.fixture(scope="session")
+def shipped_synth(tmp_path_factory, shipped_plan, description_synth) -> Synth:
+    """config/helix.yaml synthesized (the description's synth when the two files say the same)."""
+    if shipped_is_description():
+        return description_synth
+    return _synthesize_here(shipped_plan, tmp_path_factory.mktemp("shipped") / "cdktf.out")
+
+
+@pytest.fixture(scope="session", params=CONFIGS)
+def config_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def description_plan():
     from planner.load import load_plan
 
-    return load_plan(ROOT / "config" / "helix.yaml")
+    return load_plan(DESCRIPTION_CONFIG)
 
 
 @pytest.fixture(scope="session")
-def synth(plan, tmp_path_factory) -> Synth:
-    """The default config, synthesized once through the same path `python main.py` takes."""
+def shipped_plan():
+    from planner.load import load_plan
+
+    return load_plan(SHIPPED_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def description_synth(description_plan, tmp_path_factory) -> Synth:
+    """The description's config, synthesized once through the same path `python main.py` takes."""
     from stacks.app import synthesize
 
     outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
-    synthesize(plan, outdir)
+    synthesize(description_plan, outdir)
     return Synth(outdir)
+
+
+@pytest.fixture(scope="session")
+def shipped_synth_or_description(shipped_synth) -> Synth:
+    """The shipped config's synth (the description's when the two files say the same)."""
+    return shipped_synth
+
+
+@pytest.fixture(scope="session")
+def plan(config_name, request):
+    """The platform plan of each config in CONFIGS (config-independent tests)."""
+    from planner.load import load_plan
+
+    if config_name == "description":
+        return request.getfixturevalue("description_plan")
+    if config_name == "shipped":
+        return request.getfixturevalue("shipped_plan")
+    _, config, _ = request.getfixturevalue("edited_synth")
+    return load_plan(config)
+
+
+@pytest.fixture(scope="session")
+def synth(config_name, request) -> Synth:
+    """Each config in CONFIGS, synthesized (config-independent tests)."""
+    if config_name == "description":
+        return request.getfixturevalue("description_synth")
+    if config_name == "shipped":
+        return request.getfixturevalue("shipped_synth")
+    return request.getfixturevalue("edited_synth")[0]
 
 
 # --- the real CLI, run once: the end-to-end test, and the second synth that determinism is checked against ---
@@ -213,15 +344,14 @@ def injected_secrets() -> dict[str, str]:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment `cdktf` runs in: cdktf.json's `pipenv run python main.py` finds this interpreter's venv."""
+    """The environment `cdktf` runs in: the project's node and this interpreter's venv first on PATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HELIX_", "TF_VAR_"))}
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(CDKTF.parent), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join(
+        [str(Path(sys.executable).parent), str(PROJECT_NODE_BIN), str(CDKTF.parent), env.get("PATH", "")]
+    )
     env.update(
-        PIPENV_VENV_IN_PROJECT="1",
-        PIPENV_VERBOSITY="-1",
         CHECKPOINT_DISABLE="1",
         DISABLE_VERSION_CHECK="1",
-        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
         CI="1",
         **extra,
     )
@@ -242,15 +372,17 @@ class CliSynth(Synth):
 
 @background_fixture("cli_synth", start=0)
 def _cli_synth(tmp_path_factory) -> CliSynth:
-    """The default config through `cdktf synth`: another process, hash seed and folder, with every sensitive
+    """The description's config through `cdktf synth`: another process, hash seed and folder, with every sensitive
     variable and common credential variables set in the environment."""
     assert CDKTF.exists(), "the cdktf CLI is missing: run `bash scripts/setup.sh` (npm ci installs it)"
-    out = tmp_path_factory.mktemp("cli-synth-elsewhere") / "nested" / "cdktf.out"
+    work = tmp_path_factory.mktemp("cli-synth-elsewhere")
+    out = work / "nested" / "cdktf.out"
     secrets = injected_secrets()
     result = subprocess.run(
         [str(CDKTF), "synth", "--output", str(out)],
         cwd=ROOT,
-        env=cli_env(**secrets, PYTHONHASHSEED="4242"),
+        # The description's config, as the in-process synth it is compared with; the CLI stages in TMPDIR.
+        env=cli_env(**secrets, PYTHONHASHSEED="4242", HELIX_CONFIG=str(DESCRIPTION_CONFIG), TMPDIR=str(work)),
         capture_output=True,
         text=True,
         timeout=600,

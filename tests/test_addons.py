@@ -16,6 +16,7 @@ import yaml
 from planner.catalog import PLACEHOLDER
 from planner.schema import EXACT_VERSION, HelixConfig, cross_field_problems
 from planner.files import parse_model
+from tests.conftest import DESCRIPTION_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,8 +148,8 @@ def _monitor_enabled(value) -> bool:
 # --- components, versions, namespaces -----------------------------------------------------------------------
 
 
-def test_every_seed_component_is_a_pinned_release_in_its_namespace(synth):
-    releases = _releases(synth)
+def test_every_seed_component_is_a_pinned_release_in_its_namespace(description_synth):
+    releases = _releases(description_synth)
     missing = sorted(k for k in SEED if k not in releases)
     assert not missing, f"not installed: {missing}"
     for key, charts in SEED.items():
@@ -301,7 +302,7 @@ def test_every_placeholder_name_is_rendered():
     from planner.catalog import placeholder_values, render_placeholders
     from planner.load import load_plan
 
-    cfg = load_plan(ROOT / "config/helix.yaml").config
+    cfg = load_plan(DESCRIPTION_CONFIG).config
     known = placeholder_values(cfg)
     problems: list = []
     rendered = render_placeholders({k: f"(({k}))" for k in known}, known, "v", problems)
@@ -424,7 +425,7 @@ def test_mesh_telemetry_traces_only_to_a_configured_provider(plan):
 
 @pytest.fixture(scope="module")
 def base_config() -> dict:
-    return yaml.safe_load((ROOT / "config/helix.yaml").read_text())
+    return yaml.safe_load(DESCRIPTION_CONFIG.read_text())
 
 
 def _resolve(data: dict):
@@ -508,10 +509,10 @@ def test_default_load_balancer_range_is_valid(plan):
 
 
 def test_components_doc_matches_the_catalog(plan):
-    from tools.docs import DOC, render
+    """The generated table lists every release as installed (docs/components.md itself: test_shipped_config)."""
+    from tools.docs import render
 
     text = render(plan)
-    assert DOC.read_text() == text, "docs/components.md is out of date: run `python -m tools.docs`"
     # One row per release the stacks create: every chart release and every manifest release of the plan.
     for comp in plan.components.values():
         if comp.has_release:

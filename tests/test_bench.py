@@ -16,15 +16,15 @@ import pytest
 
 from bench import proc, scale
 from planner.load import load_plan
-from tests.conftest import background_fixture
+from tests.conftest import DESCRIPTION_CONFIG, background_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory):
-    """The default config at ten times its size, validated by the app's own loader."""
-    cfg, catalog = scale.generate(tmp_path_factory.mktemp("x10"), 10)
+    """The description's config at ten times its size, validated by the app's own loader."""
+    cfg, catalog = scale.generate(tmp_path_factory.mktemp("x10"), 10, DESCRIPTION_CONFIG)
     mp = pytest.MonkeyPatch()
     mp.setenv("HELIX_CATALOG_DIR", str(catalog))
     try:
@@ -33,14 +33,16 @@ def scaled(tmp_path_factory):
         mp.undo()
 
 
-def test_scaled_config_has_70_nodes_and_valid_quorum(scaled, plan):
+def test_scaled_config_has_70_nodes_and_valid_quorum(scaled, description_plan):
+    plan = description_plan
     nodes = scaled.config.cluster.nodes
     assert len(nodes) == 10 * len(plan.config.cluster.nodes) == 70
     assert len(scaled.config.servers) == len(plan.config.servers)
     assert len({n.name for n in nodes}) == len({n.address for n in nodes}) == 70
 
 
-def test_scaled_config_has_ten_times_the_releases(scaled, plan):
+def test_scaled_config_has_ten_times_the_releases(scaled, description_plan):
+    plan = description_plan
     seed = plan.components
     big = scaled.components
     assert len(big) == 10 * len(seed)
@@ -57,7 +59,8 @@ def test_scaled_config_has_ten_times_the_releases(scaled, plan):
     assert per_layer == Counter({k: 10 * v for k, v in Counter(c.layer for c in seed.values()).items()})
 
 
-def test_scaled_config_keeps_the_seed_namespaces(scaled, plan):
+def test_scaled_config_keeps_the_seed_namespaces(scaled, description_plan):
+    plan = description_plan
     assert set(plan.config.namespaces) < set(scaled.config.namespaces)
     assert len(scaled.config.namespaces) == 10 * len(plan.config.namespaces)
 
@@ -89,7 +92,7 @@ def test_meter_counts_grandchildren(meter_run):
 def _broken_config_run(tmp_path_factory) -> subprocess.CompletedProcess:
     """main() on a config with an out-of-range port, in a child that reports whether jsii was imported."""
     bad = tmp_path_factory.mktemp("broken") / "helix.yaml"
-    bad.write_text((ROOT / "config" / "helix.yaml").read_text().replace("api_port: 6443", "api_port: 70000", 1))
+    bad.write_text(DESCRIPTION_CONFIG.read_text().replace("api_port: 6443", "api_port: 70000", 1))
     code = "import sys\nfrom stacks.app import main\nrc = main()\nprint('jsii' in sys.modules)\nsys.exit(rc)"
     env = {**os.environ, "HELIX_CONFIG": str(bad)}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)

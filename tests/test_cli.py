@@ -12,7 +12,8 @@ from tools import graph
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_cdktf_cli_synthesizes_every_stack(cli_synth, synth):
+def test_cdktf_cli_synthesizes_every_stack(cli_synth, description_synth):
+    synth = description_synth
     assert "Generated Terraform code for the stacks" in cli_synth.result.stdout
     assert cli_synth.stack_names == synth.stack_names
     for name, stack in cli_synth.manifest["stacks"].items():
@@ -34,7 +35,7 @@ def _cli_broken_config(tmp_path_factory) -> tuple[subprocess.CompletedProcess, P
     result = subprocess.run(
         [str(CDKTF), "synth", "--app", app, "--output", str(out)],
         cwd=ROOT,
-        env=cli_env(HELIX_CONFIG=str(bad)),
+        env=cli_env(HELIX_CONFIG=str(bad), TMPDIR=str(work)),
         capture_output=True,
         text=True,
         timeout=300,
@@ -50,7 +51,9 @@ def test_cdktf_cli_refuses_a_broken_config_and_keeps_output(cli_broken_config):
     assert (out / "keep.txt").read_text() == "previous output"
 
 
-def test_readme_stack_diagram_matches_the_app(synth):
+def test_readme_stack_diagram_matches_the_app(shipped_synth_or_description):
+    """The diagram is of the shipped config's app."""
+    synth = shipped_synth_or_description
     readme = (ROOT / "README.md").read_text()
     expected = graph.block(synth.manifest)
     assert expected in readme, "README's stack diagram is stale: run `task graph`"

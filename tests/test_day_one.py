@@ -436,7 +436,8 @@ def test_etcd_metrics_are_exposed_and_scraped(synth):
     assert _values(_by_name(synth, "kube-prometheus-stack")[2])["defaultRules"]["rules"]["etcd"] is True
 
 
-def test_chaos_mesh_only_in_namespaces_that_opt_in(synth):
+def test_chaos_mesh_only_in_namespaces_that_opt_in(description_synth):
+    synth = description_synth  # config-specific: the description's config
     values = _values(_by_name(synth, "chaos-mesh")[2])
     assert values["controllerManager"]["enableFilterNamespace"] is True
 

@@ -305,7 +305,8 @@ def test_edge_tunnel_is_remotely_managed_with_generated_secret(synth):
     assert tunnel["tunnel_secret"] == ref("random_bytes", secret_key, "base64")
 
 
-def test_edge_every_hostname_is_routed_and_has_its_record(synth, plan):
+def test_edge_every_hostname_is_routed_and_has_its_record(description_synth, description_plan):
+    synth, plan = description_synth, description_plan  # config-specific: the description's config
     res = synth.stack("edge")["resource"]
     tunnel_key, _ = only(res[TUNNEL])
     _, config = only(res[CONFIG])  # only one config per tunnel
@@ -544,7 +545,8 @@ def _review(synth, after: dict):
     return diff_stack("edge", synth.stack("edge"), after)
 
 
-def test_removing_a_hostname_removes_its_record_rule_and_access(synth, plan, tmp_path):
+def test_removing_a_hostname_removes_its_record_rule_and_access(description_synth, description_plan, tmp_path):
+    synth, plan = description_synth, description_plan  # config-specific: the description's config
     def drop_grafana(data):
         data["cloudflare"]["hostnames"] = [h for h in data["cloudflare"]["hostnames"] if h["name"] != "grafana.helixaibot.com"]
         data["components"] = {"grafana": {"values": {"ingress": {"enabled": False}}}}
@@ -557,7 +559,8 @@ def test_removing_a_hostname_removes_its_record_rule_and_access(synth, plan, tmp
     assert config_address.startswith(CONFIG + ".") and changed == ["config"]
 
 
-def test_rotating_the_secret_replaces_only_the_secret(synth, plan, tmp_path):
+def test_rotating_the_secret_replaces_only_the_secret(description_synth, description_plan, tmp_path):
+    synth, plan = description_synth, description_plan  # config-specific: the description's config
     def rotate(data):
         data["cloudflare"]["tunnel_secret_rotation"] = 1
 
@@ -572,7 +575,8 @@ def test_rotating_the_secret_replaces_only_the_secret(synth, plan, tmp_path):
     assert secret["keepers"] == {"rotation": "1"}
 
 
-def test_renaming_the_tunnel_updates_it_in_place(synth, plan, tmp_path):
+def test_renaming_the_tunnel_updates_it_in_place(description_synth, description_plan, tmp_path):
+    synth, plan = description_synth, description_plan  # config-specific: the description's config
     def rename(data):
         data["cloudflare"]["tunnel_name"] = "helix-edge"
 

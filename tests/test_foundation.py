@@ -32,7 +32,8 @@ def test_every_stack_loads_in_terraform(synth):
         assert not diagnostics, (name, diagnostics)
 
 
-def test_local_backend_is_relative_and_per_stack(synth):
+def test_local_backend_is_relative_and_per_stack(description_synth):
+    synth = description_synth
     paths = set()
     for name in synth.stack_names:
         backend = synth.stack(name)["terraform"]["backend"]

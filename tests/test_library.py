@@ -245,7 +245,7 @@ def test_docs_cover_the_public_api_and_every_example():
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CDKTF_OUTDIR", "PYTHONHOME")}
-    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", CHECKPOINT_DISABLE="1", DISABLE_VERSION_CHECK="1")
+    env.update(CHECKPOINT_DISABLE="1", DISABLE_VERSION_CHECK="1")
     env.update(extra)
     return env
 

@@ -115,11 +115,16 @@ def nodes(synth: Synth) -> dict:
 # --- the default config: 3 servers, 4 agents -----------------------------------------------------------------
 
 
-def test_default_config_provisions_three_servers_and_four_agents(nodes, plan):
-    machines = hosts(nodes)
+def test_default_config_provisions_three_servers_and_four_agents(description_synth):
+    machines = hosts(description_synth.stack("nodes"))
     assert len(machines) == 7
     roles = sorted(r["triggers"]["role"] for r in machines.values())
     assert roles == ["agent"] * 4 + ["server"] * 3
+
+
+def test_every_configured_node_is_provisioned(nodes, plan):
+    machines = hosts(nodes)
+    assert sorted(machines) == sorted(node.name for node in plan.config.cluster.nodes)
     for node in plan.config.cluster.nodes:
         res = machines[node.name]
         assert res["triggers"] == {"name": node.name, "address": node.address, "role": node.role}
@@ -370,7 +375,11 @@ def test_later_stacks_read_the_cluster_from_the_nodes_stack_outputs(synth, nodes
     data = synth.stack(stack)["data"]["terraform_remote_state"]
     remote = [k for k in data if "nodes" in k]
     assert len(remote) == 1
-    assert data[remote[0]]["config"]["path"].endswith("/state/nodes.tfstate")
+    # The nodes stack's own state, in whichever backend the config selects.
+    (kind, settings), = nodes["terraform"]["backend"].items()
+    state = data[remote[0]]
+    assert state["backend"] == kind and state["config"].items() <= settings.items()
+    assert (state["config"].get("path") or state["config"].get("key")).endswith("nodes.tfstate")
     prefix = f"${{data.terraform_remote_state.{remote[0]}.outputs."
     provider = synth.stack(stack)["provider"]
     expected = {

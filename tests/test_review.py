@@ -1,7 +1,7 @@
 """The change review (tools/review.py): its diff and markdown, without git.
 
-The sample change is the default config plus a chart version bump and a new public hostname, synthesized once
-in this module; the session synth is the base.
+The sample change is the description's config (tests/fixtures/description) plus a chart version bump and a new public hostname, synthesized once
+in this module; the session's synth of that config is the base.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import DESCRIPTION_CONFIG
 from tools.review import diff_dirs, diff_outputs, main as review_main, render_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,12 +28,13 @@ def bump_patch(version: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def sample_change(plan, tmp_path_factory):
+def sample_change(description_plan, tmp_path_factory):
     """(component id, old version, new version, new hostname, head output folder)."""
     from stacks.app import synthesize
     from planner.load import load_plan
 
-    data = yaml.safe_load((ROOT / "config" / "helix.yaml").read_text())
+    plan = description_plan
+    data = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
     component = "cert-manager" if "cert-manager" in plan.components else sorted(plan.components)[0]
     old = plan.components[component].version
     new = bump_patch(old)
@@ -64,7 +66,8 @@ def sample_change(plan, tmp_path_factory):
     return component, old, new, host, head
 
 
-def test_sample_change_chart_bump(synth, plan, sample_change):
+def test_sample_change_chart_bump(description_synth, description_plan, sample_change):
+    synth, plan = description_synth, description_plan
     component, old, new, _, head = sample_change
     review = diff_dirs(synth.outdir, head)
     release_stack, _ = synth.releases()[plan.components[component].release_name]
@@ -74,7 +77,7 @@ def test_sample_change_chart_bump(synth, plan, sample_change):
     assert bumped[0].before.endswith(old) and bumped[0].after.endswith(new)
     markdown = render_markdown(review, "main", "sample")
     assert f"### Stack `{release_stack}` (changed)" in markdown
-    assert f"chart bumped `{bumped[0].release}` in `{bumped[0].namespace}`" in markdown
+    assert f"chart upgraded `{bumped[0].release}` in `{bumped[0].namespace}`" in markdown
     assert f"{old}` → `" in markdown and f"{new}`" in markdown
     # Nothing is destroyed by a version bump.
     assert "will be destroyed" not in markdown and not any(st.removed for st in review.stacks)
@@ -84,7 +87,8 @@ def test_sample_change_chart_bump(synth, plan, sample_change):
     assert f"### Stack `{untouched}`" not in markdown
 
 
-def test_sample_change_new_hostname(synth, sample_change):
+def test_sample_change_new_hostname(description_synth, sample_change):
+    synth = description_synth
     *_, host, head = sample_change
     if not synth.all_resources("cloudflare_dns_record"):
         pytest.skip("the edge stack creates no cloudflare_dns_record yet")
@@ -165,7 +169,7 @@ def test_diff_of_handmade_outputs():
     md = render_markdown(review, "base", "head")
     assert "| cni | changed | 1 | 1 | 1 | 3 | 0 |" in md
     assert "| edge | changed | 1 | 1 | 1 | 0 | 3 |" in md
-    assert "chart bumped `cilium` in `kube-system`: `cilium 1.16.5` → `cilium 1.16.6`" in md
+    assert "chart upgraded `cilium` in `kube-system`: `cilium 1.16.5` → `cilium 1.16.6`" in md
     assert "new release `hubble` in `kube-system`: `hubble 0.1.0`" in md
     assert "- added `new.example.com CNAME t.cfargotunnel.com`" in md
     assert "- removed `old.example.com CNAME t.cfargotunnel.com`" in md
@@ -182,11 +186,61 @@ def test_identical_outputs_review_as_unchanged(synth):
     assert "No stack changes" in render_markdown(review)
 
 
-def test_cli_with_prebuilt_outputs(synth, sample_change, tmp_path):
+def test_cli_with_prebuilt_outputs(description_synth, sample_change, tmp_path):
     """`python -m tools.review --base-out A --head-out B --out review.md` writes the summary (no git, no synth)."""
+    synth = description_synth
     *_, head = sample_change
     out = tmp_path / "review.md"
     assert review_main(["--base-out", str(synth.outdir), "--head-out", str(head), "--out", str(out)]) == 0
     text = out.read_text()
-    assert text.startswith("## Helix change review:") and "chart bumped" in text
+    assert text.startswith("## Helix change review:") and "chart upgraded" in text
     json.dumps(text)  # plain text, safe to post as a comment body
+
+
+def test_a_downgrade_is_named_as_one():
+    def release(version):
+        return _doc({"helm_release": {"loki": {"name": "loki", "namespace": "monitoring", "chart": "loki",
+                                                "version": version}}})
+
+    for before, after, verb in (
+        ("6.30.1", "6.29.0", "chart **downgraded**"),
+        ("6.9.0", "6.10.0", "chart upgraded"),
+        ("1.0.0", "1.0.0-rc.1", "chart **downgraded**"),
+        ("1.0.0-rc.1", "1.0.0", "chart upgraded"),
+    ):
+        md = render_markdown(diff_outputs({"observability": release(before)}, {"observability": release(after)}))
+        assert f"- {verb} `loki` in `monitoring`: `loki {before}` → `loki {after}`" in md, (before, after)
+
+
+def test_backend_change_is_named_with_the_migration_command(description_synth, edited_synth):
+    """The edited copy of the shipped config moves state from local to s3: every stack shows it."""
+    head, _, _ = edited_synth
+    review = diff_dirs(description_synth.outdir, head.outdir)
+    nodes = review.stack("nodes")
+    assert nodes.backend_changed and list(nodes.backend_before) == ["local"] and list(nodes.backend_after) == ["s3"]
+    md = render_markdown(review)
+    assert "the state backend of" in md
+    assert ("- **State backend**: local (path=../../../state/nodes.tfstate) → s3 (bucket=helix-state, "
+            "key=helix/nodes.tfstate") in md
+    assert "`cd cdktf.out/stacks/nodes && terraform init -migrate-state`" in md
+    same = diff_dirs(description_synth.outdir, description_synth.outdir)
+    assert not any(s.backend_changed for s in same.stacks)
+
+
+def test_worktree_head_reviews_uncommitted_changes(tmp_path, monkeypatch, capsys):
+    """HEAD=WORKTREE synthesizes this checkout as it is; a review of the HEAD commit with a dirty tree says
+    that it leaves the uncommitted changes out."""
+    import tools.review as review
+
+    synthesized = []
+    monkeypatch.setattr(review, "synthesize_checkout", lambda checkout, outdir, label: synthesized.append(checkout))
+    monkeypatch.setattr(review, "diff_dirs", lambda a, b: review.Review([]))
+    assert review.main(["HEAD", review.WORKTREE, "--out", str(tmp_path / "r.md")]) == 0
+    assert review.ROOT in synthesized
+    assert "uncommitted changes included" in (tmp_path / "r.md").read_text()
+
+    real_git = review._git
+    monkeypatch.setattr(review, "_git", lambda *a, **k: " M config/helix.yaml" if a[0] == "status" else real_git(*a, **k))
+    monkeypatch.setattr(review, "synthesize_revision", lambda rev, workdir, label: tmp_path)
+    assert review.main(["HEAD", "HEAD", "--out", str(tmp_path / "r2.md")]) == 0
+    assert f"give HEAD as {review.WORKTREE} to include them" in capsys.readouterr().err

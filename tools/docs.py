@@ -1,7 +1,8 @@
 """Generate docs/components.md from the platform plan of the shipped cluster file.
 
-    python -m tools.docs            rewrite docs/components.md
+    python -m tools.docs            rewrite docs/components.md when it differs from what would be generated
     python -m tools.docs --check    exit 1 when docs/components.md differs from what would be generated
+    python -m tools.docs --help     this usage; writes nothing
 
 It renders the plan (planner/load.py) and decides nothing itself: which releases exist, in which layer and
 namespace, comes from the same plan the stacks render. Plain Python: no jsii assembly is loaded.
@@ -86,15 +87,30 @@ def render(plan: PlatformPlan) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    text = render(load_plan(PROJECT_ROOT / "config" / "helix.yaml"))
-    if "--check" in argv:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"{DOC.relative_to(PROJECT_ROOT)} is out of date: run `python -m tools.docs`", file=sys.stderr)
+    import argparse
+
+    from planner.files import ConfigError
+
+    parser = argparse.ArgumentParser(prog="python -m tools.docs", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only check: exit 1 when docs/components.md is out of date")
+    args = parser.parse_args(argv)  # --help and unknown options exit here, before anything is written
+    try:
+        text = render(load_plan(PROJECT_ROOT / "config" / "helix.yaml"))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found; {DOC.relative_to(PROJECT_ROOT)} was not touched.", file=sys.stderr)
+        return 2
+    current = DOC.read_text() if DOC.exists() else None
+    if args.check:
+        if current != text:
+            print(f"{DOC.relative_to(PROJECT_ROOT)} is out of date: run `task docs`", file=sys.stderr)
             return 1
         return 0
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    if current != text:
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(text)
+        print(f"{DOC.relative_to(PROJECT_ROOT)} regenerated from config/helix.yaml and the catalog: commit it", file=sys.stderr)
     return 0
 
 

@@ -2,14 +2,17 @@
 
     python -m tools.review BASE HEAD --out review.md
     python -m tools.review origin/main HEAD                      # markdown on stdout
+    python -m tools.review origin/main WORKTREE                  # HEAD as the working tree is, uncommitted changes too
     python -m tools.review --base-out old/cdktf.out --head-out cdktf.out --out review.md   # no git, no synth
 
 Each revision is checked out with `git worktree add` into a temporary folder and synthesized by its own main.py
 (CDKTF_OUTDIR points into the temporary folder; the checkout's cdktf.out is never touched). When HEAD is the
-commit checked out here and the working tree is clean, this checkout is synthesized instead of a second one.
+commit checked out here and the working tree is clean, this checkout is synthesized instead of a second one;
+when it has uncommitted changes, they are left out (with a note) unless HEAD is given as WORKTREE.
 
-The summary lists, for each stack: resources added, removed (Terraform destroys them) and changed, Helm chart
-versions bumped, Cloudflare DNS records changed, and new or removed input variables. It is computed from the
+The summary lists, for each stack: a change of its state backend (with the migration command), resources added,
+removed (Terraform destroys them) and changed, Helm chart versions upgraded or downgraded, Cloudflare DNS
+records changed, and new or removed input variables. It is computed from the
 synthesized JSON only: no state, no credentials, no plan. The synthesized JSON holds no secret (see
 docs/safety.md), so neither does the summary.
 """
@@ -29,11 +32,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stacks.outdir import backend_of, describe_backend, migrate_command  # noqa: E402 - plain Python, no jsii
 # GitHub refuses comments longer than 65536 characters.
 MAX_MARKDOWN = 60_000
 MAX_DIFF_LINES = 80
 RELEASE = "helm_release"
 DNS_RECORD = "cloudflare_dns_record"
+WORKTREE = "WORKTREE"  # as HEAD: this checkout's working tree, uncommitted changes included
 
 
 # --- reading synthesized output ---------------------------------------------------------------------------
@@ -82,6 +89,27 @@ class ChartChange:
     repository_before: Optional[str] = None
     repository_after: Optional[str] = None
 
+    @property
+    def direction(self) -> str:
+        """upgraded | downgraded | changed (same version, another chart or repository; or not comparable)."""
+        old, new = _version_key(self.before), _version_key(self.after)
+        if old is None or new is None or old == new:
+            return "changed"
+        return "upgraded" if new > old else "downgraded"
+
+
+def _version_key(chart_version: Optional[str]) -> Optional[tuple]:
+    """Comparable form of the version in "chart 1.2.3": release numbers, then a pre-release sorting first."""
+    if not chart_version or " " not in chart_version:
+        return None
+    version = chart_version.rsplit(" ", 1)[1].lstrip("v").split("+", 1)[0]
+    release, _, pre = version.partition("-")
+    try:
+        numbers = tuple(int(part) for part in release.split("."))
+    except ValueError:
+        return None
+    return numbers, (0, pre) if pre else (1, "")
+
 
 @dataclass
 class DnsChange:
@@ -106,11 +134,18 @@ class StackReview:
     variables_removed: list[str] = field(default_factory=list)
     dependencies_before: list[str] = field(default_factory=list)
     dependencies_after: list[str] = field(default_factory=list)
+    backend_before: Optional[dict] = None
+    backend_after: Optional[dict] = None
+
+    @property
+    def backend_changed(self) -> bool:
+        return self.status == "changed" and self.backend_before != self.backend_after
 
     @property
     def has_changes(self) -> bool:
         return bool(
             self.status in ("added", "removed")
+            or self.backend_changed
             or self.added
             or self.removed
             or self.changed
@@ -207,6 +242,8 @@ def diff_stack(name: str, before: Optional[dict], after: Optional[dict]) -> Stac
     review.variables_removed = sorted(set(old_vars) - set(new_vars))
     review.dependencies_before = _dependencies(before or {})
     review.dependencies_after = _dependencies(after or {})
+    review.backend_before = backend_of(before or {})
+    review.backend_after = backend_of(after or {})
     if review.status == "changed" and not review.has_changes:
         review.status = "unchanged"
     return review
@@ -257,6 +294,13 @@ def render_markdown(review: Review, base_label: str = "base", head_label: str = 
             f"| {s.name} | {s.status} | {len(s.added)} | {len(s.removed)} | {len(s.changed)} | "
             f"{len(s.charts)} | {len(s.dns)} |"
         )
+    moving = [s for s in changed if s.backend_changed]
+    if moving:
+        lines += [
+            "",
+            f"> **Warning: the state backend of {len(moving)} stack(s) changes.** Migrate each stack's state before "
+            "any plan or deploy (in dependency order; docs/state.md), or Terraform starts on empty state.",
+        ]
     destroys = [(s.name, a) for s in changed for a in s.removed]
     if destroys:
         lines += [
@@ -266,6 +310,11 @@ def render_markdown(review: Review, base_label: str = "base", head_label: str = 
         ]
     for s in changed:
         lines += ["", f"### Stack `{s.name}` ({s.status})", ""]
+        if s.backend_changed:
+            lines.append(
+                f"- **State backend**: {describe_backend(s.backend_before)} → {describe_backend(s.backend_after)}. "
+                f"Migrate it before any plan: `{migrate_command(f'cdktf.out/stacks/{s.name}')}`"
+            )
         if s.dependencies_before != s.dependencies_after:
             lines.append(
                 f"- Dependencies: {', '.join(s.dependencies_before) or 'none'} → {', '.join(s.dependencies_after) or 'none'}"
@@ -289,7 +338,8 @@ def render_markdown(review: Review, base_label: str = "base", head_label: str = 
                     repo = ""
                     if c.repository_before != c.repository_after:
                         repo = f" (repository {_code(c.repository_before)} → {_code(c.repository_after)})"
-                    lines.append(f"- chart bumped {where}: {_code(c.before)} → {_code(c.after)}{repo}")
+                    verb = {"upgraded": "chart upgraded", "downgraded": "chart **downgraded**"}.get(c.direction, "chart changed")
+                    lines.append(f"- {verb} {where}: {_code(c.before)} → {_code(c.after)}{repo}")
         if s.dns:
             lines += ["", "**DNS records**", ""]
             for d in s.dns:
@@ -362,9 +412,12 @@ def synthesize_checkout(checkout: Path, outdir: Path, label: str) -> None:
 
 
 def synthesize_revision(rev: str, workdir: Path, label: str) -> Path:
-    """Synthesize a git revision into workdir/<label>/cdktf.out and return that folder."""
-    sha = resolve(rev)
+    """Synthesize a git revision (or WORKTREE: this checkout as it is) into workdir/<label>/cdktf.out."""
     outdir = workdir / label / "cdktf.out"
+    if rev == WORKTREE:
+        synthesize_checkout(ROOT, outdir, label)
+        return outdir
+    sha = resolve(rev)
     if is_current_checkout(sha):
         synthesize_checkout(ROOT, outdir, label)
         return outdir
@@ -380,7 +433,7 @@ def synthesize_revision(rev: str, workdir: Path, label: str) -> Path:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.review", description=__doc__.split("\n\n")[0])
     parser.add_argument("base", nargs="?", help="base revision (a branch, tag or commit)")
-    parser.add_argument("head", nargs="?", help="head revision")
+    parser.add_argument("head", nargs="?", help=f"head revision, or {WORKTREE} for this checkout with its uncommitted changes")
     parser.add_argument("--out", type=Path, help="write the markdown here instead of stdout")
     parser.add_argument("--base-out", type=Path, help="use this synthesized folder for the base")
     parser.add_argument("--head-out", type=Path, help="use this synthesized folder for the head")
@@ -400,8 +453,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                     if given:
                         futures.append(pool.submit(lambda g=given: g))  # type: ignore[misc]
                         labels[label] = str(given)
+                    elif rev == WORKTREE:
+                        labels[label] = f"the working tree at {resolve('HEAD')[:10]}, uncommitted changes included"
+                        futures.append(pool.submit(synthesize_revision, rev, Path(tmp), label))
                     else:
                         labels[label] = f"{rev} ({resolve(rev)[:10]})"
+                        if label == "head" and resolve(rev) == resolve("HEAD") and _git("status", "--porcelain"):
+                            print(
+                                "note: the working tree has uncommitted changes, which this review leaves out "
+                                f"(it reviews the commit {rev}); give HEAD as {WORKTREE} to include them",
+                                file=sys.stderr,
+                            )
                         futures.append(pool.submit(synthesize_revision, rev, Path(tmp), label))
                 dirs = [f.result() for f in futures]
             text = render_markdown(diff_dirs(dirs[0], dirs[1]), labels["base"], labels["head"])

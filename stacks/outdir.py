@@ -1,0 +1,190 @@
+"""What a synth carries over from the previous output folder, and what it tells the user about it.
+
+Terraform keeps its working files in each stack's folder: `.terraform/` (the initialized backend, providers and
+modules) and `.terraform.lock.hcl` (provider checksums). Stock cdktf keeps existing stack folders; this app swaps
+a freshly synthesized folder into place, so it moves those files into the new folder first. Without them
+`terraform init` has no record of the previous backend: after a backend change it would start on empty state
+instead of offering to migrate it.
+
+Plain Python (no jsii): tools/review.py uses the backend helpers too.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+# Terraform's own files in a working directory. They are never synthesized, so a new output has none of them.
+TERRAFORM_FILES = (".terraform", ".terraform.lock.hcl", "terraform.tfstate", "terraform.tfstate.backup")
+
+
+def migrate_command(stack_dir: str) -> str:
+    return f"cd {stack_dir} && terraform init -migrate-state"
+
+
+def backend_of(document: dict) -> Optional[dict]:
+    """{type: settings} of a synthesized stack's backend, or None (Terraform's implicit local backend)."""
+    backend = (document.get("terraform") or {}).get("backend") or {}
+    if not backend:
+        return None
+    (kind, settings), *_ = backend.items()
+    return {kind: settings or {}}
+
+
+def describe_backend(backend: Optional[dict]) -> str:
+    """`s3 (bucket=helix-state, key=helix/nodes.tfstate)`: type and the settings that locate the state."""
+    if not backend:
+        return "local (terraform.tfstate in the stack folder)"
+    (kind, settings), *_ = backend.items()
+    located = [
+        f"{k}={settings[k]}"
+        for k in ("path", "bucket", "key", "region", "organization", "conn_str", "schema_name", "workspace_dir")
+        if settings.get(k) not in (None, "")
+    ]
+    workspaces = settings.get("workspaces")
+    if isinstance(workspaces, dict) and workspaces.get("name"):
+        located.append(f"workspace={workspaces['name']}")
+    return f"{kind} ({', '.join(located)})" if located else kind
+
+
+def initialized_backend(stack_dir: Path) -> Optional[dict]:
+    """The backend `terraform init` last recorded in stack_dir/.terraform, or None when it was never initialized."""
+    path = stack_dir / ".terraform" / "terraform.tfstate"
+    try:
+        recorded = json.loads(path.read_text()).get("backend") or {}
+    except (OSError, ValueError):
+        return None
+    if not recorded.get("type"):
+        return None
+    settings = {k: v for k, v in (recorded.get("config") or {}).items() if v is not None}
+    return {recorded["type"]: settings}
+
+
+def same_backend(recorded: Optional[dict], wanted: Optional[dict]) -> bool:
+    """Whether a backend Terraform recorded (every setting, unset ones dropped) is the one now synthesized."""
+    recorded = recorded or {"local": {}}
+    wanted = wanted or {"local": {}}
+    (kind_a, a), (kind_b, b) = next(iter(recorded.items())), next(iter(wanted.items()))
+    if kind_a != kind_b:
+        return False
+    return all(a.get(k) == v for k, v in b.items() if v is not None)
+
+
+@dataclass(frozen=True)
+class BackendChange:
+    stack: str
+    before: Optional[dict]
+    after: Optional[dict]
+    stack_dir: str  # as the user would cd into it
+    initialized: bool  # the stack's folder holds a `terraform init` of the previous backend
+
+    def message(self) -> str:
+        where = (
+            f"{self.stack_dir}/.terraform still points at the old backend"
+            if self.initialized
+            else "this checkout never ran `terraform init` for it"
+        )
+        return (
+            f"stack {self.stack}: the state backend changes from {describe_backend(self.before)} to "
+            f"{describe_backend(self.after)} ({where}). Move the state before any plan or deploy: "
+            f"{migrate_command(self.stack_dir)}"
+        )
+
+
+@dataclass
+class SynthReport:
+    """What a synth did to the previous output, beyond replacing it."""
+
+    kept: list[str] = field(default_factory=list)  # stacks whose Terraform working files were carried over
+    stacks_removed: list[str] = field(default_factory=list)  # stacks the app no longer has
+    folders_kept: list[str] = field(default_factory=list)  # of those, the ones whose Terraform folder is kept
+    backend_changes: list[BackendChange] = field(default_factory=list)
+    outdir: str = "cdktf.out"
+
+    def lines(self) -> list[str]:
+        out = [f"warning: {change.message()}" for change in self.backend_changes]
+        for name in self.stacks_removed:
+            if name in self.folders_kept:
+                where = f"its Terraform folder {self.outdir}/stacks/{name} is kept"
+            else:
+                where = "this checkout holds no `terraform init` of it"
+            out.append(
+                f"warning: stack {name} is no longer in the app ({where}); if it was deployed, its resources still "
+                f"exist in its state: destroy them from the previous revision (`cdktf destroy {name}`) or move "
+                "them, then delete the folder."
+            )
+        return out
+
+
+def _stack_dirs(outdir: Path) -> dict[str, tuple[Path, dict]]:
+    """name -> (working directory, synthesized JSON) of an output folder's stacks, from its manifest."""
+    try:
+        manifest = json.loads((outdir / "manifest.json").read_text())
+        stacks = manifest["stacks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    out = {}
+    for name, entry in stacks.items():
+        try:
+            document = json.loads((outdir / entry["synthesizedStackPath"]).read_text())
+        except (OSError, ValueError, KeyError):
+            document = {}
+        out[name] = (outdir / entry.get("workingDirectory", f"stacks/{name}"), document)
+    return out
+
+
+def carry_over(previous: Path, staging: Path, shown: str) -> SynthReport:
+    """Move Terraform's working files of each stack from the previous output into the freshly synthesized one,
+    keep the folders of stacks that disappeared, and name every backend change. `shown` is how the user refers
+    to the output folder (for the commands printed)."""
+    report = SynthReport(outdir=shown)
+    if not previous.is_dir():
+        return report
+    new = _stack_dirs(staging)
+    old = _stack_dirs(previous)
+    old_dirs = {name: d for name, (d, _) in old.items()}
+    stacks_root = previous / "stacks"
+    if stacks_root.is_dir():  # folders kept from earlier synths are in no manifest
+        for d in stacks_root.iterdir():
+            if d.is_dir():
+                old_dirs.setdefault(d.name, d)
+    for name, old_dir in sorted(old_dirs.items()):
+        if name not in new:
+            if any((old_dir / f).exists() for f in TERRAFORM_FILES):
+                target = staging / "stacks" / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    old_dir.rename(target)
+                    report.folders_kept.append(name)
+                    report.stacks_removed.append(name)
+            elif name in old:
+                report.stacks_removed.append(name)
+            continue
+        new_dir, document = new[name]
+        moved = False
+        for f in TERRAFORM_FILES:
+            if (old_dir / f).exists() and not (new_dir / f).exists():
+                (old_dir / f).rename(new_dir / f)
+                moved = True
+        if moved:
+            report.kept.append(name)
+        after = backend_of(document)
+        recorded = initialized_backend(new_dir)
+        before: dict | None
+        if recorded is not None:
+            before, initialized = recorded, True
+        else:
+            before, initialized = backend_of(old.get(name, (None, {}))[1]), False
+            if name not in old:
+                continue
+        if not same_backend(before, after):
+            relative = new_dir.relative_to(staging).as_posix()
+            report.backend_changes.append(BackendChange(name, before, after, f"{shown}/{relative}", initialized))
+    return report
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

