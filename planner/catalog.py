@@ -32,15 +32,20 @@ class GeneratedSecret(_Strict):
 
 
 class ValueSource(_Strict):
-    """A sensitive value: a variable of config/variables.yaml, or an output of the Cloudflare edge stack."""
+    """A sensitive value: a variable of config/variables.yaml, an output of the Cloudflare edge stack, or (in
+    `sensitive_values` only) a random key of one of the component's own `generated_secrets`, as
+    `<secret>/<key>`, for a chart that reads a password from its values and not from a Secret."""
 
     variable: str | None = None
     edge: Literal["tunnel_token"] | None = None
+    generated: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[-._a-zA-Z0-9]+$")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ValueSource:
-        if (self.variable is None) == (self.edge is None):
-            raise ValueError("give exactly one of `variable` (a name in config/variables.yaml) or `edge`")
+        if sum(v is not None for v in (self.variable, self.edge, self.generated)) != 1:
+            raise ValueError(
+                "give exactly one of `variable` (a name in config/variables.yaml), `edge` or `generated`"
+            )
         return self
 
 
@@ -49,6 +54,13 @@ class SecretExtra(_Strict):
 
     name: DnsLabel
     data: dict[str, ValueSource] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_generated(self) -> SecretExtra:
+        if any(v.generated is not None for v in self.data.values()):
+            raise ValueError("a secret's data is a `variable` or `edge`; random values belong in `generated_secrets`")
+        return self
+
     # The address this secret had before it belonged to its component (a `moved` block follows it).
     moved_from: str | None = None
 
@@ -66,6 +78,12 @@ class ManifestExtra(_Strict):
     # Earlier manifest releases of the same component that must be installed first. The component's own
     # release always comes first.
     after: list[DnsLabel] = []
+    # Install before the component's own release instead of after it: objects the release's pods use as soon
+    # as they start (the database cluster they connect to, whose operator and CRDs an earlier layer or a
+    # `needs` installs). The component's generated secrets are created first.
+    before_release: bool = False
+    # Refuse destroy of this release even when the component's namespace is not protected (a database).
+    protect: bool = False
     # Another layer than the component's, one that depends on it (only when the objects need the component
     # to have run for a whole stack, as Cilium's runtime-registered CRDs do).
     layer: str | None = None
@@ -78,6 +96,8 @@ class ManifestExtra(_Strict):
     def _one_source(self) -> ManifestExtra:
         if (self.file is None) == (self.generator is None):
             raise ValueError("give exactly one of `file` (under config/manifests/) or `generator`")
+        if self.before_release and (self.layer is not None or self.after):
+            raise ValueError("a `before_release` manifest is installed in the component's layer, after nothing else")
         return self
 
 

@@ -63,7 +63,11 @@ class Inputs:
 
 
 def _ref(source: ValueSource) -> ValueRef:
-    return ValueRef("variable", source.variable) if source.variable is not None else ValueRef("edge", str(source.edge))
+    if source.variable is not None:
+        return ValueRef("variable", source.variable)
+    if source.generated is not None:
+        return ValueRef("generated", source.generated)
+    return ValueRef("edge", str(source.edge))
 
 
 def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]]:
@@ -223,6 +227,14 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     edge_problems: set[str] = set()
 
     def check_ref(ref: ValueRef, cid: str, layer: str, file: str, path: str) -> None:
+        if ref.source == "generated":
+            secret, _, key = ref.name.partition("/")
+            keys = {g.name: set(g.random_keys) for g in components[cid].generated_secrets}
+            if key not in keys.get(secret, set()):
+                problems.append(
+                    Problem(file, path, f"{ref.name!r} is not a random key of one of {cid!r}'s generated_secrets")
+                )
+            return
         if ref.source == "variable":
             if ref.name not in inputs.variables.variables:
                 problems.append(Problem(file, path, f"variable {ref.name!r} is not declared in {inputs.variables_file}"))
@@ -269,7 +281,8 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             if not resources:
                 skipped.add(extra.release)  # a generator with nothing to install (e.g. no load_balancer_range)
                 continue
-            after: list[str] = [cid] if comp.has_release else []
+            first = extra.before_release and comp.has_release
+            after: list[str] = [cid] if comp.has_release and not first else []
             for j, dep in enumerate(extra.after):
                 if dep in skipped:
                     continue
@@ -292,11 +305,12 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                 resources=tuple(resources),
                 after=tuple(after),
                 timeout=extra.timeout,
-                protect=comp.protect,
+                protect=comp.protect or extra.protect,
                 source=source,
                 description=extra.description,
                 seed_name=extra.seed_name,
                 moved_from=extra.moved_from,
+                before=(cid,) if first else (),
             )
         for m in planned.values():
             manifests[m.layer].append(m)

@@ -64,6 +64,7 @@ class PlatformLayerStack(HelixStack):
         variables = {spec.name: _variable(self, spec) for spec in layer.variables}
 
         def value(ref: ValueRef) -> str:
+            assert ref.source != "generated"  # the AddOnLayer sets those from its own random passwords
             if ref.source == "variable":
                 return variables[ref.name].string_value
             assert edge is not None
@@ -86,7 +87,14 @@ class PlatformLayerStack(HelixStack):
                     release_name=c.release_name,
                     needs=c.needs,
                     timeout=c.timeout,
-                    sensitive_values={path: value(ref) for path, ref in c.sensitive_values.items()},
+                    sensitive_values={
+                        path: value(ref) for path, ref in c.sensitive_values.items() if ref.source != "generated"
+                    },
+                    generated_values={
+                        path: tuple(ref.name.split("/", 1))  # type: ignore[misc]
+                        for path, ref in c.sensitive_values.items()
+                        if ref.source == "generated"
+                    },
                     generated_secrets=[GeneratedSecretSpec(s.name, s.random_keys, s.fixed) for s in c.generated_secrets],
                     protect=c.protect,
                 )
@@ -106,6 +114,7 @@ class PlatformLayerStack(HelixStack):
                     timeout=m.timeout,
                 ),
                 after=m.after,
+                before=m.before,
             )
             _moved(release, m.moved_from)
         for s in layer.secrets:
