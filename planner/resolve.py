@@ -232,7 +232,7 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             keys = {g.name: set(g.random_keys) for g in components[cid].generated_secrets}
             if key not in keys.get(secret, set()):
                 problems.append(
-                    Problem(file, path, f"{ref.name!r} is not a random key of one of {cid!r}'s generated_secrets")
+                    Problem(file, path, f"{ref.name!r} is not a random key of a generated secret of component {cid!r}")
                 )
             return
         if ref.source == "variable":
