@@ -389,6 +389,14 @@ class AddOnLayer(Construct):
             release.depends_on = [*(release.depends_on or []), address(secret)]
         return secret
 
+    def generated_value(self, addon: str, secret: str, key: str) -> str:
+        """The random value of `key` in a secret generated for `addon` (a token; usable from other stacks, where
+        cdktf passes it as a sensitive cross-stack output)."""
+        try:
+            return self._passwords[(addon, secret, key)].result
+        except KeyError:
+            raise ValueError(f"{self.node.path}: add-on {addon!r} generates no random key {key!r} in {secret!r}") from None
+
     def _namespace_dependency(self, namespace: str) -> list[ITerraformDependable]:
         return [self.namespaces[namespace]] if namespace in self.namespaces else []
 

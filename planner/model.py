@@ -19,8 +19,12 @@ class ValueRef:
     """Where a sensitive value comes from: a sensitive variable of the stack, an output of the edge stack, or a
     random key of one of the component's generated secrets (name `<secret>/<key>`)."""
 
-    source: Literal["variable", "edge", "generated"]
+    source: Literal["variable", "edge", "generated", "generated_in", "format"]
     name: str
+    # generated_in: the component and namespace that generate it (name is `<secret>/<key>`).
+    # format: `name` is a str.format template and these are its fields.
+    component: str = ""
+    fields: tuple[tuple[str, ValueRef], ...] = ()
 
 
 @dataclass(frozen=True)
