@@ -132,3 +132,74 @@ def test_in_cluster_store_releases_wait_for_the_store(synth):
     # The store reads its keys from the generated Secret, never from values.
     text = releases["seaweedfs"][1]["values"][0]
     assert "existingSecret: object-store" in text and "secretKey:" not in text.replace("secretKeyKey", "")
+
+
+# --- database backups ---------------------------------------------------------------------------------------------
+
+
+def _objects(plan, release: str) -> list[dict]:
+    return [dict(o) for m in plan.manifests if m.release == release for o in m.resources]
+
+
+def _secret(plan, namespace: str, name: str):
+    return next(s for s in plan.secrets if (s.namespace, s.name) == (namespace, name))
+
+
+@pytest.mark.parametrize("mode", ["in-cluster", "external"])
+def test_each_database_backs_up_on_a_schedule_to_the_backups_bucket(tmp_path, mode):
+    store = {"mode": mode} if mode == "in-cluster" else {"mode": mode, "external": {"endpoint": "s3.example.net"}}
+    plan = _plan(tmp_path, store)
+    bucket = plan.config.object_storage.buckets.backups
+    url = "http://seaweedfs-s3.monitoring.svc:8333" if mode == "in-cluster" else "https://s3.example.net"
+    expected_keys = ({"access_key_id": ("generated_in", "object-store/access_key_id"),
+                      "secret_access_key": ("generated_in", "object-store/secret_access_key")} if mode == "in-cluster"
+                     else {"access_key_id": ("variable", "object_storage_access_key_id"),
+                           "secret_access_key": ("variable", "object_storage_secret_access_key")})
+
+    # PostgreSQL: WAL archive and base backups, a nightly ScheduledBackup of that cluster.
+    objs = _objects(plan, "flagsmith-db")
+    cluster = next(o for o in objs if o["kind"] == "Cluster")
+    scheduled = next(o for o in objs if o["kind"] == "ScheduledBackup")
+    barman = cluster["spec"]["backup"]["barmanObjectStore"]
+    assert barman["destinationPath"].startswith(f"s3://{bucket}/") and barman["endpointURL"] == url
+    assert scheduled["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
+    assert scheduled["spec"]["method"] == "barmanObjectStore" and len(scheduled["spec"]["schedule"].split()) == 6
+    assert cluster["spec"]["backup"]["retentionPolicy"] == f"{plan.config.object_storage.retention.backups_days}d"
+    creds = barman["s3Credentials"]
+    secret = _secret(plan, "production", creds["accessKeyId"]["name"])
+    assert creds["secretAccessKey"]["name"] == secret.name
+    got = {k: (secret.data[creds[f]["key"]].source, secret.data[creds[f]["key"]].name)
+           for k, f in (("access_key_id", "accessKeyId"), ("secret_access_key", "secretAccessKey"))}
+    assert got == expected_keys
+
+    # MySQL: a dumpInstance profile to the bucket and a schedule that uses it; the credentials file names the keys.
+    innodb = next(o for o in _objects(plan, "oncall-databases") if o["kind"] == "InnoDBCluster")
+    profiles = {p["name"]: p for p in innodb["spec"]["backupProfiles"]}
+    (schedule,) = innodb["spec"]["backupSchedules"]
+    assert schedule["enabled"] and schedule["backupProfileName"] in profiles and len(schedule["schedule"].split()) == 5
+    s3 = profiles[schedule["backupProfileName"]]["dumpInstance"]["storage"]["s3"]
+    assert s3["bucketName"] == bucket and s3["endpoint"] == url
+    credentials = _secret(plan, "monitoring", s3["config"]).data["credentials"]
+    assert credentials.source == "format" and "aws_access_key_id" in credentials.name
+    assert {(f.source, f.name) for _, f in credentials.fields} == set(expected_keys.values())
+
+    # The layers that hold the copies declare the variables, or read the in-cluster keys from the store's stack.
+    production = next(layer for layer in plan.layers if layer.name == "production")
+    declared = {v.name for v in production.variables}
+    if mode == "external":
+        assert {"object_storage_access_key_id", "object_storage_secret_access_key"} <= declared
+    else:
+        assert not {v for v in declared if v.startswith("object_storage")}
+        assert plan.components["seaweedfs"].layer in production.stack_needs
+    if mode == "in-cluster":
+        assert bucket in {b["name"] for b in plan.components["seaweedfs"].values["s3"]["createBuckets"]}
+
+
+def test_the_in_cluster_keys_reach_production_as_a_sensitive_cross_stack_output(synth):
+    outputs = synth.stack("observability").get("output", {})
+    crossing = {k: v for k, v in outputs.items() if "seaweedfs-object-store" in k}
+    assert len(crossing) == 2 and all(v.get("sensitive") for v in crossing.values())
+    secret = next(r for r in synth.resources("production", "kubernetes_secret_v1").values()
+                  if r["metadata"]["name"] == "flagsmith-db-backup")
+    assert all("terraform_remote_state" in v for v in secret["data"].values())
+    assert "observability" in synth.manifest["stacks"]["production"]["dependencies"]
