@@ -83,6 +83,8 @@ class HelmAddOn:
         set_values: Helm value paths set with a plain `set`, for values known only at apply time that are not
             secret (another stack's output, shown in plans).
         generated_secrets: secrets to create before the release, with random values.
+        generated_values: Helm value paths set (sensitive) from a random key of one of generated_secrets:
+            path -> (secret name, key), for a chart that reads a password from its values, not from a Secret.
         protect: refuse destroy of the release.
         depends_on: further resources to create first (a secret the chart reads, for example).
         wait: wait until every object of the release is ready before the apply goes on (default True), so
@@ -103,6 +105,7 @@ class HelmAddOn:
     sensitive_values: Mapping[str, str] = field(default_factory=dict)
     set_values: Mapping[str, str] = field(default_factory=dict)
     generated_secrets: Sequence[GeneratedSecretSpec] = ()
+    generated_values: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     protect: bool = False
     depends_on: Sequence[ITerraformDependable] = ()
     wait: bool = True
@@ -112,6 +115,10 @@ class HelmAddOn:
 
     def __post_init__(self) -> None:
         _check_chart_source(f"add-on {self.name!r}", self.repository, self.version)
+        keys = {(s.name, k) for s in self.generated_secrets for k in s.random_keys}
+        for path, ref in self.generated_values.items():
+            if tuple(ref) not in keys:
+                raise ValueError(f"add-on {self.name!r}: generated_values[{path!r}] names no random key of its generated_secrets")
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,7 @@ class AddOnLayer(Construct):
         self.namespaces: dict[str, NamespaceV1] = {}
         self.releases: dict[str, Release] = {}
         self.secrets: dict[tuple[str, str], SecretV1] = {}
+        self._passwords: dict[tuple[str, str, str], Password] = {}
 
         self._protected = {ns.name for ns in namespaces if ns.protect}
         for ns in namespaces:
@@ -283,15 +291,27 @@ class AddOnLayer(Construct):
             deps.extend(addon.depends_on)
             self._add_release(addon, deps)
 
-    def add_manifests(self, spec: ManifestRelease, *, after: Sequence[str] = ()) -> Release:
-        """Install `spec.resources` as one release of the raw chart, after the releases named in `after`.
+    def add_manifests(
+        self, spec: ManifestRelease, *, after: Sequence[str] = (), before: Sequence[str] = ()
+    ) -> Release:
+        """Install `spec.resources` as one release of the raw chart, after the releases named in `after` and
+        before those named in `before`.
 
         `after` names add-ons or manifest releases of this layer, or add-ons in installed_before (an earlier
-        stack, so nothing more to order).
+        stack, so nothing more to order). `before` names add-ons of this layer that wait for these objects
+        (a database cluster their pods connect to); the secrets generated for those add-ons are created first,
+        so the objects may read them.
         """
         if spec.name in self.releases:
             raise ValueError(f"{self.node.path}: a release named {spec.name!r} already exists in this layer")
+        missing = [name for name in before if name not in self.releases or name in after]
+        if missing:
+            raise ValueError(
+                f"{self.node.path}: manifest release {spec.name!r} must come before {', '.join(missing)}, which "
+                "this layer does not install (or which it also comes after)"
+            )
         deps: list[ITerraformDependable] = list(self._namespace_dependency(spec.namespace))
+        deps.extend(secret for (owner, _), secret in self.secrets.items() if owner in before)
         for name in after:
             if name in self.releases:
                 deps.append(self.releases[name])
@@ -313,7 +333,11 @@ class AddOnLayer(Construct):
             cleanup_on_fail=spec.cleanup_on_fail,
             max_history=spec.max_history,
         )
-        return self._add_release(as_addon, deps)
+        release = self._add_release(as_addon, deps)
+        for name in before:
+            waiting = self.releases[name]
+            waiting.depends_on = [*(waiting.depends_on or []), address(release)]
+        return release
 
     def _add_release(self, addon: HelmAddOn, deps: Sequence[ITerraformDependable]) -> Release:
         release = Release(
@@ -327,7 +351,12 @@ class AddOnLayer(Construct):
             version=addon.version,
             values=[render_values(addon.values)] if addon.values else None,
             set=[ReleaseSet(name=k, value=v) for k, v in addon.set_values.items()] or None,
-            set_sensitive=[ReleaseSetSensitive(name=k, value=v) for k, v in addon.sensitive_values.items()] or None,
+            set_sensitive=[ReleaseSetSensitive(name=k, value=v) for k, v in addon.sensitive_values.items()]
+            + [
+                ReleaseSetSensitive(name=k, value=self._passwords[(addon.name, secret, key)].result)
+                for k, (secret, key) in addon.generated_values.items()
+            ]
+            or None,
             create_namespace=False,
             wait=addon.wait,
             timeout=addon.timeout,
@@ -364,6 +393,14 @@ class AddOnLayer(Construct):
             release.depends_on = [*(release.depends_on or []), address(secret)]
         return secret
 
+    def generated_value(self, addon: str, secret: str, key: str) -> str:
+        """The random value of `key` in a secret generated for `addon` (a token; usable from other stacks, where
+        cdktf passes it as a sensitive cross-stack output)."""
+        try:
+            return self._passwords[(addon, secret, key)].result
+        except KeyError:
+            raise ValueError(f"{self.node.path}: add-on {addon!r} generates no random key {key!r} in {secret!r}") from None
+
     def _namespace_dependency(self, namespace: str) -> list[ITerraformDependable]:
         return [self.namespaces[namespace]] if namespace in self.namespaces else []
 
@@ -377,6 +414,7 @@ class AddOnLayer(Construct):
         data: dict[str, str] = dict(spec.fixed)
         for key in spec.random_keys:
             password = Password(self, f"{addon.name}-{spec.name}-{key}", length=32, special=False)
+            self._passwords[(addon.name, spec.name, key)] = password
             data[key] = password.result
         secret = SecretV1(
             self,

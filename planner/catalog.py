@@ -32,18 +32,26 @@ class GeneratedSecret(_Strict):
 
 
 class ValueSource(_Strict):
-    """A sensitive value: a variable of config/variables.yaml, or an output of the Cloudflare edge stack."""
+    """A sensitive value: a variable of config/variables.yaml, an output of the Cloudflare edge stack, or (in
+    `sensitive_values` only) a random key of one of the component's own `generated_secrets`, as
+    `<secret>/<key>`, for a chart that reads a password from its values and not from a Secret."""
 
     variable: str | None = None
     # tunnel_token: the connector token (sensitive); tunnel_cname: <tunnel id>.cfargotunnel.com.
     edge: Literal["tunnel_token", "tunnel_cname"] | None = None
+    generated: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[-._a-zA-Z0-9]+$")
+    # The object store's keys, wherever object_storage puts them (the in-cluster store's generated keys, or the
+    # external store's variables), alone or as an AWS shared credentials file (`[default]` profile).
+    object_store: Literal["access_key_id", "secret_access_key", "aws_credentials_file"] | None = None
     # For an edge value: left out (instead of an error) when cloudflare.enabled is false.
     optional: bool = False
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ValueSource:
-        if (self.variable is None) == (self.edge is None):
-            raise ValueError("give exactly one of `variable` (a name in config/variables.yaml) or `edge`")
+        if sum(v is not None for v in (self.variable, self.edge, self.generated, self.object_store)) != 1:
+            raise ValueError(
+                "give exactly one of `variable` (a name in config/variables.yaml), `edge`, `generated` or `object_store`"
+            )
         if self.optional and self.edge is None:
             raise ValueError("only an `edge` value can be optional")
         return self
@@ -54,6 +62,13 @@ class SecretExtra(_Strict):
 
     name: DnsLabel
     data: dict[str, ValueSource] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_generated(self) -> SecretExtra:
+        if any(v.generated is not None for v in self.data.values()):
+            raise ValueError("a secret's data is a `variable` or `edge`; random values belong in `generated_secrets`")
+        return self
+
     # The address this secret had before it belonged to its component (a `moved` block follows it).
     moved_from: str | None = None
 
@@ -71,6 +86,12 @@ class ManifestExtra(_Strict):
     # Earlier manifest releases of the same component that must be installed first. The component's own
     # release always comes first.
     after: list[DnsLabel] = []
+    # Install before the component's own release instead of after it: objects the release's pods use as soon
+    # as they start (the database cluster they connect to, whose operator and CRDs an earlier layer or a
+    # `needs` installs). The component's generated secrets are created first.
+    before_release: bool = False
+    # Refuse destroy of this release even when the component's namespace is not protected (a database).
+    protect: bool = False
     # Another layer than the component's, one that depends on it (only when the objects need the component
     # to have run for a whole stack, as Cilium's runtime-registered CRDs do).
     layer: str | None = None
@@ -83,6 +104,8 @@ class ManifestExtra(_Strict):
     def _one_source(self) -> ManifestExtra:
         if (self.file is None) == (self.generator is None):
             raise ValueError("give exactly one of `file` (under config/manifests/) or `generator`")
+        if self.before_release and (self.layer is not None or self.after):
+            raise ValueError("a `before_release` manifest is installed in the component's layer, after nothing else")
         return self
 
 
@@ -136,6 +159,9 @@ class ComponentSpec(_Strict):
     # helm: a release of `chart`; manifests: no chart of its own, only its `manifests` (an upstream project
     # that publishes release manifests and no chart). `version` is then the upstream release.
     kind: Literal["helm", "manifests"] = "helm"
+    # Installed only while the cluster file's object_storage.mode is this (the in-cluster store, or the
+    # external store's credentials); otherwise it counts as turned off.
+    object_storage: Literal["in-cluster", "external"] | None = None
     layer: str
     repository: str | None = Field(default=None, pattern=r"^(https|oci)://[^\s]+$")
     chart: str | None = Field(default=None, min_length=1)
@@ -158,6 +184,8 @@ class ComponentSpec(_Strict):
 
     @model_validator(mode="after")
     def _chart_for_helm(self) -> ComponentSpec:
+        if any(v.object_store is not None for v in self.sensitive_values.values()):
+            raise ValueError("the object store's keys reach a chart through a Secret (`secrets`), not sensitive_values")
         if self.kind == "helm" and (self.repository is None or self.chart is None):
             raise ValueError("a helm component needs `repository` and `chart`")
         if self.kind == "manifests":
@@ -165,8 +193,8 @@ class ComponentSpec(_Strict):
                 raise ValueError(
                     "a manifests component has no chart: drop repository, chart, values, sensitive_values, values_from"
                 )
-            if not self.manifests:
-                raise ValueError("a manifests component needs at least one entry in `manifests`")
+            if not self.manifests and not self.secrets:
+                raise ValueError("a manifests component needs at least one entry in `manifests` or `secrets`")
         return self
 
 
@@ -202,9 +230,38 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def placeholder_values(cfg: HelixConfig) -> dict[str, str]:
+# The S3 service of the in-cluster store: the `seaweedfs` release's S3 gateway (Service <release>-s3, port 8333,
+# from the seaweedfs chart's s3-service template and values).
+IN_CLUSTER_STORE = ("seaweedfs", "seaweedfs-s3", 8333)
+
+
+def object_storage_values(cfg: HelixConfig) -> dict[str, Any]:
+    """Where the object store is, as placeholders: the external service, or the in-cluster gateway."""
+    store = cfg.object_storage
+    if store.mode == "external" and store.external is not None:
+        endpoint, region, insecure = store.external.endpoint, store.external.region, store.external.insecure
+    else:
+        component, service, port = IN_CLUSTER_STORE
+        namespace = next((n for n, ns in cfg.namespaces.items() if component in ns.components), "default")
+        endpoint, region, insecure = f"{service}.{namespace}.svc:{port}", "us-east-1", True
+    out: dict[str, Any] = {
+        "object_storage_endpoint": endpoint,
+        "object_storage_region": region,
+        "object_storage_insecure": insecure,
+    }
+    for signal in ("metrics", "logs", "traces", "profiles"):
+        out[f"bucket_{signal}"] = getattr(store.buckets, signal)
+        out[f"retention_{signal}"] = f"{getattr(store.retention, f'{signal}_days') * 24}h"
+    out["bucket_backups"] = store.buckets.backups
+    out["retention_backups"] = f"{store.retention.backups_days}d"
+    out["object_storage_url"] = f"{'http' if insecure else 'https'}://{endpoint}"
+    return out
+
+
+def placeholder_values(cfg: HelixConfig) -> dict[str, Any]:
     c = cfg.cluster
     return {
+        **object_storage_values(cfg),
         "cluster_name": cfg.name,
         "domain": cfg.domain,
         "api_host": cfg.api_host,
@@ -248,20 +305,25 @@ def missing_section(message: str) -> tuple[str, str] | None:
     return None
 
 
-def render_placeholders(value: Any, known: dict[str, str], path: str, problems: list[tuple[str, str]]) -> Any:
-    """Replace ((name)) in every string of a values tree; unknown names are reported, not guessed."""
+def render_placeholders(value: Any, known: dict[str, Any], path: str, problems: list[tuple[str, str]]) -> Any:
+    """Replace ((name)) in every string of a values tree; unknown names are reported, not guessed. A string that
+    is one placeholder and nothing else takes the value's own type (a boolean stays a boolean)."""
     if isinstance(value, dict):
         return {k: render_placeholders(v, known, f"{path}.{k}", problems) for k, v in value.items()}
     if isinstance(value, list):
         return [render_placeholders(v, known, f"{path}[{i}]", problems) for i, v in enumerate(value)]
     if isinstance(value, str):
+        whole = PLACEHOLDER.fullmatch(value)
+        if whole and whole.group(1) in known and not isinstance(known[whole.group(1)], str):
+            return known[whole.group(1)]
 
         def sub(match: re.Match) -> str:
             name = match.group(1)
             if name not in known:
                 problems.append((path, f"unknown placeholder (({name})); known: {', '.join(sorted(known))}"))
                 return match.group(0)
-            return known[name]
+            found = known[name]
+            return str(found).lower() if isinstance(found, bool) else str(found)
 
         return PLACEHOLDER.sub(sub, value)
     return value

@@ -30,7 +30,7 @@ def load_raw_chart(path: Path, root: Path) -> tuple[RawChartFile | None, list[Pr
 
 
 def load_manifest_file(
-    folder: Path, relative: str, root: Path, known: dict[str, str]
+    folder: Path, relative: str, root: Path, known: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[Problem]]:
     """The objects of one file under config/manifests/, placeholders replaced; problems name the file and the
     document's path (documents[i].field)."""

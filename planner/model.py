@@ -16,10 +16,15 @@ from planner.schema import HelixConfig
 
 @dataclass(frozen=True)
 class ValueRef:
-    """Where a sensitive value comes from: a sensitive variable of the stack, or an output of the edge stack."""
+    """Where a sensitive value comes from: a sensitive variable of the stack, an output of the edge stack, or a
+    random key of one of the component's generated secrets (name `<secret>/<key>`)."""
 
-    source: Literal["variable", "edge"]
+    source: Literal["variable", "edge", "generated", "generated_in", "format"]
     name: str
+    # generated_in: the component and namespace that generate it (name is `<secret>/<key>`).
+    # format: `name` is a str.format template and these are its fields.
+    component: str = ""
+    fields: tuple[tuple[str, ValueRef], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class ManifestPlan:
     description: str = ""
     seed_name: str | None = None
     moved_from: str | None = None
+    # Releases of the same layer that wait for this one (its component's, for a `before_release` manifest).
+    before: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,33 @@ class Inputs:
     root: Path
 
 
-def _ref(source: ValueSource) -> ValueRef:
-    return ValueRef("variable", source.variable) if source.variable is not None else ValueRef("edge", str(source.edge))
+# The in-cluster object store: the component that generates its keys, and the Secret they are in.
+IN_CLUSTER_KEYS = ("seaweedfs", "object-store")
+AWS_CREDENTIALS_FILE = "[default]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret_access_key}\n"
+
+
+def _object_store_ref(cfg: HelixConfig, what: str) -> ValueRef:
+    def key(name: str) -> ValueRef:
+        if cfg.object_storage.mode == "external":
+            return ValueRef("variable", f"object_storage_{name}")
+        component, secret = IN_CLUSTER_KEYS
+        return ValueRef("generated_in", f"{secret}/{name}", component=component)
+
+    if what == "aws_credentials_file":
+        fields = tuple((name, key(name)) for name in ("access_key_id", "secret_access_key"))
+        return ValueRef("format", AWS_CREDENTIALS_FILE, fields=fields)
+    return key(what)
+
+
+def _ref(source: ValueSource, cfg: HelixConfig | None = None) -> ValueRef:
+    if source.object_store is not None:
+        assert cfg is not None
+        return _object_store_ref(cfg, source.object_store)
+    if source.variable is not None:
+        return ValueRef("variable", source.variable)
+    if source.generated is not None:
+        return ValueRef("generated", source.generated)
+    return ValueRef("edge", str(source.edge))
 
 
 def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]]:
@@ -111,7 +136,8 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
 
     def enabled(cid: str) -> bool:
         override = cfg.components.get(cid)
-        return override is None or override.enabled
+        mode = catalog[cid][0].object_storage
+        return (override is None or override.enabled) and (mode is None or mode == cfg.object_storage.mode)
 
     # --- components as installed ---
     known = placeholder_values(cfg)
@@ -138,17 +164,18 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             repository=spec.repository or "",  # a manifests component has none: its releases use the raw chart
             chart=spec.chart or "",
             version=(override.version if override and override.version else spec.version),
-            needs=tuple(spec.needs),
+            # A need on a component that the object_storage mode turns off is no need (consumers name both stores).
+            needs=tuple(d for d in spec.needs if d not in catalog or catalog[d][0].object_storage in (None, cfg.object_storage.mode)),
             timeout=spec.timeout,
             values=values,
             generated_secrets=tuple(spec.generated_secrets),
             sensitive_values={
-                path: _ref(src)
+                path: _ref(src, cfg)
                 for path, src in spec.sensitive_values.items()
                 if cfg.cloudflare.enabled or not src.optional
             },
             values_from={
-                path: _ref(src)
+                path: _ref(src, cfg)
                 for path, src in spec.values_from.items()
                 if cfg.cloudflare.enabled or not src.optional
             },
@@ -230,11 +257,43 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
 
     # --- extras ---
     variables_used: dict[str, set[str]] = {name: set() for name in layer_names}
+    reads_from: dict[str, set[str]] = {name: set() for name in layer_names}
     edge_layers: set[str] = set()
 
     edge_problems: set[str] = set()
 
     def check_ref(ref: ValueRef, cid: str, layer: str, file: str, path: str) -> None:
+        if ref.source == "format":
+            for _, part in ref.fields:
+                check_ref(part, cid, layer, file, path)
+            return
+        if ref.source == "generated_in":
+            owner = components.get(ref.component)
+            secret, _, key = ref.name.partition("/")
+            if owner is None or not any(g.name == secret and key in g.random_keys for g in owner.generated_secrets):
+                problems.append(
+                    Problem(
+                        cfg_file,
+                        f"components.{ref.component}",
+                        f"{cid!r} needs {ref.component!r} (the object store's keys, {file}: {path}), which is "
+                        "disabled or in no namespace",
+                    )
+                )
+            elif not comes_after(layer, owner.layer):
+                problems.append(
+                    Problem(file, path, f"{ref.component!r} is in layer {owner.layer!r}, which layer {layer!r} does not depend on")
+                )
+            elif owner.layer != layer:
+                reads_from[layer].add(owner.layer)  # a cross-stack reference: that stack's output
+            return
+        if ref.source == "generated":
+            secret, _, key = ref.name.partition("/")
+            keys = {g.name: set(g.random_keys) for g in components[cid].generated_secrets}
+            if key not in keys.get(secret, set()):
+                problems.append(
+                    Problem(file, path, f"{ref.name!r} is not a random key of a generated secret of component {cid!r}")
+                )
+            return
         if ref.source == "variable":
             if ref.name not in inputs.variables.variables:
                 problems.append(Problem(file, path, f"variable {ref.name!r} is not declared in {inputs.variables_file}"))
@@ -298,7 +357,8 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             if not resources:
                 skipped.add(extra.release)  # a generator with nothing to install (e.g. no load_balancer_range)
                 continue
-            after: list[str] = [cid] if comp.has_release else []
+            first = extra.before_release and comp.has_release
+            after: list[str] = [cid] if comp.has_release and not first else []
             for j, dep in enumerate(extra.after):
                 if dep in skipped:
                     continue
@@ -321,17 +381,18 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                 resources=tuple(resources),
                 after=tuple(after),
                 timeout=extra.timeout,
-                protect=comp.protect,
+                protect=comp.protect or extra.protect,
                 source=source,
                 description=extra.description,
                 seed_name=extra.seed_name,
                 moved_from=extra.moved_from,
+                before=(cid,) if first else (),
             )
         for m in planned.values():
             manifests[m.layer].append(m)
         same_layer = tuple(m.release for m in planned.values() if m.layer == comp.layer)
         for i, extra_secret in enumerate(spec.secrets):
-            data = {key: _ref(src) for key, src in extra_secret.data.items()}
+            data = {key: _ref(src, cfg) for key, src in extra_secret.data.items()}
             for key, ref in data.items():
                 check_ref(ref, cid, comp.layer, spec_file, f"{cid}.secrets[{i}].data.{key}")
             secrets[comp.layer].append(
@@ -360,7 +421,9 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     layers: list[LayerPlan] = []
     for name in layer_names:
         needs = layer_specs[name].needs
-        stack_needs = sorted({s for need in needs for s in ((need,) if has_stack[need] else waits_for[need])})
+        stack_needs = sorted(
+            {s for need in needs for s in ((need,) if has_stack[need] else waits_for[need])} | reads_from[name]
+        )
         before = frozenset().union(*(installed_by[need] for need in needs))
         mine = sorted((c for c in components.values() if c.layer == name), key=lambda c: c.id)
         installed_by[name] = before | {c.id for c in mine}

@@ -456,6 +456,46 @@ class GitOpsConfig(Strict):
     interval: str = Field(default="5m", pattern=r"^[0-9]+(s|m|h)$")
 
 
+class ObjectStorageExternal(Strict):
+    """An S3-compatible service outside the cluster. Its keys are the sensitive variables
+    object_storage_access_key_id and object_storage_secret_access_key."""
+
+    endpoint: Host  # host[:port], no scheme
+    region: str = Field(default="us-east-1", min_length=1)
+    insecure: bool = False  # plain HTTP
+
+
+BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+
+
+class ObjectStorageBuckets(Strict):
+    metrics: BucketName = "helix-metrics"  # Mimir (blocks, ruler and alertmanager under their own prefixes)
+    logs: BucketName = "helix-logs"  # Loki (chunks, ruler)
+    traces: BucketName = "helix-traces"  # Tempo
+    profiles: BucketName = "helix-profiles"  # Pyroscope
+    backups: BucketName = "helix-backups"  # database backups (CloudNativePG, MySQL Operator)
+
+
+class ObjectStorageRetention(Strict):
+    """Days each signal is kept in the object store (each backend's compactor deletes older data)."""
+
+    metrics_days: int = Field(default=90, ge=1, le=3650)
+    logs_days: int = Field(default=30, ge=1, le=3650)
+    traces_days: int = Field(default=14, ge=1, le=3650)
+    profiles_days: int = Field(default=30, ge=1, le=3650)
+    backups_days: int = Field(default=30, ge=1, le=3650)  # CloudNativePG's recovery window
+
+
+class ObjectStorageConfig(Strict):
+    """Where metrics, logs, traces and profiles are kept: `in-cluster` (SeaweedFS, component `seaweedfs`, with
+    generated keys on retained volumes) or `external` (an S3-compatible service; keys as sensitive variables)."""
+
+    mode: Literal["in-cluster", "external"] = "in-cluster"
+    external: Optional[ObjectStorageExternal] = None
+    buckets: ObjectStorageBuckets = ObjectStorageBuckets()
+    retention: ObjectStorageRetention = ObjectStorageRetention()
+
+
 class ComponentOverride(Strict):
     enabled: bool = True
     version: Optional[ExactVersion] = None
@@ -472,6 +512,7 @@ class HelixConfig(Strict):
     cloudflare: CloudflareConfig = CloudflareConfig()
     namespaces: dict[DnsLabel, NamespaceConfig] = {}
     gitops: Optional[GitOpsConfig] = None
+    object_storage: ObjectStorageConfig = ObjectStorageConfig()
     components: dict[str, ComponentOverride] = {}
 
     @property
@@ -532,6 +573,9 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
 
     if cluster.load_balancer_range:
         out.extend(_load_balancer_problems(cfg, nets["cluster.node_cidr"]))
+
+    if cfg.object_storage.mode == "external" and cfg.object_storage.external is None:
+        out.append(("object_storage.external", "object_storage.mode is 'external' but object_storage.external is not set"))
 
     if cluster.mode == "provision":
         if cluster.existing is not None:

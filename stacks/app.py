@@ -54,7 +54,7 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     for layer in plan.layers:
         stack = PlatformLayerStack(
             app, layer.name, plan=plan, layer=layer, access=access, backend=backend, raw_chart=raw_chart,
-            edge=edge if layer.uses_edge else None,
+            edge=edge if layer.uses_edge else None, earlier=built,
         )
         if nodes is not None:
             stack.add_dependency(nodes)

@@ -4,6 +4,7 @@ extras each component declares (secrets before its release, manifest releases af
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from cdktf import TerraformResource, TerraformVariable, TerraformVariableValidationConfig
@@ -65,13 +66,26 @@ class PlatformLayerStack(HelixStack):
         backend: StateBackend,
         raw_chart: RawChart,
         edge: EdgeStack | None = None,
+        earlier: Mapping[str, PlatformLayerStack] | None = None,
     ) -> None:
         super().__init__(scope, name, backend=backend)
         if layer.uses_edge and edge is None:
             raise ValueError(f"{self.node.path}: layer {layer.name!r} reads the Cloudflare edge, which is not built")
         variables = {spec.name: _variable(self, spec) for spec in layer.variables}
 
+        owner_layer = {c.id: lay.name for lay in plan.layers for c in lay.components}
+
         def value(ref: ValueRef) -> str:
+            assert ref.source != "generated"  # the AddOnLayer sets those from its own random passwords
+            if ref.source == "format":
+                return ref.name.format(**{name: value(part) for name, part in ref.fields})
+            if ref.source == "generated_in":
+                # Another component's generated key: from this stack's AddOnLayer (built by then: only secrets use
+                # these), or from an earlier stack, which cdktf turns into a sensitive cross-stack output.
+                secret, _, key = ref.name.partition("/")
+                where = owner_layer[ref.component]
+                addons = self.addons if where == layer.name else (earlier or {})[where].addons
+                return addons.generated_value(ref.component, secret, key)
             if ref.source == "variable":
                 return variables[ref.name].string_value
             assert edge is not None
@@ -92,9 +106,18 @@ class PlatformLayerStack(HelixStack):
                     version=c.version,
                     values=c.values,
                     release_name=c.release_name,
-                    needs=c.needs,
+                    # A component without a release (kind manifests) orders nothing by name: its objects are
+                    # Secrets or manifest releases of its own.
+                    needs=[d for d in c.needs if d not in plan.components or plan.components[d].has_release],
                     timeout=c.timeout,
-                    sensitive_values={path: value(ref) for path, ref in c.sensitive_values.items()},
+                    sensitive_values={
+                        path: value(ref) for path, ref in c.sensitive_values.items() if ref.source != "generated"
+                    },
+                    generated_values={
+                        path: tuple(ref.name.split("/", 1))  # type: ignore[misc]
+                        for path, ref in c.sensitive_values.items()
+                        if ref.source == "generated"
+                    },
                     set_values={path: value(ref) for path, ref in c.values_from.items()},
                     generated_secrets=[GeneratedSecretSpec(s.name, s.random_keys, s.fixed) for s in c.generated_secrets],
                     protect=c.protect,
@@ -115,6 +138,7 @@ class PlatformLayerStack(HelixStack):
                     timeout=m.timeout,
                 ),
                 after=m.after,
+                before=m.before,
             )
             _moved(release, m.moved_from)
         for s in layer.secrets:

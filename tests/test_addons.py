@@ -258,13 +258,18 @@ def test_load_balancer_pool_exists_before_load_balancer_services(synth):
 def test_releases_holding_data_refuse_destroy(synth, plan):
     protected = {ns for ns, spec in plan.config.namespaces.items() if spec.protect}
     assert protected == {"data-plane", "production"}
+    # Database releases protect themselves wherever they are (catalog `protect: true` on the manifest extra).
+    databases = {m.release for m in plan.manifests if m.protect and m.namespace not in protected}
+    assert "oncall-databases" in databases
     seen = set()
     for (ns, name), (_, _, res) in _releases(synth).items():
         refuses = res.get("lifecycle", {}).get("prevent_destroy", False)
-        assert refuses == (ns in protected), (ns, name)
+        assert refuses == (ns in protected or name in databases), (ns, name)
         if refuses:
             seen.add(name)
-    assert {"openebs", "redis-operator", "mysql-operator", "flagsmith"} <= seen
+    assert {
+        "openebs", "redis-operator", "mysql-operator", "cloudnative-pg", "flagsmith", "flagsmith-db", "oncall-databases",
+    } <= seen
 
 
 # --- values ---------------------------------------------------------------------------------------------------
@@ -523,8 +528,11 @@ def test_components_doc_matches_the_catalog(plan):
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(rows) == sum(c.has_release for c in plan.components.values()) + len(plan.manifests)
     for phrase in ("Pilot", "Citadel", "Galley", "sidecar injector", "Mixer", "Telemetry API", "Grafana Agent", "Alloy",
-                   "ingress-nginx", "OnCall", "bitnamilegacy", "system-upgrade-controller"):
+                   "ingress-nginx", "OnCall", "system-upgrade-controller"):
         assert phrase in text, phrase
+    # The doc names every component still on the frozen bitnamilegacy images, and none is left.
+    assert ("bitnamilegacy" in text) == any("bitnamilegacy/" in repr(c.values) for c in plan.components.values())
+    assert "bitnamilegacy" not in text
 
 
 def test_catalog_is_parsed_again_when_a_file_changes(tmp_path):
