@@ -20,8 +20,8 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -78,7 +78,7 @@ def app_argv(py: str) -> list[str]:
     return [py, *command[1:]]
 
 
-def find_cli(given: Optional[str]) -> Optional[str]:
+def find_cli(given: str | None) -> str | None:
     candidates = [given] if given else []
     candidates += [str(ROOT / "node_modules" / ".bin" / "cdktf"), shutil.which("cdktf") or "", "/tmp/npmt/node_modules/.bin/cdktf"]
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
@@ -114,7 +114,7 @@ class Series:
         }
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions of each measurement (default 3)")
     parser.add_argument("--factor", type=int, default=10, help="size of the scaled config (default 10)")
@@ -141,7 +141,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     plain = [py, "main.py"]
     results["app_command"] = " ".join(["python", *app[1:]])
 
-    def synth_cmd(outdir: Path, extra: Optional[dict[str, str]] = None, argv: Optional[list[str]] = None
+    def synth_cmd(outdir: Path, extra: dict[str, str] | None = None, argv: list[str] | None = None
                   ) -> Callable[[], proc.Measurement]:
         def go() -> proc.Measurement:
             shutil.rmtree(outdir, ignore_errors=True)

@@ -12,8 +12,9 @@ generated in Terraform (random_bytes), so no secret is ever written in code or i
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from cdktf import TerraformProvider, TerraformResourceLifecycle
 from cdktf_cdktf_provider_cloudflare.data_cloudflare_zero_trust_tunnel_cloudflared_token import (
@@ -143,8 +144,8 @@ class TunnelRoute:
 
     hostname: str
     service: str
-    path: Optional[str] = None
-    access: Optional[AccessProtection] = None
+    path: str | None = None
+    access: AccessProtection | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class TunnelAdoption:
         records: hostname -> id of an existing DNS record of that name (it becomes the tunnel's CNAME).
     """
 
-    tunnel_id: Optional[str] = None
+    tunnel_id: str | None = None
     records: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -191,12 +192,12 @@ class CloudflareTunnelProps:
     catch_all_service: str = CATCH_ALL_404
     secret_bytes: int = MIN_SECRET_BYTES
     secret_rotation: int = 0
-    access_team_name: Optional[str] = None
+    access_team_name: str | None = None
     protect: bool = True
-    record_comment: Optional[str] = None
+    record_comment: str | None = None
     alert_emails: Sequence[str] = ()
-    adopt: Optional[TunnelAdoption] = None
-    provider: Optional[TerraformProvider] = field(default=None, compare=False)
+    adopt: TunnelAdoption | None = None
+    provider: TerraformProvider | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.routes:
@@ -205,7 +206,7 @@ class CloudflareTunnelProps:
             raise ValueError(f"the tunnel secret needs at least {MIN_SECRET_BYTES} bytes, got {self.secret_bytes}")
         if self.secret_rotation < 0:
             raise ValueError("secret_rotation counts up from 0")
-        seen: set[tuple[str, Optional[str]]] = set()
+        seen: set[tuple[str, str | None]] = set()
         for route in self.routes:
             key = (route.hostname, route.path)
             if key in seen:
@@ -284,9 +285,9 @@ class AccessApplication(Construct):
         domain: str,
         decision: str,
         include: Sequence[ZeroTrustAccessPolicyInclude],
-        session_duration: Optional[str] = None,
+        session_duration: str | None = None,
         identity_providers: Sequence[str] = (),
-        provider: Optional[TerraformProvider] = None,
+        provider: TerraformProvider | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.policy = ZeroTrustAccessPolicy(
@@ -424,7 +425,7 @@ class CloudflareTunnel(Construct):
         for hostname, existing in adopt.records.items():
             self.records[hostname].import_from(f"{props.zone_id}/{existing}")
 
-        self.alert: Optional[NotificationPolicy] = None
+        self.alert: NotificationPolicy | None = None
         if props.alert_emails:
             self.alert = NotificationPolicy(
                 self,
@@ -514,7 +515,7 @@ class CloudflareZoneSettings(Construct):
         *,
         zone_id: str,
         settings: Mapping[str, Any],
-        provider: Optional[TerraformProvider] = None,
+        provider: TerraformProvider | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.settings: dict[str, ZoneSetting] = {}

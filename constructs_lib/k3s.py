@@ -35,16 +35,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import yaml
 from cdktf import (
     App,
-    ITerraformDependable,
     DataResource,
     FileProvisioner,
     Fn,
+    ITerraformDependable,
     Op,
     RemoteExecProvisioner,
     SSHProvisionerConnection,
@@ -66,8 +67,8 @@ from constructs import Construct
 
 from constructs_lib import k3s_scripts as scripts
 from constructs_lib.cluster_access import ClusterAccess
-from constructs_lib.providers import ensure_provider
 from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR
+from constructs_lib.providers import ensure_provider
 
 TEN_YEARS_HOURS = 10 * 365 * 24
 ONE_YEAR_HOURS = 365 * 24
@@ -119,7 +120,7 @@ class K3sNode:
     role: str
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: Sequence[str] = ()
-    host_key: Optional[str] = None
+    host_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class DepartedK3sNode:
     name: str
     address: str
     role: str
-    host_key: Optional[str] = None
+    host_key: str | None = None
     unreachable: bool = False
 
 
@@ -150,7 +151,7 @@ class SshAccess:
     """
 
     user: str
-    port: Union[int, float, str]
+    port: int | float | str
     private_key: str
     timeout: str = "5m"
 
@@ -218,7 +219,7 @@ class K3sClusterProps:
     nodes: Sequence[K3sNode]
     api_host: str
     ssh: SshAccess
-    bootstrap_node: Optional[str] = None
+    bootstrap_node: str | None = None
     departed_nodes: Sequence[DepartedK3sNode] = ()
     api_port: int = 6443
     embedded_etcd: bool = True
@@ -232,11 +233,11 @@ class K3sClusterProps:
     disable_network_policy: bool = False
     disable_kube_proxy: bool = False
     secrets_encryption: bool = True
-    etcd_snapshot_schedule_cron: Optional[str] = None
-    etcd_snapshot_retention: Optional[int] = None
-    etcd_s3: Optional[EtcdS3Target] = None
-    installer_tag: Optional[str] = None
-    installer_sha256: Optional[str] = None
+    etcd_snapshot_schedule_cron: str | None = None
+    etcd_snapshot_retention: int | None = None
+    etcd_s3: EtcdS3Target | None = None
+    installer_tag: str | None = None
+    installer_sha256: str | None = None
     installer_url: str = INSTALLER_URL
     join_timeout: int = 300
     ready_timeout: int = 300
@@ -359,7 +360,7 @@ class K3sCluster(Construct):
 
     # --- PKI -------------------------------------------------------------------------------------------
 
-    def _ca(self, name: str, protect: Optional[TerraformResourceLifecycle]) -> tuple[PrivateKey, SelfSignedCert]:
+    def _ca(self, name: str, protect: TerraformResourceLifecycle | None) -> tuple[PrivateKey, SelfSignedCert]:
         cid = name.replace("/", "-")
         key = PrivateKey(self, f"{cid}-key", algorithm="ECDSA", ecdsa_curve="P256", lifecycle=protect)
         cert = SelfSignedCert(
@@ -374,7 +375,7 @@ class K3sCluster(Construct):
         )
         return key, cert
 
-    def _pki(self, protect: Optional[TerraformResourceLifecycle]) -> None:
+    def _pki(self, protect: TerraformResourceLifecycle | None) -> None:
         self.cas: dict[str, tuple[PrivateKey, SelfSignedCert]] = {name: self._ca(name, protect) for name in CLUSTER_CAS}
         # The service-account token signing key (k3s generates an RSA key; it has no certificate).
         self.service_key = PrivateKey(self, "service-key", algorithm="RSA", rsa_bits=2048, lifecycle=protect)
@@ -561,7 +562,7 @@ class K3sCluster(Construct):
             if n.role == "server" and n is not node
         ]
 
-    def render_install_script(self, node: K3sNode, *, root: str = "", version: Optional[str] = None) -> str:
+    def render_install_script(self, node: K3sNode, *, root: str = "", version: str | None = None) -> str:
         """install.sh for the node (plain shell; `version` defaults to the recorded join version)."""
         p = self.props
         tag = p.installer_tag or p.version
@@ -587,7 +588,7 @@ class K3sCluster(Construct):
             scripts.ReconfigureScript(node=node.name, role=node.role, ready_timeout=self.props.ready_timeout, root=root)
         )
 
-    def _connection(self, host: str, host_key: Optional[str]) -> SSHProvisionerConnection:
+    def _connection(self, host: str, host_key: str | None) -> SSHProvisionerConnection:
         ssh = self.props.ssh
         # (cdktf renders a literal "" or 0 operand as `undefined`, hence "shorter than 1".)
         use_agent = Op.lt(Fn.length_of(Fn.trimspace(ssh.private_key)), 1)
@@ -631,7 +632,7 @@ class K3sCluster(Construct):
         install = scripts.terraform_escape(self.render_install_script(node)).replace(
             "@JOIN_VERSION@", f"${{terraform_data.{self.join_version.friendly_unique_id}.output}}"
         )
-        provisioners: list[Union[FileProvisioner, RemoteExecProvisioner]] = [
+        provisioners: list[FileProvisioner | RemoteExecProvisioner] = [
             self._staging(),
             FileProvisioner(type="file", content=self.config_content(node), destination=f"{STAGING_DIR}/config.yaml"),
             *self._token_uploads(node),

@@ -11,8 +11,8 @@ run the scripts in a sandbox with stub commands.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 STAGING_DIR = "/tmp/k3s-provision"
 CONFIG_DIR = "/etc/rancher/k3s"

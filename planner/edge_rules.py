@@ -6,11 +6,11 @@ declared in the values of an installed component (the chart renders it from thos
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
+from planner.files import Problem
 from planner.model import PlatformPlan
 from planner.schema import HelixConfig
-from planner.files import Problem
 
 # The component every hostname without an explicit origin is routed to (config/catalog/network.yaml).
 EXTERNAL_INGRESS = "ingress-external"
@@ -18,7 +18,7 @@ EXTERNAL_INGRESS = "ingress-external"
 CHART_DEFAULT_CLASS = "nginx"
 
 
-def external_ingress_class(plan: PlatformPlan) -> Optional[str]:
+def external_ingress_class(plan: PlatformPlan) -> str | None:
     """The Ingress class of the installed external controller, or None when it is not installed."""
     component = plan.components.get(EXTERNAL_INGRESS)
     if component is None:

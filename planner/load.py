@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from planner.catalog import VariablesFile, load_catalog, load_layers
-from planner.files import ConfigError, Problem, display_path, parse_model, read_yaml_mapping
 from planner.edge_rules import backend_problems
+from planner.files import ConfigError, Problem, display_path, parse_model, read_yaml_mapping
 from planner.manifests import load_raw_chart
 from planner.model import PlatformPlan
 from planner.resolve import Inputs, resolve_platform

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from planner.catalog import (
     ComponentSpec,
-    kubernetes_minor,
-    missing_section,
     LayersFile,
     ValueSource,
     VariablesFile,
     deep_merge,
+    kubernetes_minor,
+    missing_section,
     placeholder_values,
     render_placeholders,
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -208,7 +208,7 @@ class S3State(Strict):
     key_prefix: str = "helix"
     region: str = "us-east-1"
     # For S3-compatible stores (MinIO, R2, Ceph). Credentials come from the environment, never from here.
-    endpoint: Optional[str] = None
+    endpoint: str | None = None
     use_path_style: bool = False
 
 
@@ -217,7 +217,7 @@ class RemoteState(Strict):
 
     organization: str = Field(min_length=1)
     workspace_prefix: str = "helix"
-    hostname: Optional[Hostname] = None
+    hostname: Hostname | None = None
 
 
 class PgState(Strict):
@@ -229,9 +229,9 @@ class PgState(Strict):
 class StateConfig(Strict):
     backend: Literal["local", "s3", "remote", "pg"] = "local"
     local: LocalState = LocalState()
-    s3: Optional[S3State] = None
-    remote: Optional[RemoteState] = None
-    pg: Optional[PgState] = None
+    s3: S3State | None = None
+    remote: RemoteState | None = None
+    pg: PgState | None = None
 
 
 # --- the cluster ----------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ class Node(Strict):
     taints: list[Taint] = []
     # The machine's SSH host public key ("ssh-ed25519 AAAA..."). Recommended: without it, Terraform does not
     # verify the host it pushes the CA keys to.
-    host_key: Optional[HostKey] = None
+    host_key: HostKey | None = None
 
 
 class DepartedNode(Strict):
@@ -260,7 +260,7 @@ class DepartedNode(Strict):
     name: DnsLabel
     address: IPv4
     role: Literal["server", "agent"]
-    host_key: Optional[HostKey] = None
+    host_key: HostKey | None = None
     # The machine is dead or wiped: skip the steps that run on it (stop, clean up, uninstall).
     unreachable: bool = False
 
@@ -288,7 +288,7 @@ class EtcdSnapshots(Strict):
 
     schedule_cron: str = Field(default="0 */6 * * *", pattern=r"^\S+( \S+){4}$")
     retention: int = Field(default=20, ge=1, le=1000)
-    s3: Optional[EtcdS3] = None
+    s3: EtcdS3 | None = None
 
 
 class ExistingCluster(Strict):
@@ -310,7 +310,7 @@ class ClusterConfig(Strict):
     k3s_version: K3sRelease = "v1.35.5+k3s1"
     k3s_installer: K3sInstaller = K3sInstaller()
     # The API endpoint the other servers, the agents and Terraform use: a VIP, or the first server.
-    api_host: Optional[Host] = None
+    api_host: Host | None = None
     api_port: int = Field(default=6443, ge=1, le=65535)
     # HA embedded etcd needs an odd number of servers, at least 3.
     ha: bool = True
@@ -322,17 +322,17 @@ class ClusterConfig(Strict):
     # Node-LAN addresses that Cilium LB-IPAM gives to LoadBalancer Services (ingress-internal, the Istio ingress
     # gateway), announced by ARP from one node at a time: "first-last" or a CIDR, inside node_cidr and clear of
     # the nodes and the API host. Unset: no pool, and LoadBalancer Services stay <pending>.
-    load_balancer_range: Optional[AddressRange] = None
+    load_balancer_range: AddressRange | None = None
     # Extra SANs for the API server certificate; the API host is always included.
     tls_san: list[Host] = []
     etcd_snapshots: EtcdSnapshots = EtcdSnapshots()
     nodes: list[Node] = []
     # The server that initializes the cluster on the very first install (by name; the first server when unset).
     # It only ever matters then: every server, this one included, joins when the API endpoint already answers.
-    bootstrap_node: Optional[DnsLabel] = None
+    bootstrap_node: DnsLabel | None = None
     # Nodes removed from `nodes`: the next apply drains and uninstalls them (docs/nodes.md, "Removing a node").
     departed_nodes: list[DepartedNode] = []
-    existing: Optional[ExistingCluster] = None
+    existing: ExistingCluster | None = None
     cloud_node_pools: list[CloudNodePool] = []
 
 
@@ -381,8 +381,8 @@ class HostnameConfig(Strict):
     name: Hostname
     # Where cloudflared sends it. Unset: the external ingress controller, and an installed component must
     # declare an Ingress of its class for the name.
-    origin: Optional[str] = Field(default=None, pattern=ORIGIN)
-    access: Optional[AccessConfig] = None
+    origin: str | None = Field(default=None, pattern=ORIGIN)
+    access: AccessConfig | None = None
 
 
 class HstsConfig(Strict):
@@ -405,27 +405,27 @@ class ZoneSettingsConfig(Strict):
 class AdoptConfig(Strict):
     """Existing Cloudflare objects taken under management with import blocks (docs/edge.md, Adoption)."""
 
-    tunnel_id: Optional[Uuid] = None
+    tunnel_id: Uuid | None = None
     # hostname -> id of its existing DNS record
     records: dict[Hostname, CloudflareId] = {}
 
 
 class CloudflareConfig(Strict):
     enabled: bool = True
-    account_id: Optional[CloudflareId] = None
-    zone_id: Optional[CloudflareId] = None
+    account_id: CloudflareId | None = None
+    zone_id: CloudflareId | None = None
     tunnel_name: DnsLabel = "helix"
     # Bump to generate a new tunnel secret; the cluster gets the new connector token in the same deploy.
     tunnel_secret_rotation: int = Field(default=0, ge=0)
     # The Zero Trust team name (<team>.cloudflareaccess.com): required when a hostname has access.
-    access_team_name: Optional[DnsLabel] = None
+    access_team_name: DnsLabel | None = None
     # Who is emailed when the tunnel's health changes; unset: acme_email. [] turns the alert off.
-    alert_emails: Optional[list[Email]] = None
+    alert_emails: list[Email] | None = None
     zone_settings: ZoneSettingsConfig = ZoneSettingsConfig()
     adopt: AdoptConfig = AdoptConfig()
     # LAN-only names (the internal ingress class), inside the zone but never published: the internal controller
     # serves a wildcard certificate for them (DNS-01 through the zone-scoped token). Unset: lan.<domain>.
-    internal_domain: Optional[Hostname] = None
+    internal_domain: Hostname | None = None
     # Public hostnames served through the tunnel: "name" or {name, origin, access}.
     hostnames: list[Annotated[HostnameConfig, BeforeValidator(_hostname_entry)]] = []
 
@@ -439,7 +439,7 @@ class CloudflareConfig(Strict):
 
 class NamespaceConfig(Strict):
     # The layer that creates the namespace; derived from its components (the earliest layer) when omitted.
-    layer: Optional[str] = None
+    layer: str | None = None
     labels: dict[LabelKey, str] = {}
     # Refuse `terraform destroy` of the namespace (and so of the data in it).
     protect: bool = False
@@ -491,14 +491,14 @@ class ObjectStorageConfig(Strict):
     generated keys on retained volumes) or `external` (an S3-compatible service; keys as sensitive variables)."""
 
     mode: Literal["in-cluster", "external"] = "in-cluster"
-    external: Optional[ObjectStorageExternal] = None
+    external: ObjectStorageExternal | None = None
     buckets: ObjectStorageBuckets = ObjectStorageBuckets()
     retention: ObjectStorageRetention = ObjectStorageRetention()
 
 
 class ComponentOverride(Strict):
     enabled: bool = True
-    version: Optional[ExactVersion] = None
+    version: ExactVersion | None = None
     # Merged over the catalog's values (mappings deep-merged, everything else replaced).
     values: dict[str, Any] = Field(default_factory=dict)
 
@@ -511,7 +511,7 @@ class HelixConfig(Strict):
     cluster: ClusterConfig = ClusterConfig()
     cloudflare: CloudflareConfig = CloudflareConfig()
     namespaces: dict[DnsLabel, NamespaceConfig] = {}
-    gitops: Optional[GitOpsConfig] = None
+    gitops: GitOpsConfig | None = None
     object_storage: ObjectStorageConfig = ObjectStorageConfig()
     components: dict[str, ComponentOverride] = {}
 
@@ -524,7 +524,7 @@ class HelixConfig(Strict):
         return bootstrap.address if bootstrap else "127.0.0.1"
 
     @property
-    def bootstrap_server(self) -> Optional[Node]:
+    def bootstrap_server(self) -> Node | None:
         """The server named by cluster.bootstrap_node, or the first server when unset."""
         servers = self.servers
         wanted = self.cluster.bootstrap_node

@@ -66,7 +66,7 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     return app
 
 
-def synthesize(plan: PlatformPlan, outdir: Path) -> "SynthReport":
+def synthesize(plan: PlatformPlan, outdir: Path) -> SynthReport:
     """Synthesize into a sibling folder and swap it into place only when synthesis succeeded.
 
     Terraform's working files in the previous output's stack folders (`.terraform/`, `.terraform.lock.hcl`) move

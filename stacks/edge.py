@@ -10,7 +10,8 @@ destroys what its state still holds (docs/edge.md, "Turning Cloudflare off").
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from cdktf import TerraformLocal, TerraformOutput, TerraformVariable
 from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider
@@ -26,10 +27,10 @@ from constructs_lib.cloudflare_tunnel import (
     TunnelAdoption,
     TunnelRoute,
 )
-from stacks.base import HelixStack
 from planner.edge_rules import EXTERNAL_INGRESS
 from planner.model import Component, PlatformPlan
 from planner.schema import AccessConfig, ZoneSettingsConfig
+from stacks.base import HelixStack
 
 # The Terraform token of the edge stack, and the zone-scoped DNS token of external-dns and cert-manager. Each
 # variable's permissions, as the Cloudflare dashboard names them (docs/edge.md and README's table list these).
@@ -145,7 +146,7 @@ class EdgeStack(HelixStack):
         super().__init__(scope, name, backend=backend)
         config = plan.config
         cf = config.cloudflare
-        self.tunnel: Optional[CloudflareTunnel] = None
+        self.tunnel: CloudflareTunnel | None = None
         self._outputs: dict[str, str] = {}
         token = TerraformVariable(
             self,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from cdktf import TerraformOutput, TerraformVariable
+from cdktf_cdktf_provider_kubernetes.labels import Labels, LabelsMetadata
+from cdktf_cdktf_provider_kubernetes.node_taint import NodeTaint, NodeTaintMetadata, NodeTaintTaint
 from constructs import Construct
 
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
 from constructs_lib.k3s import DepartedK3sNode, EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
-from cdktf_cdktf_provider_kubernetes.labels import Labels, LabelsMetadata
-from cdktf_cdktf_provider_kubernetes.node_taint import NodeTaint, NodeTaintMetadata, NodeTaintTaint
-from stacks.base import HelixStack
 from planner.model import PlatformPlan
 from planner.schema import HelixConfig
+from stacks.base import HelixStack
 
 
 class NodesStack(HelixStack):

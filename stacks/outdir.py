@@ -15,7 +15,6 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 # Terraform's own files in a working directory. They are never synthesized, so a new output has none of them.
 TERRAFORM_FILES = (".terraform", ".terraform.lock.hcl", "terraform.tfstate", "terraform.tfstate.backup")
@@ -25,7 +24,7 @@ def migrate_command(stack_dir: str) -> str:
     return f"cd {stack_dir} && terraform init -migrate-state"
 
 
-def backend_of(document: dict) -> Optional[dict]:
+def backend_of(document: dict) -> dict | None:
     """{type: settings} of a synthesized stack's backend, or None (Terraform's implicit local backend)."""
     backend = (document.get("terraform") or {}).get("backend") or {}
     if not backend:
@@ -34,7 +33,7 @@ def backend_of(document: dict) -> Optional[dict]:
     return {kind: settings or {}}
 
 
-def describe_backend(backend: Optional[dict]) -> str:
+def describe_backend(backend: dict | None) -> str:
     """`s3 (bucket=helix-state, key=helix/nodes.tfstate)`: type and the settings that locate the state."""
     if not backend:
         return "local (terraform.tfstate in the stack folder)"
@@ -50,7 +49,7 @@ def describe_backend(backend: Optional[dict]) -> str:
     return f"{kind} ({', '.join(located)})" if located else kind
 
 
-def initialized_backend(stack_dir: Path) -> Optional[dict]:
+def initialized_backend(stack_dir: Path) -> dict | None:
     """The backend `terraform init` last recorded in stack_dir/.terraform, or None when it was never initialized."""
     path = stack_dir / ".terraform" / "terraform.tfstate"
     try:
@@ -63,7 +62,7 @@ def initialized_backend(stack_dir: Path) -> Optional[dict]:
     return {recorded["type"]: settings}
 
 
-def same_backend(recorded: Optional[dict], wanted: Optional[dict]) -> bool:
+def same_backend(recorded: dict | None, wanted: dict | None) -> bool:
     """Whether a backend Terraform recorded (every setting, unset ones dropped) is the one now synthesized."""
     recorded = recorded or {"local": {}}
     wanted = wanted or {"local": {}}
@@ -76,8 +75,8 @@ def same_backend(recorded: Optional[dict], wanted: Optional[dict]) -> bool:
 @dataclass(frozen=True)
 class BackendChange:
     stack: str
-    before: Optional[dict]
-    after: Optional[dict]
+    before: dict | None
+    after: dict | None
     stack_dir: str  # as the user would cd into it
     initialized: bool  # the stack's folder holds a `terraform init` of the previous backend
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from planner.catalog import PLACEHOLDER
-from planner.schema import EXACT_VERSION, HelixConfig, cross_field_problems
 from planner.files import parse_model
+from planner.schema import EXACT_VERSION, HelixConfig, cross_field_problems
 from tests.conftest import DESCRIPTION_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from planner.catalog import load_catalog, load_layers
-from planner.schema import HelixConfig
 from planner.files import parse_model
+from planner.schema import HelixConfig
 from tests.test_addons import _by_name, _releases, _stack_deps, _values
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -60,7 +60,7 @@ def policy_of(resources: dict, app: dict) -> dict:
 def construct_json():
     """Two tunnels in one small stack: one protected with Access, machine paths, rotation, adoption and an alert;
     one unprotected and plain. Plus zone settings."""
-    from cdktf import Testing, TerraformStack
+    from cdktf import TerraformStack, Testing
     from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider
 
     from constructs_lib.cloudflare_tunnel import (
@@ -349,7 +349,7 @@ def test_edge_access_application_and_policy_for_each_protected_hostname(synth, p
         assert host_rule["origin_request"]["access"] == {
             "required": True, "team_name": cf.access_team_name, "aud_tag": [ref(APP, key, "aud")]
         }
-        for path, rule in zip(access.machine_paths, rules[:-1]):
+        for path, rule in zip(access.machine_paths, rules[:-1], strict=True):
             machine_key, machine = apps[host + path.path.rstrip("/")]
             assert rule["path"] == "^" + re.escape(path.path.rstrip("/")) + "(/|$)"
             assert policy_of(res, machine)["decision"] == ("non_identity" if path.service_tokens else "bypass")
@@ -524,9 +524,9 @@ def _edge_json(plan, tmp_path, edit) -> dict:
     """The edge stack alone, synthesized for the default config changed by `edit(data)`."""
     from cdktf import App
 
+    from planner.load import load_plan
     from stacks.base import backend_from_config
     from stacks.edge import EdgeStack
-    from planner.load import load_plan
 
     data = yaml.safe_load((ROOT / "config" / "helix.yaml").read_text())
     edit(data)
@@ -621,8 +621,8 @@ def test_cloudflare_off_keeps_an_edge_stack_that_destroys(tmp_path):
     resources, so deploying it destroys what it created; the network layer no longer depends on it."""
     from cdktf import Testing
 
-    from stacks.app import build_app
     from planner.load import load_plan
+    from stacks.app import build_app
 
     app = build_app(load_plan(FIXTURES / "valid" / "cloudflare-disabled.yaml"), str(tmp_path))
     stacks = {c.node.id: c for c in app.node.children}
@@ -639,8 +639,8 @@ def test_cloudflare_off_keeps_an_edge_stack_that_destroys(tmp_path):
 
 def test_without_external_ingress_the_explicit_origins_are_used(tmp_path):
     """A cluster file with the tunnel but no ingress-external (nor cloudflared): every hostname names its origin."""
-    from stacks.app import build_app
     from planner.load import load_plan
+    from stacks.app import build_app
 
     plan = load_plan(FIXTURES / "valid" / "provision-with-overrides.yaml")
     assert "ingress-external" not in plan.components and plan.config.cloudflare.enabled
@@ -936,8 +936,8 @@ def test_each_cloudflare_rule_has_one_clear_error(name):
 def test_a_hostname_without_backend_is_rejected_and_an_ingress_is_one(tmp_path):
     """Done when: a rejected hostname without a backend. The default config's hostnames are served by the
     Ingresses of Grafana, OnCall and Flagsmith; drop one Ingress and its hostname is refused."""
-    from planner.files import ConfigError
     from planner.edge_rules import ingress_hosts
+    from planner.files import ConfigError
     from planner.load import load_plan
 
     plan = load_plan(ROOT / "config" / "helix.yaml")

@@ -665,7 +665,7 @@ def test_single_server_without_embedded_etcd(variants):
 
 
 def test_construct_rejects_inconsistent_nodes():
-    from constructs_lib.k3s import K3sNode, K3sClusterProps, _validate, SshAccess
+    from constructs_lib.k3s import K3sClusterProps, K3sNode, SshAccess, _validate
 
     ssh = SshAccess(user="u", port=22, private_key="")
     server = K3sNode(name="a", address="10.0.0.1", role="server")
@@ -688,8 +688,8 @@ def test_construct_rejects_inconsistent_nodes():
 
 @pytest.fixture(scope="module")
 def existing(tmp_path_factory) -> Synth:
-    from stacks.app import synthesize
     from planner.load import load_plan
+    from stacks.app import synthesize
 
     outdir = tmp_path_factory.mktemp("existing") / "cdktf.out"
     synthesize(load_plan(FIXTURES / "valid" / "existing-cluster.yaml"), outdir)

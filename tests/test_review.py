@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from tests.conftest import DESCRIPTION_CONFIG
-from tools.review import diff_dirs, diff_outputs, main as review_main, render_markdown
+from tools.review import diff_dirs, diff_outputs, render_markdown
+from tools.review import main as review_main
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_HOST_LABEL = "review-sample"
@@ -30,8 +31,8 @@ def bump_patch(version: str) -> str:
 @pytest.fixture(scope="module")
 def sample_change(description_plan, tmp_path_factory):
     """(component id, old version, new version, new hostname, head output folder)."""
-    from stacks.app import synthesize
     from planner.load import load_plan
+    from stacks.app import synthesize
 
     plan = description_plan
     data = yaml.safe_load(DESCRIPTION_CONFIG.read_text())

@@ -29,12 +29,13 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stacks.outdir import backend_of, describe_backend, migrate_command  # noqa: E402 - plain Python, no jsii
+
 # GitHub refuses comments longer than 65536 characters.
 MAX_MARKDOWN = 60_000
 MAX_DIFF_LINES = 80
@@ -84,10 +85,10 @@ class ChartChange:
     address: str
     release: str
     namespace: str
-    before: Optional[str]  # "chart version", None when added
-    after: Optional[str]  # None when removed
-    repository_before: Optional[str] = None
-    repository_after: Optional[str] = None
+    before: str | None  # "chart version", None when added
+    after: str | None  # None when removed
+    repository_before: str | None = None
+    repository_after: str | None = None
 
     @property
     def direction(self) -> str:
@@ -98,7 +99,7 @@ class ChartChange:
         return "upgraded" if new > old else "downgraded"
 
 
-def _version_key(chart_version: Optional[str]) -> Optional[tuple]:
+def _version_key(chart_version: str | None) -> tuple | None:
     """Comparable form of the version in "chart 1.2.3": release numbers, then a pre-release sorting first."""
     if not chart_version or " " not in chart_version:
         return None
@@ -115,8 +116,8 @@ def _version_key(chart_version: Optional[str]) -> Optional[tuple]:
 class DnsChange:
     action: str  # added | removed | changed
     address: str
-    before: Optional[str]
-    after: Optional[str]
+    before: str | None
+    after: str | None
 
 
 @dataclass
@@ -134,8 +135,8 @@ class StackReview:
     variables_removed: list[str] = field(default_factory=list)
     dependencies_before: list[str] = field(default_factory=list)
     dependencies_after: list[str] = field(default_factory=list)
-    backend_before: Optional[dict] = None
-    backend_after: Optional[dict] = None
+    backend_before: dict | None = None
+    backend_after: dict | None = None
 
     @property
     def backend_changed(self) -> bool:
@@ -184,7 +185,7 @@ def _dependencies(document: dict) -> list[str]:
     return sorted(document.get("//", {}).get("dependencies", []) or [])
 
 
-def diff_stack(name: str, before: Optional[dict], after: Optional[dict]) -> StackReview:
+def diff_stack(name: str, before: dict | None, after: dict | None) -> StackReview:
     review = StackReview(name=name)
     if before is None:
         review.status = "added"
@@ -430,7 +431,7 @@ def synthesize_revision(rev: str, workdir: Path, label: str) -> Path:
     return outdir
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.review", description=__doc__.split("\n\n")[0])
     parser.add_argument("base", nargs="?", help="base revision (a branch, tag or commit)")
     parser.add_argument("head", nargs="?", help=f"head revision, or {WORKTREE} for this checkout with its uncommitted changes")
