@@ -110,8 +110,8 @@ def parse_manifests(release: Release, text: str) -> list[Obj]:
             objects += [Obj(release, source, item) for item in doc["items"] if isinstance(item, dict)]
             continue
         obj = Obj(release, source, doc)
-        if "test" in obj.hook.split(","):
-            continue        # `helm test` pods are not installed by a deploy
+        if {"test", "test-success"} & {h.strip() for h in obj.hook.split(",")}:
+            continue        # `helm test` pods are not installed by a deploy (Helm 3 still reads Helm 2's test-success)
         objects.append(obj)
     return objects
 
