@@ -264,6 +264,21 @@ def test_an_object_rendered_twice_conflicts(tmp_path):
         "Secret apps/clean-token is also created by a Terraform resource"]
 
 
+def test_a_crd_two_charts_ship_in_crds_is_shared_unless_they_differ(tmp_path):
+    # Two ingress controllers from one chart: Helm creates the crds/ CRD once and skips it the second time.
+    # 1.1.0's file opens with `---`: the document after it still comes from crds/.
+    base = {"releases": {"a": release("crds-a", "crds", "kube-system", version="1.1.0"),
+                         "b": release("crds-b", "crds", "other", version="1.1.0")}}
+    outcome = run(tmp_path, {"releases": {}}, base=base)
+    assert found(outcome, "conflict") == []
+    assert [(o.source, o.from_crds_dir) for o in outcome.results["base/crds-b"].objects] == [
+        ("crds/crds/widgets.yaml", True)]
+    base["releases"]["a"] = release("crds-a", "crds", "kube-system")
+    assert found(run(tmp_path / "2", {"releases": {}}, base=base), "conflict") == [
+        ("conflict", "crds-b", "CustomResourceDefinition/widgets.example.com", "CustomResourceDefinition "
+         "widgets.example.com differs from the one in base/crds-a's crds/ (Helm keeps the one installed first)")]
+
+
 # --- image -----------------------------------------------------------------------------------------------------
 
 def test_images_must_be_pinned(tmp_path):

@@ -94,8 +94,9 @@ def helm_args(release: Release, chart_path: Path, kube_version: str | None, api_
 
 def parse_manifests(release: Release, text: str) -> list[Obj]:
     objects: list[Obj] = []
+    source = ""
     for chunk in text.split("\n---"):
-        source = ""
+        # Helm names the file once, before its first document: later documents of that file carry no line.
         for line in chunk.splitlines():
             if line.startswith("# Source: "):
                 source = line[len("# Source: "):].strip()

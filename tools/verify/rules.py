@@ -597,7 +597,9 @@ class OrderRule(Rule):
 # -- conflict -------------------------------------------------------------------------------------------------
 class ConflictRule(Rule):
     """No object may be rendered by two releases, nor by a release and a Terraform resource (Helm refuses to
-    adopt an object another owner created, or one release takes it over from the other)."""
+    adopt an object another owner created, or one release takes it over from the other). A CRD two releases both
+    ship in their charts' crds/ folders is no conflict (Helm creates it when missing and skips it when present,
+    owned by no release), unless the two differ: then the cluster keeps whichever was installed first."""
 
     name = "conflict"
 
@@ -609,6 +611,11 @@ class ConflictRule(Rule):
             if first is None:
                 owners[key] = obj
             elif first.release.id != obj.release.id:
+                if first.from_crds_dir and obj.from_crds_dir and obj.kind == "CustomResourceDefinition":
+                    if first.doc != obj.doc:
+                        yield finding(self.name, obj.release, obj.label(), f"{obj.kind} {obj.name} differs from the "
+                                      f"one in {first.release.id}'s crds/ (Helm keeps the one installed first)")
+                    continue
                 where = f"{key[2]}/" if key[2] else ""
                 yield finding(self.name, obj.release, obj.label(), f"{obj.kind} {where}{obj.name} is also rendered "
                               f"by {first.release.id}")
