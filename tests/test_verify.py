@@ -138,6 +138,16 @@ def test_unknown_values_are_reported_and_free_form_maps_are_not(tmp_path):
     assert any("subchart cache is disabled (cache.enabled=false)" in f[3] for f in found(outcome, "unknown-value"))
 
 
+def test_a_config_template_in_the_values_counts_as_read(tmp_path):
+    # values.yaml's `config` is rendered with tpl and hands app.storage on whole (tempo's chart does this); the
+    # string `notes`, never passed to tpl, reads nothing.
+    values = {"app": {"prot": 1, "never": 2, "storage": {"backend": "s3", "s3": {"bucket": "traces"}}}}
+    outcome = run(tmp_path, {"releases": {"t": release("tpl", "tpl-config", values=values)}})
+    assert sorted(f[3].split(":")[0] for f in found(outcome, "unknown-value")) == ["app.never", "app.prot"]
+    [cm] = outcome.results["apps/tpl"].objects
+    assert yaml.safe_load(cm.doc["data"]["app.yaml"])["storage"]["s3"] == {"bucket": "traces"}
+
+
 def test_enabling_the_subchart_makes_its_values_count(tmp_path):
     values = {"cache": {"enabled": True, "persistence": {"size": "1Gi"}}}
     outcome = run(tmp_path, {"releases": {"u": release("op", "unknown-value", values=values)}})
@@ -192,6 +202,17 @@ def test_references_to_services_secrets_configmaps_and_storage_classes(tmp_path)
     assert [f for f in found(outcome, "reference") if f[1] == "clean"] == []
 
 
+def test_the_secrets_cloudnative_pg_writes_for_a_cluster_resolve(tmp_path):
+    def missing(outcome):
+        return sorted(f[3].rsplit(": Secret ", 1)[1].split()[0] for f in found(outcome, "reference"))
+    # <cluster>-app is written by the operator; -superuser only with enableSuperuserAccess.
+    assert missing(run(tmp_path / "1", {"releases": {"p": release("pg", "pg-client")}})) == ["apps/pg-db-superuser"]
+    assert missing(run(tmp_path / "2", {"releases": {"p": release("pg", "pg-client", values={"superuser": True})}})) == []
+    # With a Secret of the user's for the owner, the operator reads that one and writes no <cluster>-app.
+    outcome = run(tmp_path / "3", {"releases": {"p": release("pg", "pg-client", values={"ownerSecret": "pg-owner"})}})
+    assert missing(outcome) == ["apps/pg-db-app", "apps/pg-db-superuser"]
+
+
 def test_a_claim_without_class_needs_a_default_storage_class(tmp_path):
     base = {"releases": {"crds": release("crds", "crds", "kube-system")}}
     outcome = run(tmp_path, {"releases": {"c": release("clean", "clean", set=[
@@ -219,6 +240,16 @@ def test_a_custom_resource_must_come_after_its_crd(tmp_path):
     stacks = {"apps": {"releases": {"w": release("widget", "widget")}}}
     assert found(verify(make_out(tmp_path / "3", stacks), CHARTS, NO_ALLOW, helm=HELM), "order") == [
         ("order", "widget", "Widget/widget", "no release renders the CRD for example.com/v1 Widget")]
+    # No CRD rendered, but a release installed before it did not render: it might provide it, so a note only.
+    # One that did not render and is not installed before it cannot: the finding stays.
+    stacks = {"base": {"releases": {"op": release("operator", "no-such-chart", "kube-system")}},
+              "apps": {"deps": ["nodes", "base"], "releases": {"w": release("widget", "widget")}}}
+    outcome = verify(make_out(tmp_path / "4", stacks), CHARTS, NO_ALLOW, helm=HELM)
+    assert found(outcome, "order") == []
+    assert any(n.startswith("order: no release renders the CRD for example.com/v1 Widget") for n in outcome.notes)
+    stacks["apps"]["deps"] = ["nodes"]
+    assert found(verify(make_out(tmp_path / "5", stacks), CHARTS, NO_ALLOW, helm=HELM), "order") == [
+        ("order", "widget", "Widget/widget", "no release renders the CRD for example.com/v1 Widget")]
 
 
 # --- conflict --------------------------------------------------------------------------------------------------
@@ -233,6 +264,21 @@ def test_an_object_rendered_twice_conflicts(tmp_path):
         "Secret apps/clean-token is also created by a Terraform resource"]
 
 
+def test_a_crd_two_charts_ship_in_crds_is_shared_unless_they_differ(tmp_path):
+    # Two ingress controllers from one chart: Helm creates the crds/ CRD once and skips it the second time.
+    # 1.1.0's file opens with `---`: the document after it still comes from crds/.
+    base = {"releases": {"a": release("crds-a", "crds", "kube-system", version="1.1.0"),
+                         "b": release("crds-b", "crds", "other", version="1.1.0")}}
+    outcome = run(tmp_path, {"releases": {}}, base=base)
+    assert found(outcome, "conflict") == []
+    assert [(o.source, o.from_crds_dir) for o in outcome.results["base/crds-b"].objects] == [
+        ("crds/crds/widgets.yaml", True)]
+    base["releases"]["a"] = release("crds-a", "crds", "kube-system")
+    assert found(run(tmp_path / "2", {"releases": {}}, base=base), "conflict") == [
+        ("conflict", "crds-b", "CustomResourceDefinition/widgets.example.com", "CustomResourceDefinition "
+         "widgets.example.com differs from the one in base/crds-a's crds/ (Helm keeps the one installed first)")]
+
+
 # --- image -----------------------------------------------------------------------------------------------------
 
 def test_images_must_be_pinned(tmp_path):
@@ -240,6 +286,11 @@ def test_images_must_be_pinned(tmp_path):
     assert sorted(f[3] for f in found(outcome, "image")) == [
         "spec.jobTemplate.spec.template.spec.containers[a]: image busybox has no tag or digest",
         "spec.jobTemplate.spec.template.spec.containers[b]: image registry.example:5000/team/app:latest uses a moving tag"]
+    # Helm 3 runs Helm 2's `test-success` hook as a test: not installed, so not checked; an install hook is.
+    outcome = run(tmp_path / "hooks", {"releases": {"h": release("hooks", "test-hooks")}})
+    assert [o.label() for o in outcome.results["apps/hooks"].objects] == ["Job/hooks-setup"]
+    assert [f[2:] for f in found(outcome, "image")] == [
+        ("Job/hooks-setup", "spec.template.spec.containers[setup]: image example/setup has no tag or digest")]
     assert image_problem("registry.example:5000/app") == "image registry.example:5000/app has no tag or digest"
     assert image_problem("app:1.0@sha256:" + "a" * 64) is None
 

@@ -94,8 +94,9 @@ def helm_args(release: Release, chart_path: Path, kube_version: str | None, api_
 
 def parse_manifests(release: Release, text: str) -> list[Obj]:
     objects: list[Obj] = []
+    source = ""
     for chunk in text.split("\n---"):
-        source = ""
+        # Helm names the file once, before its first document: later documents of that file carry no line.
         for line in chunk.splitlines():
             if line.startswith("# Source: "):
                 source = line[len("# Source: "):].strip()
@@ -110,8 +111,8 @@ def parse_manifests(release: Release, text: str) -> list[Obj]:
             objects += [Obj(release, source, item) for item in doc["items"] if isinstance(item, dict)]
             continue
         obj = Obj(release, source, doc)
-        if "test" in obj.hook.split(","):
-            continue        # `helm test` pods are not installed by a deploy
+        if {"test", "test-success"} & {h.strip() for h in obj.hook.split(",")}:
+            continue        # `helm test` pods are not installed by a deploy (Helm 3 still reads Helm 2's test-success)
         objects.append(obj)
     return objects
 

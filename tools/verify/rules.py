@@ -75,6 +75,16 @@ class Context:
                 secret = (obj.doc.get("spec") or {}).get("secretName")
                 if secret:
                     self.provided.add(("Secret", ns or "", str(secret)))
+            elif obj.kind == "Cluster" and obj.group == "postgresql.cnpg.io":
+                # CloudNativePG writes <cluster>-app (the owner's credentials) unless bootstrap names a Secret of
+                # the user's, and <cluster>-superuser with enableSuperuserAccess unless superuserSecret names one.
+                spec = obj.doc.get("spec") or {}
+                boot = spec.get("bootstrap") or {}
+                if not any(((boot.get(m) or {}).get("secret") or {}).get("name")
+                           for m in ("recovery", "pg_basebackup", "initdb")):
+                    self.provided.add(("Secret", ns or "", f"{obj.name}-app"))
+                if spec.get("enableSuperuserAccess") is True and not (spec.get("superuserSecret") or {}).get("name"):
+                    self.provided.add(("Secret", ns or "", f"{obj.name}-superuser"))
             elif obj.kind == "StorageClass":
                 ann = (obj.doc.get("metadata") or {}).get("annotations") or {}
                 self.storage_classes[obj.name] = str(ann.get("storageclass.kubernetes.io/is-default-class")) == "true"
@@ -147,6 +157,7 @@ INDEX_REF = re.compile(r"index\s+\(?\s*\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)*
 DATA_BEFORE = re.compile(r"\b(?:toYaml|toJson|toPrettyJson|toRawJson|tpl|merge|mergeOverwrite|deepCopy|coalesce|range|"
                          r"keys|pick|omit)\b[^}]*$")
 CODE_BEFORE = re.compile(r"(?:\b(?:with|include|dict|list|set|hasKey)\b|:=|\s=\s)[^}]*$")
+TPL_REF = re.compile(r"\btpl\s+\(?\s*\$?\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 DATA_AFTER = re.compile(r"^\s*\)?\s*\|\s*(?:toYaml|toJson|toPrettyJson|toRawJson|deepCopy|keys)\b")
 
 
@@ -158,6 +169,12 @@ class _Oracle:
     def __init__(self, chart: ChartInfo):
         self.chart = chart
         text = "\n".join(chart.templates.values())
+        # A default string the templates pass to `tpl` is template code too (tempo's `config` renders
+        # `toYaml .Values.tempo.storage`): what it reads counts as read.
+        for dotted in sorted({m.group(1).strip(".") for m in TPL_REF.finditer(text)}):
+            code_in_values = _lookup(chart.defaults, dotted)
+            if isinstance(code_in_values, str) and "{{" in code_in_values:
+                text += "\n" + code_in_values
         refs: set[tuple[str, ...]] = set()
         data: set[tuple[str, ...]] = set()
         code: set[tuple[str, ...]] = set()
@@ -374,7 +391,8 @@ class ReferenceRule(Rule):
         `name.ns:port` where ns is a namespace of the platform) in any field of any object, ConfigMap and Secret
         data included, names a Service a release renders, with that port;
       - every Secret or ConfigMap a pod mounts or reads (volumes, env, envFrom, imagePullSecrets; not optional
-        ones) is rendered by a release, made by Terraform, or issued by a cert-manager Certificate;
+        ones) is rendered by a release, made by Terraform, issued by a cert-manager Certificate, or written by
+        CloudNativePG for a Cluster (`<cluster>-app`, `<cluster>-superuser`, as the operator names them);
       - every storageClassName names a StorageClass a release renders; a claim without one needs a default class;
       - every Service selector matches the labels of a pod template rendered in its namespace.
     Something missing that a release which did not render might create is not reported; the summary counts it.
@@ -542,11 +560,15 @@ def _keyed(node: object, key: str, path: str = "") -> Iterator[tuple[str, object
 # -- order ----------------------------------------------------------------------------------------------------
 class OrderRule(Rule):
     """A custom resource must come after its CRD: the CRD is rendered by the same release (Helm installs crds/
-    and CustomResourceDefinitions first) or by a release installed before it (an earlier stack, or a depends_on)."""
+    and CustomResourceDefinitions first) or by a release installed before it (an earlier stack, or a depends_on).
+    A CRD no release renders is not reported while the release itself or one installed before it did not render
+    (it might provide the CRD); a note counts it."""
 
     name = "order"
 
     def check(self, ctx: Context) -> Iterable[Finding]:
+        unrendered = {r.id for r in ctx.unrendered}
+        unproven: set[str] = set()
         for obj in ctx.all_objects():
             if ctx.is_builtin(obj) or obj.group == "" or "." not in obj.group:
                 continue
@@ -555,6 +577,9 @@ class OrderRule(Rule):
                 if obj.group.endswith(".k8s.io") and obj.group not in {"gateway.networking.k8s.io",
                                                                       "snapshot.storage.k8s.io"}:
                     continue      # a built-in API the version does not serve: the schema rule reports it
+                if unrendered & (ctx.predecessors[obj.release.id] | {obj.release.id}):
+                    unproven.add(f"{obj.api_version} {obj.kind}")
+                    continue
                 yield finding(self.name, obj.release, obj.label(), f"no release renders the CRD for "
                               f"{obj.api_version} {obj.kind}")
                 continue
@@ -564,12 +589,17 @@ class OrderRule(Rule):
             names = ", ".join(sorted(owners))
             yield finding(self.name, obj.release, obj.label(), f"the CRD for {obj.kind} comes from {names}, which "
                           f"is not installed before {obj.release.id}")
+        if unproven:
+            ctx.notes.append(f"order: no release renders the CRD for {', '.join(sorted(unproven))}, not reported, "
+                             f"since a release installed before it did not render and might")
 
 
 # -- conflict -------------------------------------------------------------------------------------------------
 class ConflictRule(Rule):
     """No object may be rendered by two releases, nor by a release and a Terraform resource (Helm refuses to
-    adopt an object another owner created, or one release takes it over from the other)."""
+    adopt an object another owner created, or one release takes it over from the other). A CRD two releases both
+    ship in their charts' crds/ folders is no conflict (Helm creates it when missing and skips it when present,
+    owned by no release), unless the two differ: then the cluster keeps whichever was installed first."""
 
     name = "conflict"
 
@@ -581,6 +611,11 @@ class ConflictRule(Rule):
             if first is None:
                 owners[key] = obj
             elif first.release.id != obj.release.id:
+                if first.from_crds_dir and obj.from_crds_dir and obj.kind == "CustomResourceDefinition":
+                    if first.doc != obj.doc:
+                        yield finding(self.name, obj.release, obj.label(), f"{obj.kind} {obj.name} differs from the "
+                                      f"one in {first.release.id}'s crds/ (Helm keeps the one installed first)")
+                    continue
                 where = f"{key[2]}/" if key[2] else ""
                 yield finding(self.name, obj.release, obj.label(), f"{obj.kind} {where}{obj.name} is also rendered "
                               f"by {first.release.id}")
