@@ -187,7 +187,7 @@ class ChartInfo:
     schema: dict | None
     templates: dict[str, str]
     crd_files: dict[str, str]
-    subcharts: list[tuple[str, str | None, "ChartInfo"]]   # (key in the parent's values, condition, chart)
+    subcharts: list[tuple[str, str | None, ChartInfo]]   # (key in the parent's values, condition, chart)
 
     def all_templates(self) -> str:
         text = "\n".join(self.templates.values())

@@ -22,7 +22,7 @@ CLUSTER_SCOPED = {
 
 
 def schema_root() -> Path:
-    import kubernetes_validate   # noqa: PLC0415 (a dev-package; imported when schemas are first needed)
+    import kubernetes_validate  # noqa: PLC0415 (a dev-package; imported when schemas are first needed)
     return Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import tarfile
+import tempfile
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -35,7 +35,7 @@ def rendered_diffs(base: dict[str, Rendered], head: dict[str, Rendered]) -> dict
 
 
 def verify_section(base_dir: Path, head_dir: Path, charts: Path | None = None, allow: Path | None = None) -> str:
-    from tools.verify.__main__ import DEFAULT_ALLOW, verify   # noqa: PLC0415 (keeps `task review` light without it)
+    from tools.verify.__main__ import DEFAULT_ALLOW, verify  # noqa: PLC0415 (keeps `task review` light without it)
 
     if charts is None and os.environ.get("HELIX_CHARTS"):
         charts = Path(os.environ["HELIX_CHARTS"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from tools.verify import kube
 from tools.verify.charts import ChartInfo, ChartStore
@@ -209,7 +209,7 @@ class _Oracle:
         node = self.chart.schema
         if not isinstance(node, dict):
             return None
-        for i, key in enumerate(path):
+        for key in path:
             props = node.get("properties") if isinstance(node, dict) else None
             if isinstance(props, dict) and key in props:
                 node = props[key]
