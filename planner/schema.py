@@ -9,7 +9,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 # An exact version: 1.2.3, v1.2.3, 1.2.3-rc.1, v1.29.1+k3s2. Never "latest", a range or a wildcard.
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z][0-9A-Za-z.+-]*)?$")
@@ -201,6 +201,18 @@ class Strict(BaseModel):
 class LocalState(Strict):
     # Relative to the project root. Kept outside cdktf.out so that a new synth never touches state.
     dir: RelativePath = "state"
+
+    @field_validator("dir")
+    @classmethod
+    def _outside_output(cls, value: str) -> str:
+        # A synth replaces its output folder (cdktf.out, or its hidden .cdktf.out.* siblings) as a whole.
+        parts = [p for p in value.replace("\\", "/").split("/") if p not in ("", ".")]
+        if not parts or parts[0] == "cdktf.out" or parts[0].startswith(".cdktf.out."):
+            raise ValueError(
+                f"{value!r} is inside the synth output folder cdktf.out (or is the project folder), which every "
+                "synth replaces: keep the state outside it, e.g. 'state'"
+            )
+        return value
 
 
 class S3State(Strict):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from planner.files import ConfigError
 from planner.load import load_plan
 from planner.model import PlatformPlan
+from stacks.outguard import OutputRefused
 
 if TYPE_CHECKING:
     from stacks.outdir import SynthReport
@@ -66,39 +67,36 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     return app
 
 
-def synthesize(plan: PlatformPlan, outdir: Path) -> SynthReport:
+def synthesize(plan: PlatformPlan, outdir: Path | str, notes: list[str] | None = None) -> SynthReport:
     """Synthesize into a sibling folder and swap it into place only when synthesis succeeded.
 
-    Terraform's working files in the previous output's stack folders (`.terraform/`, `.terraform.lock.hcl`) move
-    into the new output, as stock cdktf keeps them; the returned report names stacks that disappeared (their
-    folders are kept) and every backend change, with its migration command (stacks/outdir.py)."""
-    from stacks.outdir import carry_over, remove_tree
+    The output path must be an output folder (stacks/outguard.py: absent, empty or an earlier synth's; else
+    OutputRefused before anything is touched), written by one synth at a time; leftovers of a swap that was
+    killed are put back first (one note each in `notes`). Every entry of the previous output that the synth does
+    not generate (`.terraform/`, lock files, tfvars, saved plans, workspace state) moves into the new output; the
+    returned report names stacks that disappeared (their folders are kept) and every backend change, with its
+    migration command (stacks/outdir.py)."""
+    from stacks.outdir import remove_tree
+    from stacks.outguard import OutputLock, check_target, recover, staging_path, swap_into_place
 
-    shown = str(outdir)
-    outdir = outdir.absolute()
+    shown = str(outdir)  # Path('') would read as '.': main passes CDKTF_OUTDIR as text
+    state = plan.config.state
+    root = Path(__file__).resolve().parent.parent
+    outdir = check_target(shown, root, state.local.dir if state.backend == "local" else None)
     outdir.parent.mkdir(parents=True, exist_ok=True)
-    staging = outdir.parent / f".{outdir.name}.new-{os.getpid()}"
-    previous = outdir.parent / f".{outdir.name}.old-{os.getpid()}"
-    remove_tree(staging)
-    try:
-        app = build_app(plan, str(staging))
-        app.synth()
-    except BaseException:
-        remove_tree(staging)
-        raise
-    if outdir.exists():
-        outdir.rename(previous)
-    try:
-        report = carry_over(previous, staging, shown)
-    except BaseException:
-        # Put back whatever was moved, then the previous output as it was.
-        carry_over(staging, previous, shown)
-        previous.rename(outdir)
-        remove_tree(staging)
-        raise
-    staging.rename(outdir)
-    remove_tree(previous)
-    return report
+    with OutputLock(outdir):
+        found = recover(outdir, shown)
+        if notes is not None:
+            notes.extend(found)
+        check_target(shown, root, state.local.dir if state.backend == "local" else None)
+        staging = staging_path(outdir)
+        try:
+            app = build_app(plan, str(staging))
+            app.synth()
+        except BaseException:
+            remove_tree(staging)
+            raise
+        return swap_into_place(staging, outdir, shown)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
-    report = synthesize(plan, Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
-    for line in report.lines():
+    notes: list[str] = []
+    try:
+        report = synthesize(plan, os.environ.get("CDKTF_OUTDIR", "cdktf.out"), notes)
+    except OutputRefused as exc:
+        for line in notes:
+            print(line, file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in notes + report.lines():
         print(line, file=sys.stderr)
     return 0

@@ -1,8 +1,9 @@
 """What a synth carries over from the previous output folder, and what it tells the user about it.
 
 Terraform keeps its working files in each stack's folder: `.terraform/` (the initialized backend, providers and
-modules) and `.terraform.lock.hcl` (provider checksums). Stock cdktf keeps existing stack folders; this app swaps
-a freshly synthesized folder into place, so it moves those files into the new folder first. Without them
+modules), `.terraform.lock.hcl` (provider checksums), and the user's tfvars, saved plans and workspace state.
+Stock cdktf keeps existing stack folders; this app swaps a freshly synthesized folder into place, so it moves
+every entry it does not generate into the new folder first. Without them
 `terraform init` has no record of the previous backend: after a backend change it would start on empty state
 instead of offering to migrate it.
 
@@ -18,6 +19,23 @@ from pathlib import Path
 
 # Terraform's own files in a working directory. They are never synthesized, so a new output has none of them.
 TERRAFORM_FILES = (".terraform", ".terraform.lock.hcl", "terraform.tfstate", "terraform.tfstate.backup")
+# What a synth writes into a stack's folder and at the top of the output folder. Everything else there is the
+# user's or Terraform's (.terraform/, lock files, terraform.tfvars, saved plans, terraform.tfstate.d/ of
+# workspaces, ...) and is carried over into the new output.
+GENERATED_IN_STACK = frozenset({"cdk.tf.json", "assets"})
+GENERATED_AT_TOP = frozenset({"manifest.json", "stacks", ".helix-output"})
+
+
+def kept_entries(old_dir: Path, new_dir: Path | None) -> list[str]:
+    """Names in an old stack folder that the synth does not generate (and the new folder does not hold)."""
+    try:
+        names = sorted(p.name for p in old_dir.iterdir())
+    except OSError:
+        return []
+    generated = set(GENERATED_IN_STACK)
+    if new_dir is not None and new_dir.is_dir():
+        generated |= {p.name for p in new_dir.iterdir()}
+    return [n for n in names if n not in generated]
 
 
 def migrate_command(stack_dir: str) -> str:
@@ -150,9 +168,12 @@ def carry_over(previous: Path, staging: Path, shown: str) -> SynthReport:
         for d in stacks_root.iterdir():
             if d.is_dir():
                 old_dirs.setdefault(d.name, d)
+    for entry in sorted(previous.iterdir()):  # the user's files next to the stacks
+        if entry.name not in GENERATED_AT_TOP and not (staging / entry.name).exists():
+            entry.rename(staging / entry.name)
     for name, old_dir in sorted(old_dirs.items()):
         if name not in new:
-            if any((old_dir / f).exists() for f in TERRAFORM_FILES):
+            if kept_entries(old_dir, None):
                 target = staging / "stacks" / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if not target.exists():
@@ -164,10 +185,14 @@ def carry_over(previous: Path, staging: Path, shown: str) -> SynthReport:
             continue
         new_dir, document = new[name]
         moved = False
-        for f in TERRAFORM_FILES:
-            if (old_dir / f).exists() and not (new_dir / f).exists():
-                (old_dir / f).rename(new_dir / f)
-                moved = True
+        if old_dir.is_dir() and not new_dir.exists():  # moved back whole (stacks.outguard.recover)
+            new_dir.parent.mkdir(parents=True, exist_ok=True)
+            old_dir.rename(new_dir)
+            moved = True
+        for f in kept_entries(old_dir, new_dir):
+            new_dir.mkdir(parents=True, exist_ok=True)
+            (old_dir / f).rename(new_dir / f)
+            moved = True
         if moved:
             report.kept.append(name)
         after = backend_of(document)

@@ -303,6 +303,12 @@ def test_successful_swap_replaces_whole_output(tmp_path, monkeypatch, plan):
             (self.staging / "manifest.json").write_text('{"new": true}')
 
     monkeypatch.setattr(app_module, "build_app", lambda plan, outdir: TinyApp(outdir))
-    app_module.synthesize(plan, outdir)
-    assert tree(outdir) == {"manifest.json": b'{"new": true}'}
+    report = app_module.synthesize(plan, outdir)
+    # No generated file of the old output survives at its place; the old stack `nodes` holds a saved plan (a
+    # file Terraform keeps, issue 22), so its folder is kept and named, as a stack no longer in the app.
+    after = tree(outdir)
+    assert after.pop("manifest.json") == b'{"new": true}'
+    assert after.pop(".helix-output").startswith(b'{"project": "helix"')
+    assert after == {"stacks/nodes/cdk.tf.json": b'{"previous": true}\n', "stacks/nodes/plan": bytes(range(256))}
+    assert report.folders_kept == ["nodes"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out"]
