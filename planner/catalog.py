@@ -167,6 +167,9 @@ class ComponentSpec(_Strict):
     chart: str | None = Field(default=None, min_length=1)
     version: ExactVersion
     release_name: DnsLabel | None = None
+    # What a destroy or a replacement of the release takes with it (its volumes, its database), when anything:
+    # the destroy guard (tools/guard.py) refuses that unless config/allow-destroy.yaml names the release.
+    keeps: str | None = Field(default=None, min_length=10)
     needs: list[str] = []
     timeout: int = Field(default=600, ge=30, le=3600)
     replaces_k3s: list[K3sPackaged] = []

@@ -77,7 +77,8 @@ def synthesize(plan: PlatformPlan, outdir: Path | str, notes: list[str] | None =
     returned report names stacks that disappeared (their folders are kept) and every backend change, with its
     migration command (stacks/outdir.py)."""
     from stacks.outdir import remove_tree
-    from stacks.outguard import OutputLock, check_target, recover, staging_path, swap_into_place
+    from stacks.outguard import DestroyRefused, OutputLock, check_target, recover, staging_path, swap_into_place
+    from tools.guard import check_outputs
 
     shown = str(outdir)  # Path('') would read as '.': main passes CDKTF_OUTDIR as text
     state = plan.config.state
@@ -93,9 +94,14 @@ def synthesize(plan: PlatformPlan, outdir: Path | str, notes: list[str] | None =
         try:
             app = build_app(plan, str(staging))
             app.synth()
+            # The destroy guard: nothing stateful goes unless config/allow-destroy.yaml names it.
+            refused = check_outputs(outdir, staging)
         except BaseException:
             remove_tree(staging)
             raise
+        if refused:
+            remove_tree(staging)
+            raise DestroyRefused(refused)
         return swap_into_place(staging, outdir, shown)
 
 
@@ -114,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     except OutputRefused as exc:
         for line in notes:
             print(line, file=sys.stderr)
-        print(f"error: {exc}", file=sys.stderr)
+        for line in exc.lines:
+            print(line, file=sys.stderr)
         return 2
     for line in notes + report.lines():
         print(line, file=sys.stderr)

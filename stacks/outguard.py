@@ -37,6 +37,24 @@ CDKTF_TOP = {"manifest.json", "stacks"}
 class OutputRefused(Exception):
     """A one-line reason why a synth does not write the output folder it was given (exit 2)."""
 
+    @property
+    def lines(self) -> list[str]:
+        """What the user reads on stderr."""
+        return [f"error: {self}"]
+
+
+class DestroyRefused(OutputRefused):
+    """The new output would destroy or replace stateful objects the allow list does not name (tools/guard.py)."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__(f"{len(lines)} stateful object(s) would be destroyed or replaced")
+        self._lines = lines
+
+    @property
+    def lines(self) -> list[str]:
+        return [*(f"error: {line}" for line in self._lines), f"{len(self._lines)} stateful object(s) would be lost; nothing was synthesized "
+                "(the previous output is unchanged)"]
+
 
 def _shown(path: Path) -> str:
     return str(path) or "."
