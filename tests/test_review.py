@@ -176,7 +176,9 @@ def test_diff_of_handmade_outputs():
     assert "- removed `old.example.com CNAME t.cfargotunnel.com`" in md
     assert "- changed `api.example.com CNAME a.cfargotunnel.com` → `api.example.com CNAME b.cfargotunnel.com`" in md
     assert "Warning: 3 resource(s) will be destroyed" in md
-    assert "`helm_release.gone` (prevent_destroy" in md
+    # prevent_destroy does not stop a block that left the configuration: the review says what the guard does.
+    assert "`helm_release.gone`: **STATEFUL, refused: takes release x/gone: a release marked protect**" in md
+    assert "will stop here" not in md and "Stop: 1 stateful object(s)" in md
     assert "-b: 2" in md and "+b: 3" in md
     assert "`cloudflare_api_token`" in md and "TF_VAR_" in md
 
@@ -245,3 +247,20 @@ def test_worktree_head_reviews_uncommitted_changes(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(review, "synthesize_revision", lambda rev, workdir, label: tmp_path)
     assert review.main(["HEAD", "HEAD", "--out", str(tmp_path / "r2.md")]) == 0
     assert f"give HEAD as {review.WORKTREE} to include them" in capsys.readouterr().err
+
+
+def test_forced_replacement_shows_as_replace_with_what_it_takes():
+    """A release whose namespace changes is replaced (helm provider v3.1.1: name and namespace force it)."""
+    def release(namespace):
+        return {"name": "loki", "namespace": namespace, "chart": "loki", "version": "6.0.0"}
+
+    base = {"observability": _doc({"helm_release": {"loki": release("monitoring"), "other": {**release("a"), "name": "o", "chart": "o"}}})}
+    head = {"observability": _doc({"helm_release": {"loki": release("logging"), "other": {**release("b"), "name": "o", "chart": "o"}}})}
+    review = diff_outputs(base, head)
+    s = review.stack("observability")
+    assert s.replaced == {"helm_release.loki": ["namespace"], "helm_release.other": ["namespace"]}
+    md = render_markdown(review)
+    assert "**REPLACE (2): Terraform destroys these and creates them anew**" in md
+    assert "- `helm_release.loki`: namespace changes: **STATEFUL, refused: takes release monitoring/loki: Loki's" in md
+    assert "- `helm_release.other`: namespace changes\n" in md
+    assert "**Changed" not in md

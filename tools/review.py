@@ -137,6 +137,11 @@ class StackReview:
     dependencies_after: list[str] = field(default_factory=list)
     backend_before: dict | None = None
     backend_after: dict | None = None
+    # From the destroy guard (tools/guard.py): address -> attributes that force the replacement, and
+    # address -> what a destroy or replacement takes with it (stateful only), and those config/allow-destroy.yaml names.
+    replaced: dict[str, list[str]] = field(default_factory=dict)
+    stateful: dict[str, str] = field(default_factory=dict)
+    allowed: list[str] = field(default_factory=list)
 
     @property
     def backend_changed(self) -> bool:
@@ -252,7 +257,25 @@ def diff_stack(name: str, before: dict | None, after: dict | None) -> StackRevie
 
 def diff_outputs(base: dict[str, dict], head: dict[str, dict]) -> Review:
     """Compare two synthesized apps (stack name -> stack JSON, as read_output returns)."""
-    return Review([diff_stack(name, base.get(name), head.get(name)) for name in sorted(set(base) | set(head))])
+    review = Review([diff_stack(name, base.get(name), head.get(name)) for name in sorted(set(base) | set(head))])
+    _add_guard(review, base, head)
+    return review
+
+
+def _add_guard(review: Review, base: dict[str, dict], head: dict[str, dict]) -> None:
+    """The destroy guard's classes: replacements, and what each stateful destroy or replacement takes."""
+    from tools.guard import Allowed, Rules, classify_outputs  # noqa: PLC0415 - plain Python too
+
+    allowed = Allowed.load()
+    stacks = {s.name: s for s in review.stacks}
+    for change in classify_outputs(base, head, Rules.load()):
+        s = stacks[change.stack]
+        if change.action == "replace":
+            s.replaced[change.address] = change.forced_by
+        if change.action in ("destroy", "replace") and change.loses:
+            s.stateful[change.address] = change.loses
+            if (change.stack, change.address) in allowed:
+                s.allowed.append(change.address)
 
 
 def _manifest_dependencies(outdir: Path) -> dict[str, list[str]]:
@@ -301,6 +324,14 @@ def render_markdown(review: Review, base_label: str = "base", head_label: str = 
             "",
             f"> **Warning: the state backend of {len(moving)} stack(s) changes.** Migrate each stack's state before "
             "any plan or deploy (in dependency order; docs/state.md), or Terraform starts on empty state.",
+        ]
+    losses = [(s.name, a) for s in changed for a in s.stateful if a not in s.allowed]
+    if losses:
+        lines += [
+            "",
+            f"> **Stop: {len(losses)} stateful object(s) would be destroyed or replaced** (marked below). The synth "
+            "and the deploy refuse this unless `config/allow-destroy.yaml` names each one; docs/safety.md says how to "
+            "keep them instead.",
         ]
     destroys = [(s.name, a) for s in changed for a in s.removed]
     if destroys:
@@ -354,12 +385,14 @@ def render_markdown(review: Review, base_label: str = "base", head_label: str = 
             lines += ["", f"**Added ({len(s.added)})**", ""] + [f"- {_code(a)}" for a in s.added]
         if s.removed:
             lines += ["", f"**Removed ({len(s.removed)}): Terraform destroys these**", ""]
-            for a in s.removed:
-                flag = " (prevent_destroy: the deploy will stop here)" if a in s.protected_removed else ""
-                lines.append(f"- {_code(a)}{flag}")
-        if s.changed:
-            lines += ["", f"**Changed ({len(s.changed)})**", ""]
-            lines += [f"- {_code(a)}: {', '.join(keys)}" for a, keys in s.changed.items()]
+            lines += [f"- {_code(a)}{_loss(s, a)}" for a in s.removed]
+        if s.replaced:
+            lines += ["", f"**REPLACE ({len(s.replaced)}): Terraform destroys these and creates them anew**", ""]
+            lines += [f"- {_code(a)}: {', '.join(keys)} changes{_loss(s, a)}" for a, keys in s.replaced.items()]
+        updated = {a: keys for a, keys in s.changed.items() if a not in s.replaced}
+        if updated:
+            lines += ["", f"**Changed ({len(updated)})**", ""]
+            lines += [f"- {_code(a)}: {', '.join(keys)}" for a, keys in updated.items()]
         for address, diff in s.values_diffs.items():
             shown = diff[:MAX_DIFF_LINES]
             more = [f"... {len(diff) - MAX_DIFF_LINES} more lines"] if len(diff) > MAX_DIFF_LINES else []
@@ -379,6 +412,15 @@ def render_markdown(review: Review, base_label: str = "base", head_label: str = 
     if len(text) > MAX_MARKDOWN:
         text = text[:MAX_MARKDOWN].rsplit("\n", 1)[0] + "\n\n_(truncated; run `task review` locally for the rest)_\n"
     return text
+
+
+def _loss(s: StackReview, address: str) -> str:
+    """What a destroy or replacement takes, for a stateful object; prevent_destroy does not stop a removed block."""
+    if address not in s.stateful:
+        return ""
+    if address in s.allowed:
+        return f": **takes {s.stateful[address]}** (allowed in config/allow-destroy.yaml)"
+    return f": **STATEFUL, refused: takes {s.stateful[address]}**"
 
 
 # --- git and synthesis ------------------------------------------------------------------------------------
