@@ -177,12 +177,15 @@ def test_deploy_workflow_plans_every_stack_in_order_before_any_apply():
     assert deploy["needs"] == "plan" and deploy["environment"] == "production" and "environment" not in plan
     plan_runs = [step.get("run", "") for step in plan["steps"]]
     refuse = next(i for i, run in enumerate(plan_runs) if "--refuse-local" in run)
-    planned = next(i for i, run in enumerate(plan_runs) if "cdktf diff" in run)
-    assert refuse < planned and "tools.order" in plan_runs[planned]
-    assert not any("cdktf deploy" in run for run in plan_runs)
+    # Plans and applies go through scripts/plan-stacks.sh (issue 22: the destroy guard on each plan), which takes
+    # the stacks in tools.order's dependency order; only the deploy job gives it --apply.
+    planned = next(i for i, run in enumerate(plan_runs) if "scripts/plan-stacks.sh" in run)
+    assert refuse < planned and "--apply" not in plan_runs[planned]
+    assert "-m tools.order" in (ROOT / "scripts" / "plan-stacks.sh").read_text()
+    assert not any("--apply" in run or "cdktf deploy" in run for run in plan_runs)
     deploy_runs = [step.get("run", "") for step in deploy["steps"]]
     refuse = next(i for i, run in enumerate(deploy_runs) if "--refuse-local" in run)
-    applied = next(i for i, run in enumerate(deploy_runs) if "cdktf deploy" in run)
+    applied = next(i for i, run in enumerate(deploy_runs) if "scripts/plan-stacks.sh --apply" in run)
     assert refuse < applied
 
 
