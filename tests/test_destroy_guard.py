@@ -292,3 +292,17 @@ def test_real_synth_refuses_the_issues_namespace_move_and_object_store_switch(de
     assert "stack data: kubernetes_namespace_v1.platform_namespace-production" in text
     assert "stack observability: helm_release.platform_seaweedfs" in text
     assert {p: p.read_bytes() for p in outdir.rglob("*") if p.is_file()} == before
+
+
+def test_safety_doc_says_what_each_kind_of_edit_does():
+    """docs/safety.md: one row per kind of edit, each with what the tool does, and no false prevent_destroy claim."""
+    text = (ROOT / "docs" / "safety.md").read_text()
+    assert "will stop here" not in text and "so Terraform itself refuses to destroy them" not in text
+    section = text.split("### What each kind of edit does", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| edit")]
+    assert len(rows) >= 12
+    for row in rows:
+        outcome = row.rsplit("|", 2)[1]
+        assert any(word in outcome for word in ("**applies**", "**refuses**", "**REPLACE**")), row
+    for edit in ("object_storage", "namespace", "node", "CDKTF_OUTDIR", "state.local.dir", "another namespace"):
+        assert any(edit in row for row in rows), edit
