@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools.guard import Allowed, Rules, classify_outputs, classify_plan, main as guard_main, refusals
+from tools.guard import Allowed, Rules, classify_outputs, classify_plan, refusals
+from tools.guard import main as guard_main
 
 ROOT = Path(__file__).resolve().parent.parent
 NONE = Allowed(frozenset())

@@ -235,9 +235,9 @@ def what_is_lost(rules: Rules, rtype: str, body: dict, held: dict[str, list[str]
 
 
 def _moved_and_removed(document: dict) -> tuple[dict[str, str], dict[str, bool]]:
-    moved = {m.get("from"): m.get("to") for m in document.get("moved") or [] if isinstance(m, dict)}
+    moved = {str(m.get("from")): str(m.get("to")) for m in document.get("moved") or [] if isinstance(m, dict)}
     removed = {
-        r.get("from"): bool((r.get("lifecycle") or {}).get("destroy", True))
+        str(r.get("from")): bool((r.get("lifecycle") or {}).get("destroy", True))
         for r in document.get("removed") or []
         if isinstance(r, dict)
     }
