@@ -123,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines:
             print(line, file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only, full or immutable file system: the environment, not the input
+        for line in notes:
+            print(line, file=sys.stderr)
+        where = exc.filename or os.environ.get("CDKTF_OUTDIR", "cdktf.out")
+        print(f"error: cannot write the output ({where}: {exc.strerror or exc}); the previous output is unchanged",
+              file=sys.stderr)
+        return 1
     for line in notes + report.lines():
         print(line, file=sys.stderr)
     return 0

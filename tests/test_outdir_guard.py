@@ -288,3 +288,26 @@ def test_a_swap_killed_after_the_renames_is_completed(tmp_path):
     notes = recover(outdir, "cdktf.out")
     assert notes and (outdir / "stacks" / "data" / "saved.tfplan").read_text() == "left behind"
     assert not old.exists()
+
+
+def test_unwritable_output_is_one_line_and_exit_1(run_main, stand_in, monkeypatch, tmp_path):
+    """A read-only or full file system (EROFS, ENOSPC) while the synth writes: one line, exit 1, no traceback,
+    and the previous output as it was."""
+    import errno
+
+    outdir = tmp_path / "cdktf.out"
+    previous_output(outdir)
+    before = tree(outdir)
+
+    class FullDisk:
+        def __init__(self, staging: str):
+            self.staging = Path(staging)
+
+        def synth(self):
+            self.staging.mkdir()
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.staging / "manifest.json"))
+
+    monkeypatch.setattr(stand_in, "build_app", lambda plan, o: FullDisk(o))
+    code, err = run_main(str(outdir))
+    assert code == 1 and len(err) == 1 and "No space left on device" in err[0] and "unchanged" in err[0]
+    assert tree(outdir) == before and sorted(p.name for p in tmp_path.iterdir()) == ["cdktf.out"]
