@@ -307,3 +307,32 @@ def test_safety_doc_says_what_each_kind_of_edit_does():
         assert any(word in outcome for word in ("**applies**", "**refuses**", "**REPLACE**")), row
     for edit in ("object_storage", "namespace", "node", "CDKTF_OUTDIR", "state.local.dir", "another namespace"):
         assert any(edit in row for row in rows), edit
+
+
+def test_real_synth_node_leaving_nodes_is_refused_and_departed_nodes_applies(description_synth, tmp_path):
+    """Through the real app: helix-agent-4 dropped from cluster.nodes is refused (its install resource, with no
+    drain or uninstall); moved to cluster.departed_nodes it goes through removed blocks and the guard passes."""
+    from planner.load import load_plan
+    from stacks.app import synthesize
+    from stacks.outguard import DestroyRefused
+    from tools.guard import check_outputs
+
+    config = yaml.safe_load((ROOT / "tests/fixtures/description/helix.yaml").read_text())
+    (agent4,) = [n for n in config["cluster"]["nodes"] if n["name"] == "helix-agent-4"]
+    config["cluster"]["nodes"].remove(agent4)
+    dropped = tmp_path / "dropped.yaml"
+    dropped.write_text(yaml.safe_dump(config, sort_keys=False))
+    outdir = tmp_path / "cdktf.out"
+    shutil.copytree(description_synth.outdir, outdir)
+    with pytest.raises(DestroyRefused) as refused_exc:
+        synthesize(load_plan(dropped), outdir)
+    lines = refused_exc.value.lines[:-1]
+    assert lines and all("stack nodes: null_resource." in line for line in lines)
+    assert any("helix-agent-4 (10.20.0.24)" in line and "departed_nodes" in line for line in lines)
+
+    config["cluster"]["departed_nodes"] = [{"name": "helix-agent-4", "address": "10.20.0.24", "role": "agent"}]
+    departed = tmp_path / "departed.yaml"
+    departed.write_text(yaml.safe_dump(config, sort_keys=False))
+    fresh = tmp_path / "departed-out"
+    synthesize(load_plan(departed), fresh)
+    assert check_outputs(description_synth.outdir, fresh) == []
