@@ -336,3 +336,15 @@ def test_real_synth_node_leaving_nodes_is_refused_and_departed_nodes_applies(des
     fresh = tmp_path / "departed-out"
     synthesize(load_plan(departed), fresh)
     assert check_outputs(description_synth.outdir, fresh) == []
+
+
+def test_a_rotation_is_a_replace_that_is_not_refused(rules):
+    """cloudflare.tunnel_secret_rotation changes the secret's keepers (random v3.7.2: RequiresReplace): the
+    review shows REPLACE, and the guard lets the asked-for rotation through; a length change is refused."""
+    before = {"edge": doc(random_bytes__s={"length": 32})}
+    rotated = {"edge": doc(random_bytes__s={"length": 32, "keepers": {"rotation": "1"}})}
+    (change,) = classify_outputs(before, rotated, rules)
+    assert change.action == "replace" and change.forced_by == ["keepers"]
+    assert refused(rules, before, rotated) == []
+    longer = {"edge": doc(random_bytes__s={"length": 64})}
+    assert refused(rules, before, longer) == ["edge:random_bytes.s:replace"]

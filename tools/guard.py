@@ -89,6 +89,7 @@ class Rules:
     node_triggers: list[str]
     forced: dict[str, list[str]]
     releases: dict[tuple[str, str], str]  # (release name, chart) -> what it keeps
+    rotations: frozenset[str] = frozenset()  # a replacement forced by these only is asked for (a rotation)
 
     @classmethod
     def load(cls, folder: Path | None = None) -> Rules:
@@ -113,6 +114,7 @@ class Rules:
             node_triggers=list(node.get("triggers") or []),
             forced={k: list(v) for k, v in (data.get("forced_replacement") or {}).items()},
             releases=releases,
+            rotations=frozenset(data.get("rotation_attributes") or []),
         )
 
 
@@ -269,7 +271,9 @@ def classify_outputs(before: dict[str, dict], after: dict[str, dict], rules: Rul
             rtype = address.split(".", 1)[0]
             forced = forced_by(rules, rtype, old[address], new[address])
             if forced:
-                changes.append(Change(stack, address, "replace", what_is_lost(rules, rtype, old[address], held), forced))
+                rotation = set(forced) <= rules.rotations
+                loses = None if rotation else what_is_lost(rules, rtype, old[address], held)
+                changes.append(Change(stack, address, "replace", loses, forced))
             else:
                 changes.append(Change(stack, address, "update"))
         changes += [Change(stack, a, "create") for a in sorted(set(new) - set(old)) if a not in moved.values()]
