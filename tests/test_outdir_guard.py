@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+# Imported first: on code without the guard this test module fails here, before a synth could replace the project
+# folder (what CDKTF_OUTDIR=<project> did).
+from stacks.outguard import OutputLock, OutputRefused, check_target, recover  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "tests/fixtures/description/helix.yaml"
 
