@@ -17,7 +17,7 @@ import pytest
 
 # Imported first: on code without the guard this test module fails here, before a synth could replace the project
 # folder (what CDKTF_OUTDIR=<project> did).
-from stacks.outguard import OutputLock, OutputRefused, check_target, recover  # noqa: F401
+from stacks.outguard import OutputLock, OutputRefused, check_target, recover
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "tests/fixtures/description/helix.yaml"
@@ -135,7 +135,6 @@ def test_state_folder_is_refused(run_main, tmp_path):
 
 
 def test_output_holding_the_state_folder_is_refused(stand_in, tmp_path):
-    from stacks.outguard import OutputRefused, check_target
 
     with pytest.raises(OutputRefused, match="state folder"):
         check_target(str(tmp_path / "cdktf.out"), ROOT, "cdktf.out/state")
@@ -201,7 +200,6 @@ def test_every_file_terraform_keeps_survives_a_synth(run_main, tmp_path):
 
 
 def test_second_synth_into_the_same_folder_is_refused(run_main, tmp_path):
-    from stacks.outguard import OutputLock
 
     outdir = tmp_path / "cdktf.out"
     previous_output(outdir)
@@ -255,7 +253,6 @@ def test_a_swap_killed_between_the_renames_is_restored(run_main, tmp_path):
     assert not outdir.exists()  # the state the kill leaves: the output aside, its working files in the new one
     assert (tmp_path / ".cdktf.out.new" / "stacks" / "nodes" / ".terraform").is_dir()
 
-    from stacks.outguard import recover
 
     notes = recover(outdir.absolute(), "cdktf.out")
     assert len(notes) == 1 and "restored cdktf.out" in notes[0]
@@ -280,7 +277,6 @@ def test_a_synth_after_a_killed_swap_says_so_and_keeps_the_working_files(run_mai
 
 
 def test_a_swap_killed_after_the_renames_is_completed(tmp_path):
-    from stacks.outguard import recover
 
     outdir = tmp_path / "cdktf.out"
     previous_output(outdir)
