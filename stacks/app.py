@@ -66,12 +66,13 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     return app
 
 
-def synthesize(plan: PlatformPlan, outdir: Path) -> SynthReport:
+def synthesize(plan: PlatformPlan, outdir: Path, cache_key: str | None = None) -> SynthReport:
     """Synthesize into a sibling folder and swap it into place only when synthesis succeeded.
 
     Terraform's working files in the previous output's stack folders (`.terraform/`, `.terraform.lock.hcl`) move
     into the new output, as stock cdktf keeps them; the returned report names stacks that disappeared (their
-    folders are kept) and every backend change, with its migration command (stacks/outdir.py)."""
+    folders are kept) and every backend change, with its migration command (stacks/outdir.py). With a cache_key,
+    the new output records it (stacks/synth_cache.py), so that the next synth of the same inputs reuses it."""
     from stacks.outdir import carry_over, remove_tree
 
     shown = str(outdir)
@@ -83,6 +84,10 @@ def synthesize(plan: PlatformPlan, outdir: Path) -> SynthReport:
     try:
         app = build_app(plan, str(staging))
         app.synth()
+        if cache_key is not None:
+            from stacks.synth_cache import write_stamp
+
+            write_stamp(staging, cache_key)
     except BaseException:
         remove_tree(staging)
         raise
@@ -101,8 +106,9 @@ def synthesize(plan: PlatformPlan, outdir: Path) -> SynthReport:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Validate the config (exit 2 with one line per problem), then synthesize."""
+def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
+    """Validate the config (exit 2 with one line per problem), then synthesize (recording cache_key, main.py's
+    digest of every input, in the output)."""
     try:
         plan = load_plan()
     except ConfigError as exc:
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
-    report = synthesize(plan, Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
+    report = synthesize(plan, Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")), cache_key=cache_key)
     for line in report.lines():
         print(line, file=sys.stderr)
     return 0
