@@ -34,6 +34,11 @@ if __name__ == "__main__":
     outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
     key = synth_cache.input_key() if synth_cache.enabled() else None
     if key is not None and (stack_count := synth_cache.reusable(outdir, key)) is not None:
+        from stacks.outdir import standing_warnings
+
+        # What a full synth would warn about again (an unmigrated backend, kept folders of removed stacks).
+        for line in standing_warnings(outdir, str(outdir)).lines():
+            print(line, file=sys.stderr)
         print(f"{outdir}: up to date, {stack_count} stacks (no input changed since its synth)", file=sys.stderr)
         sys.exit(0)
 
