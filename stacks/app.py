@@ -67,7 +67,9 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     return app
 
 
-def synthesize(plan: PlatformPlan, outdir: Path | str, notes: list[str] | None = None) -> SynthReport:
+def synthesize(
+    plan: PlatformPlan, outdir: Path | str, notes: list[str] | None = None, cache_key: str | None = None
+) -> SynthReport:
     """Synthesize into a sibling folder and swap it into place only when synthesis succeeded.
 
     The output path must be an output folder (stacks/outguard.py: absent, empty or an earlier synth's; else
@@ -75,7 +77,8 @@ def synthesize(plan: PlatformPlan, outdir: Path | str, notes: list[str] | None =
     killed are put back first (one note each in `notes`). Every entry of the previous output that the synth does
     not generate (`.terraform/`, lock files, tfvars, saved plans, workspace state) moves into the new output; the
     returned report names stacks that disappeared (their folders are kept) and every backend change, with its
-    migration command (stacks/outdir.py)."""
+    migration command (stacks/outdir.py). With a cache_key, the new output records it (stacks/synth_cache.py), so
+    that the next synth of the same inputs reuses it."""
     from stacks.outdir import remove_tree
     from stacks.outguard import DestroyRefused, OutputLock, check_target, recover, staging_path, swap_into_place
     from tools.guard import check_outputs
@@ -94,6 +97,10 @@ def synthesize(plan: PlatformPlan, outdir: Path | str, notes: list[str] | None =
         try:
             app = build_app(plan, str(staging))
             app.synth()
+            if cache_key is not None:
+                from stacks.synth_cache import write_stamp
+
+                write_stamp(staging, cache_key)
             # The destroy guard: nothing stateful goes unless config/allow-destroy.yaml names it.
             refused = check_outputs(outdir, staging)
         except BaseException:
@@ -105,8 +112,9 @@ def synthesize(plan: PlatformPlan, outdir: Path | str, notes: list[str] | None =
         return swap_into_place(staging, outdir, shown)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Validate the config (exit 2 with one line per problem), then synthesize."""
+def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
+    """Validate the config (exit 2 with one line per problem), then synthesize (recording cache_key, main.py's
+    digest of every input, in the output)."""
     try:
         plan = load_plan()
     except ConfigError as exc:
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     notes: list[str] = []
     try:
-        report = synthesize(plan, os.environ.get("CDKTF_OUTDIR", "cdktf.out"), notes)
+        report = synthesize(plan, os.environ.get("CDKTF_OUTDIR", "cdktf.out"), notes, cache_key=cache_key)
     except OutputRefused as exc:
         for line in notes:
             print(line, file=sys.stderr)

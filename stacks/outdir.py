@@ -23,7 +23,8 @@ TERRAFORM_FILES = (".terraform", ".terraform.lock.hcl", "terraform.tfstate", "te
 # user's or Terraform's (.terraform/, lock files, terraform.tfvars, saved plans, terraform.tfstate.d/ of
 # workspaces, ...) and is carried over into the new output.
 GENERATED_IN_STACK = frozenset({"cdk.tf.json", "assets"})
-GENERATED_AT_TOP = frozenset({"manifest.json", "stacks", ".helix-output"})
+# (.helix-synth.json: the synth cache's stamp, stacks/synth_cache.py)
+GENERATED_AT_TOP = frozenset({"manifest.json", "stacks", ".helix-output", ".helix-synth.json"})
 
 
 def kept_entries(old_dir: Path, new_dir: Path | None) -> list[str]:
@@ -212,3 +213,24 @@ def carry_over(previous: Path, staging: Path, shown: str) -> SynthReport:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def standing_warnings(outdir: Path, shown: str) -> SynthReport:
+    """What still needs the user's hand in an output folder that a synth reuses unchanged (stacks/synth_cache.py):
+    a stack whose `.terraform` was initialized with another backend than the one synthesized, and the kept folders
+    of stacks the app no longer has. A full synth reports the same through carry_over; read-only."""
+    report = SynthReport(outdir=shown)
+    current = _stack_dirs(outdir)
+    for name, (stack_dir, document) in sorted(current.items()):
+        recorded = initialized_backend(stack_dir)
+        after = backend_of(document)
+        if recorded is not None and not same_backend(recorded, after):
+            relative = stack_dir.relative_to(outdir).as_posix()
+            report.backend_changes.append(BackendChange(name, recorded, after, f"{shown}/{relative}", True))
+    stacks_root = outdir / "stacks"
+    if stacks_root.is_dir():
+        for d in sorted(stacks_root.iterdir()):
+            if d.is_dir() and d.name not in current and any((d / f).exists() for f in TERRAFORM_FILES):
+                report.stacks_removed.append(d.name)
+                report.folders_kept.append(d.name)
+    return report

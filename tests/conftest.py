@@ -49,6 +49,8 @@ def pytest_configure(config) -> None:
     session_tmp = Path(tempfile.mkdtemp(prefix="helix-tests-"))
     _SESSION_TMP.append(session_tmp)
     os.environ["TMPDIR"] = str(session_tmp)
+    # Reviews keep synthesized revisions in a cache (tools/review.py): the session's, not the user's.
+    os.environ["HELIX_REVIEW_CACHE"] = str(session_tmp / "review-cache")
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
     if config.option.basetemp is None:
         config.option.basetemp = str(session_tmp / "pytest")

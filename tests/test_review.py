@@ -264,3 +264,36 @@ def test_forced_replacement_shows_as_replace_with_what_it_takes():
     assert "- `helm_release.loki`: namespace changes: **STATEFUL, refused: takes release monitoring/loki: Loki's" in md
     assert "- `helm_release.other`: namespace changes\n" in md
     assert "**Changed" not in md
+
+
+def test_a_reviewed_commit_is_synthesized_once_per_environment(tmp_path, monkeypatch):
+    """The base of a review is kept by commit and environment: the next review of it synthesizes nothing."""
+    import tools.review as review
+    from stacks.synth_cache import write_stamp
+
+    monkeypatch.setenv("HELIX_REVIEW_CACHE", str(tmp_path / "cache"))
+    calls: list[Path] = []
+
+    def fake_synth(checkout: Path, outdir: Path, label: str) -> None:
+        calls.append(outdir)
+        (outdir / "stacks" / "nodes").mkdir(parents=True, exist_ok=True)
+        (outdir / "manifest.json").write_text(json.dumps({"stacks": {"nodes": {}}}))
+        (outdir / "stacks" / "nodes" / "cdk.tf.json").write_text("{}")
+        write_stamp(outdir, "any")
+
+    monkeypatch.setattr(review, "synthesize_checkout", fake_synth)
+    monkeypatch.setattr(review, "is_current_checkout", lambda sha: True)  # synthesize here, no git worktree
+    first = review.synthesize_revision("HEAD", tmp_path / "w1", "base")
+    assert review.synthesize_revision("HEAD", tmp_path / "w2", "base") == first
+    assert calls == [first]
+    # An output edited by hand is not trusted.
+    (first / "stacks" / "nodes" / "cdk.tf.json").write_text('{"edited": 1}')
+    review.synthesize_revision("HEAD", tmp_path / "w3", "base")
+    assert len(calls) == 2
+    # Another environment (a variable the synth reads) is another entry.
+    monkeypatch.setenv("HELIX_CATALOG_DIR", str(tmp_path))
+    other = review.synthesize_revision("HEAD", tmp_path / "w4", "base")
+    assert other != first and len(calls) == 3
+    # The working tree always goes through main.py, whose own cache decides.
+    review.synthesize_revision(review.WORKTREE, tmp_path / "w5", "head")
+    assert len(calls) == 4

@@ -37,7 +37,15 @@ def second_synth(cli_synth):
 
 
 def files(outdir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*")) if p.is_file()}
+    """Every synthesized file. Not the synth cache's stamp: it records a digest of the environment that synthesized
+    the folder (variables, packages, working directory), which differs by design between two processes."""
+    from stacks.synth_cache import STAMP
+
+    return {
+        str(p.relative_to(outdir)): p.read_bytes()
+        for p in sorted(outdir.rglob("*"))
+        if p.is_file() and p.relative_to(outdir).as_posix() != STAMP
+    }
 
 
 # --- secrets ----------------------------------------------------------------------------------------------

@@ -192,3 +192,25 @@ def test_state_migration_section_works_with_terraform(tmp_path, monkeypatch, des
     _synthesize_copy(monkeypatch, source, outdir, description_plan)
     assert tf.init().retcode == 0
     assert _changes(tf) == 1
+
+
+def test_a_reused_synth_still_names_what_waits_for_the_user(tmp_path, monkeypatch, description_plan, edited_synth):
+    """A no-op synth (stacks/synth_cache.py) repeats the warnings a full synth would give again: an initialized
+    stack whose backend changed, and the kept folder of a stack the app no longer has."""
+    from stacks.outdir import standing_warnings
+
+    new_synth, _, _ = edited_synth
+    outdir = tmp_path / "cdktf.out"
+    shutil.copytree(new_synth.outdir, outdir)
+    _terraform_init_record(Synth(outdir).stack_dir("nodes"), {"local": {"path": "../../../state/nodes.tfstate"}})
+    gone = outdir / "stacks" / "retired-layer"
+    gone.mkdir()
+    _terraform_init_record(gone, {"local": {"path": "../../../state/retired-layer.tfstate"}})
+    standing = standing_warnings(outdir, "cdktf.out")
+    assert [c.stack for c in standing.backend_changes] == ["nodes"]
+    assert standing.folders_kept == standing.stacks_removed == ["retired-layer"]
+
+    full = _synthesize_copy(monkeypatch, new_synth.outdir, outdir, description_plan)
+    assert [c.stack for c in full.backend_changes if c.initialized] == ["nodes"]
+    assert full.folders_kept == ["retired-layer"]
+    assert standing_warnings(outdir, "cdktf.out").lines() == standing.lines()

@@ -6,9 +6,11 @@
     python -m tools.review --base-out old/cdktf.out --head-out cdktf.out --out review.md   # no git, no synth
 
 Each revision is checked out with `git worktree add` into a temporary folder and synthesized by its own main.py
-(CDKTF_OUTDIR points into the temporary folder; the checkout's cdktf.out is never touched). When HEAD is the
-commit checked out here and the working tree is clean, this checkout is synthesized instead of a second one;
-when it has uncommitted changes, they are left out (with a note) unless HEAD is given as WORKTREE.
+into the review cache ($HELIX_REVIEW_CACHE, default ~/.cache/helix-platform/review; the checkout's cdktf.out is
+never touched), keyed by commit and environment, so the base of the next review of the same branch is read from
+there in no time. When HEAD is the commit checked out here and the working tree is clean, this checkout is
+synthesized instead of a second one; when it has uncommitted changes, they are left out (with a note) unless HEAD
+is given as WORKTREE.
 
 The summary lists, for each stack: a change of its state backend (with the migration command), resources added,
 removed (Terraform destroys them) and changed, Helm chart versions upgraded or downgraded, Cloudflare DNS
@@ -454,13 +456,33 @@ def synthesize_checkout(checkout: Path, outdir: Path, label: str) -> None:
         raise SynthFailed(label, (proc.stdout + proc.stderr)[-4000:])
 
 
+def review_cache() -> Path:
+    """Where reviews keep synthesized revisions: $HELIX_REVIEW_CACHE, else the user's cache folder."""
+    given = os.environ.get("HELIX_REVIEW_CACHE")
+    if given:
+        return Path(given)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "helix-platform" / "review"
+
+
 def synthesize_revision(rev: str, workdir: Path, label: str) -> Path:
-    """Synthesize a git revision (or WORKTREE: this checkout as it is) into workdir/<label>/cdktf.out."""
-    outdir = workdir / label / "cdktf.out"
+    """Synthesize a git revision (or WORKTREE: this checkout as it is) and return its output folder.
+
+    A commit's output is a function of the commit and of what the commit does not fix (variables, installed
+    packages, Python, Node: stacks/synth_cache.environment_key), so it is kept in the review cache under that pair
+    and a later review of the same base reuses it without a checkout or a synth. The working tree is synthesized
+    into the cache too, where main.py's own synth cache reuses it while nothing changed."""
+    from stacks.synth_cache import environment_key, reusable
+
+    cache = review_cache()
+    env_key = environment_key()[:16]
     if rev == WORKTREE:
+        outdir = cache / f"worktree-{env_key}" / "cdktf.out"
         synthesize_checkout(ROOT, outdir, label)
         return outdir
     sha = resolve(rev)
+    outdir = cache / f"{sha}-{env_key}" / "cdktf.out"
+    if reusable(outdir, None) is not None:
+        return outdir
     if is_current_checkout(sha):
         synthesize_checkout(ROOT, outdir, label)
         return outdir
