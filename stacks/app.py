@@ -110,7 +110,41 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
-    report = synthesize(plan, Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
+    outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    checked = pre_synth_checks(plan, outdir)
+    if checked is not None:
+        return checked
+    try:
+        report = synthesize(plan, outdir)
+    except OSError as exc:  # a read-only, full or immutable output folder: the environment, not the config
+        where = exc.filename or outdir
+        print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc} ({where})", file=sys.stderr)
+        return 1
     for line in report.lines():
         print(line, file=sys.stderr)
     return 0
+
+
+def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:
+    """What needs more than the config (planner/validate.py): the previous output's k3s version, the host-key
+    waiver's warning, the local state folder's modes. An exit status, or None to go on."""
+    from planner.load import PROJECT_ROOT, config_path_from_env
+    from planner.validate import host_key_warnings, k3s_upgrade_problems, previous_k3s_version, secure_state_folder
+
+    shown = str(config_path_from_env())
+    problems = k3s_upgrade_problems(plan.config, previous_k3s_version(outdir))
+    for path, message in problems:
+        print(f"error: {shown}: {path}: {message}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
+        return 2
+    for line in host_key_warnings(plan.config, shown):
+        print(line, file=sys.stderr)
+    if plan.config.state.backend == "local":
+        try:
+            for change in secure_state_folder(PROJECT_ROOT / plan.config.state.local.dir):
+                print(f"state: {change} (state files hold secrets: owner only)", file=sys.stderr)
+        except OSError as exc:
+            print(f"error: cannot secure the local state folder: {exc.strerror or exc} ({exc.filename})", file=sys.stderr)
+            return 1
+    return None
