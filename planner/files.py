@@ -52,6 +52,8 @@ def field_path(loc: Iterable[Any]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not str(part).isprintable() or " " in str(part):
+            out += f"[{str(part)!r}]"  # a key with a line break or a space stays on one line, quoted
         else:
             out += f".{part}" if out else str(part)
     return out

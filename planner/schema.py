@@ -220,7 +220,7 @@ class RemoteState(Strict):
 
 class PgState(Strict):
     # The password is not part of the config: libpq reads it from PGPASSWORD or ~/.pgpass.
-    conn_str: str = Field(pattern=r"^postgres(ql)?://[^:@/]+(@[^/]+)?/.+$")
+    conn_str: str = Field(pattern=r"^postgres(ql)?://[^@/]+(@[^/]+)?/.+$")  # a password: planner/validate.py
     schema_prefix: str = "helix"
 
 

@@ -28,7 +28,17 @@ from typing import Any
 
 import yaml
 
-from planner.files import MAX_FILE_BYTES, ConfigError, Problem, _parse, _read_text, _StrictLoader, load_yaml, read_bounded
+from planner.files import (
+    MAX_FILE_BYTES,
+    ConfigError,
+    Problem,
+    _parse,
+    _read_text,
+    _StrictLoader,
+    field_path,
+    load_yaml,
+    read_bounded,
+)
 from planner.schema import HelixConfig
 
 # Namespaces every Kubernetes cluster has: never created, owned or labelled by a platform stack.
@@ -77,7 +87,7 @@ def yaml11_problems(text: str, shown: str) -> list[Problem]:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 name = key.value if isinstance(key, yaml.ScalarNode) else "?"
-                child = f"{path}.{name}" if path else str(name)
+                child = field_path([*([path] if path else []), name])
                 message = _surprise(key)
                 if message:
                     out.append(Problem(shown, child, f"key {message}"))
@@ -123,7 +133,7 @@ def _strings(value: Any, path: str):
         item, where = stack.pop()
         if isinstance(item, dict):
             for key, child in item.items():
-                child_path = f"{where}.{key}" if where else str(key)
+                child_path = field_path([*([where] if where else []), key])
                 if re.fullmatch(r"components\.[^.]+\.values", child_path):
                     continue
                 if isinstance(key, str):

@@ -87,7 +87,11 @@ def synthesize(plan: PlatformPlan, outdir: Path) -> SynthReport:
         remove_tree(staging)
         raise
     if outdir.exists():
-        outdir.rename(previous)
+        try:
+            outdir.rename(previous)
+        except OSError:  # an immutable or read-only output folder: leave it as it was
+            remove_tree(staging)
+            raise
     try:
         report = carry_over(previous, staging, shown)
     except BaseException:
