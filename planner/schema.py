@@ -208,6 +208,8 @@ class S3State(Strict):
     # For S3-compatible stores (MinIO, R2, Ceph). Credentials come from the environment, never from here.
     endpoint: str | None = None
     use_path_style: bool = False
+    # The KMS key (ARN, id or alias/...) that encrypts the state objects (SSE-KMS); unset: the bucket's default.
+    kms_key_id: str | None = Field(default=None, pattern=r"^(arn:aws[a-z-]*:kms:\S+|alias/[A-Za-z0-9/_-]+|[0-9a-f-]{36})$")
 
 
 class RemoteState(Strict):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,9 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         return checked
     try:
         report = synthesize(plan, outdir)
-    except OSError as exc:  # a read-only, full or immutable output folder: the environment, not the config
-        where = exc.filename or outdir
-        print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc} ({where})", file=sys.stderr)
+    except (OSError, RuntimeError) as exc:
+        # A read-only, full or immutable output folder: the environment, not the config (jsii reports Node's
+        # errors as RuntimeError "EROFS: ...").
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).split("\n")[0]
+        if isinstance(exc, RuntimeError) and not re.match(r"^(Error: )?E[A-Z]+: ", reason):
+            raise
+        print(f"error: cannot write the output folder {outdir}: {reason}; nothing was changed", file=sys.stderr)
         return 1
     for line in report.lines():
         print(line, file=sys.stderr)
@@ -136,6 +142,12 @@ def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:
     from planner.validate import host_key_warnings, k3s_upgrade_problems, previous_k3s_version, secure_state_folder
 
     shown = str(config_path_from_env())
+    try:  # the output folder's parent takes the staging folder: find out now, before jsii starts
+        outdir.absolute().parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{outdir.name}.probe-", dir=outdir.absolute().parent))
+    except OSError as exc:
+        print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
+        return 1
     problems = k3s_upgrade_problems(plan.config, previous_k3s_version(outdir))
     for path, message in problems:
         print(f"error: {shown}: {path}: {message}", file=sys.stderr)
