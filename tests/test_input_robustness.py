@@ -248,3 +248,23 @@ def test_synth_checks_fix_state_modes_and_warn_about_host_keys_every_time(tmp_pa
         assert "cluster.ssh.insecure_ignore_host_keys is true and 7 node(s) have no host_key" in err, err
     assert stat.S_IMODE((state / "nodes.tfstate").stat().st_mode) == 0o600
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
+
+
+# --- built-in namespaces ------------------------------------------------------------------------------------
+
+
+def test_built_in_namespaces_are_never_created(tmp_path):
+    """Placing a built-in namespace in a layer (or a component in it) creates no namespace resource for it."""
+    import yaml
+
+    from planner.load import load_plan
+
+    data = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
+    layer = next(ns["layer"] for ns in data["namespaces"].values() if ns and ns.get("layer"))
+    for name in ("default", "kube-public", "kube-node-lease"):
+        data["namespaces"][name] = {"layer": layer, "protect": True}
+    config = tmp_path / "helix.yaml"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    plan = load_plan(config)
+    created = {ns.name for layer_plan in plan.layers for ns in layer_plan.namespaces}
+    assert created and not created & {"default", "kube-public", "kube-node-lease", "kube-system"}, created
