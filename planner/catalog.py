@@ -380,7 +380,7 @@ def _parse_catalog(
         shown = display_path(path, root)
         data = read_yaml_mapping(path, shown)  # raises ConfigError for a file that is not a YAML mapping
         for cid, raw in data.items():
-            if not isinstance(cid, str) or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", cid):
+            if not isinstance(cid, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", cid):
                 problems.append(Problem(shown, str(cid), "a component id is lowercase letters, digits and '-'"))
                 continue
             spec, errs = parse_model(ComponentSpec, raw, shown, prefix=(cid,))

@@ -268,3 +268,19 @@ def test_built_in_namespaces_are_never_created(tmp_path):
     plan = load_plan(config)
     created = {ns.name for layer_plan in plan.layers for ns in layer_plan.namespaces}
     assert created and not created & {"default", "kube-public", "kube-node-lease", "kube-system"}, created
+
+
+def test_library_matches_versions_and_paths_whole():
+    """The construct library checks its own inputs the same way: a trailing newline is not a k3s release."""
+    from constructs_lib.cloudflare_tunnel import MachinePath
+    from constructs_lib.k3s import K3sClusterProps, K3sNode, SshAccess, _validate
+
+    with pytest.raises(ValueError, match="must be an absolute path"):
+        MachinePath("/api/v1/flags\n")
+    node = K3sNode(name="s1", address="10.0.0.1", role="server")
+    props = K3sClusterProps(
+        version="v1.29.1+k3s2\n", nodes=[node], api_host="10.0.0.1", ssh=SshAccess(user="u", port=22, private_key="k"),
+        embedded_etcd=False,
+    )
+    with pytest.raises(ValueError, match="is not a k3s release"):
+        _validate(props)
