@@ -12,7 +12,8 @@
   folder (the nodes stack's join-version record).
 - Nodes without `host_key` need the explicit waiver `cluster.ssh.insecure_ignore_host_keys: true`; with it, every
   synth warns on stderr.
-- The local state folder is kept 0700 and its files 0600 on every synth.
+- The local state folder is kept 0700 and its state files (*.tfstate*) 0600 on every synth; it can't be the
+  project root.
 
 Nothing here imports cdktf or jsii.
 """
@@ -23,7 +24,7 @@ import json
 import os
 import re
 import stat
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -155,9 +156,10 @@ def string_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
                 out.append(
                     (path, f"contains {marker!r}, which Terraform would evaluate as a template: this field can't carry it")
                 )
-        control = _CONTROL.search(text)
+        control = _CONTROL.search(text) or next((c for c in text if not c.isprintable()), None)
         if control:
-            out.append((path, f"contains the control character {control.group(0)!r} (a line break or similar)"))
+            char = control if isinstance(control, str) else control.group(0)
+            out.append((path, f"contains the invisible or control character {char!r} (a line break or similar)"))
         placeholder = _ANY_PLACEHOLDER.search(text)
         if placeholder:
             out.append(
@@ -197,9 +199,17 @@ def namespace_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
     return out
 
 
+def state_dir_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
+    """The local state folder is a folder of its own: never the project root (every synth makes it owner-only)."""
+    folder = PurePosixPath(cfg.state.local.dir)
+    if str(folder) in ("", "."):
+        return [("state.local.dir", f"{cfg.state.local.dir!r} is the project root; name a folder of its own, such as state")]
+    return []
+
+
 def config_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
     """Every check of this module that needs only the parsed cluster file."""
-    return string_problems(cfg) + namespace_problems(cfg) + host_key_problems(cfg)
+    return string_problems(cfg) + namespace_problems(cfg) + state_dir_problems(cfg) + host_key_problems(cfg)
 
 
 # --- SSH host keys -----------------------------------------------------------------------------------------
@@ -299,7 +309,7 @@ def k3s_upgrade_problems(cfg: HelixConfig, previous: str | None) -> list[tuple[s
 
 
 def secure_state_folder(folder: Path) -> list[str]:
-    """Make the local state folder 0700 and its files 0600 (state holds every secret Terraform created).
+    """Make the local state folder 0700 and its state files 0600 (state holds every secret Terraform created).
     Returns one line per change. A folder that does not exist yet is left to Terraform (fixed on the next synth).
     Never follows a symbolic link."""
     changes: list[str] = []
@@ -309,12 +319,13 @@ def secure_state_folder(folder: Path) -> list[str]:
     if mode != 0o700:
         os.chmod(folder, 0o700)
         changes.append(f"{folder}: mode {mode:04o} -> 0700")
-    for path in sorted(folder.rglob("*")):
-        if path.is_symlink():
+    # Only Terraform's state files (<stack>.tfstate, .backup, lock info): a folder the user shares with other
+    # files keeps their modes.
+    for path in sorted(folder.rglob("*.tfstate*")):
+        if path.is_symlink() or not path.is_file():
             continue
         mode = stat.S_IMODE(path.stat().st_mode)
-        wanted = 0o700 if path.is_dir() else 0o600
-        if mode != wanted:
-            os.chmod(path, wanted)
-            changes.append(f"{path}: mode {mode:04o} -> {wanted:04o}")
+        if mode != 0o600:
+            os.chmod(path, 0o600)
+            changes.append(f"{path}: mode {mode:04o} -> 0600")
     return changes

@@ -190,6 +190,9 @@ CASES = [
     # --- control characters and stray placeholders outside values ---
     Case("newline-in-kubeconfig", edit(existing(kubeconfig="~/.kube/config\nrm -rf /")),
          "cluster.existing.kubeconfig", "control character"),
+    Case("state-dir-is-the-project-root", edit(at("state.local.dir", ".")), "state.local.dir", "is the project root"),
+    Case("state-dir-empty", edit(at("state.local.dir", "")), "state.local.dir", "is the project root"),
+    Case("right-to-left-override", edit(at("state.local.dir", "\u202estate")), "state.local.dir", "invisible"),
     Case("nul-in-s3-key-prefix", edit(both(at("state.backend", "s3"), at("state.s3", {**S3, "key_prefix": "a\x00b"}))),
          "state.s3.key_prefix", "control character"),
     Case("placeholder-in-context", edit(existing(context="((name))")), "cluster.existing.context",
@@ -264,3 +267,66 @@ def test_hostile_config_is_refused(case, tmp_path, monkeypatch, capsys):
         assert any(
             f": {case.field}: " in line or f": {case.field}." in line or f"{case.field}[" in line for line in lines
         ), f"no problem names {case.field!r}:\n{run.stderr}"
+
+
+# --- generated: every string of the description config, replaced by hostile text ----------------------------
+
+HOSTILE_STRINGS = [
+    "${file(\"/etc/passwd\")}",
+    "%{ for x in [1] }x%{ endfor }",
+    "ok\nINJECTED=1",
+    "nul\x00byte",
+    "((domain))",
+    "https://user:secret@example.com/x",
+    "x" * 5000,
+    "\u202egnp.exe",
+    "",
+    "yes",
+]
+
+
+def _string_leaves(value: Any, path: tuple = ()) -> list[tuple]:
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _string_leaves(v, (*path, k))]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _string_leaves(v, (*path, i))]
+    return [path] if isinstance(value, str) else []
+
+
+def test_generated_hostile_strings_never_pass_or_crash():
+    """Each string field of the description config (outside component values) gets each hostile string: the config
+    is refused with one-line problems naming the field, or, for text that is harmless there, accepted without
+    any Terraform template, control character or credential surviving into the plan's config."""
+    import random
+
+    from planner.files import ConfigError, parse_model
+    from planner.load import resolve_config
+    from planner.schema import HelixConfig
+
+    leaves = [p for p in _string_leaves(BASE) if not (p[0] == "components" and "values" in p)]
+    cases = [(leaf, bad) for leaf in leaves for bad in HOSTILE_STRINGS]
+    random.Random(22).shuffle(cases)
+    cases = cases[:150]
+    assert len(leaves) >= 20 and len(cases) == 150
+    refused = 0
+    for leaf, bad in cases:
+        data = copy.deepcopy(BASE)
+        node: Any = data
+        for part in leaf[:-1]:
+            node = node[part]
+        node[leaf[-1]] = bad
+        cfg, problems = parse_model(HelixConfig, data, "helix.yaml")
+        try:
+            plan, more = resolve_config(cfg, "helix.yaml")
+        except ConfigError as exc:  # a data file problem would be a defect of this test's base
+            raise AssertionError(exc) from None
+        problems += more
+        for problem in problems:
+            assert "\n" not in str(problem) and "\x00" not in str(problem), (leaf, bad, str(problem))
+        if problems:
+            refused += 1
+            continue
+        dumped = str(cfg.model_dump())
+        for forbidden in ("${", "%{", "\n", "\x00", "user:secret@", "((", "\u202e"):
+            assert forbidden not in bad or forbidden not in dumped, (leaf, bad)
+    assert refused >= 100, refused

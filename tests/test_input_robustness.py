@@ -215,15 +215,19 @@ def test_state_folder_is_made_owner_only(tmp_path):
     state = tmp_path / "state"
     (state / "sub").mkdir(parents=True)
     (state / "foundation.tfstate").write_text("{}")
+    (state / "foundation.tfstate.backup").write_text("{}")
     (state / "sub" / "x.tfstate").write_text("{}")
+    (state / "README").write_text("not state")
     os.chmod(state, 0o755)
-    os.chmod(state / "foundation.tfstate", 0o644)
+    for path in state.rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
     changes = secure_state_folder(state)
     assert len(changes) == 4 and "0755 -> 0700" in changes[0]
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    assert stat.S_IMODE((state / "sub").stat().st_mode) == 0o700
     assert stat.S_IMODE((state / "foundation.tfstate").stat().st_mode) == 0o600
+    assert stat.S_IMODE((state / "foundation.tfstate.backup").stat().st_mode) == 0o600
     assert stat.S_IMODE((state / "sub" / "x.tfstate").stat().st_mode) == 0o600
+    assert stat.S_IMODE((state / "README").stat().st_mode) == 0o644  # not Terraform's: left alone
     assert secure_state_folder(state) == []  # checked every synth, reported only when changed
     assert secure_state_folder(tmp_path / "absent") == [] and not (tmp_path / "absent").exists()
 
