@@ -288,3 +288,17 @@ def test_library_matches_versions_and_paths_whole():
     )
     with pytest.raises(ValueError, match="is not a k3s release"):
         _validate(props)
+
+
+def test_yaml_surprises_are_found_by_both_loaders():
+    """libyaml (plain documents) and the pure-Python loader (documents with aliases) report the same surprises;
+    quoted and block scalars are text, as written."""
+    from planner.validate import yaml11_problems
+
+    plain = "a: 06443\nb: on\nc: 1:30\nd: '06443'\ne: \"yes\"\nf: |\n  yes\ng: [No, 0o17, 010]\nTrue: 1\n"
+    aliased = plain + "h: &x 1\ni: *x\n"
+    found = [(p.path, p.message.split(" is read")[0]) for p in yaml11_problems(plain, "f.yaml")]
+    assert found == [("a", "06443"), ("b", "on"), ("c", "1:30"), ("g[0]", "No"), ("g[2]", "010")], found
+    assert [(p.path, p.message) for p in yaml11_problems(aliased, "f.yaml")] == [
+        (p.path, p.message) for p in yaml11_problems(plain, "f.yaml")
+    ]
