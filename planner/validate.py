@@ -173,13 +173,24 @@ def string_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
     return sorted(set(out))
 
 
+# Where the credentials of each place that takes a URL belong: (field path or prefix, what to say).
+_CREDENTIALS_GO_TO = (
+    ("gitops.url", "use an ssh:// URL with the deploy key in the sensitive variable flux_git_identity "
+     "(TF_VAR_flux_git_identity)"),
+    ("state.pg", "libpq reads the password from PGPASSWORD or ~/.pgpass"),
+    ("state.s3", "the S3 backend reads its keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a profile)"),
+    ("cluster.etcd_snapshots.s3", "the keys are the sensitive variables etcd_s3_access_key and etcd_s3_secret_key"),
+    ("object_storage.external", "the keys are the sensitive variables object_storage_access_key_id and "
+     "object_storage_secret_access_key"),
+)
+
+
 def _credential_problems(path: str, text: str) -> list[tuple[str, str]]:
     out = []
-    where_it_goes = {
-        "gitops.url": "use an ssh:// URL with the deploy key in the sensitive variable flux_git_identity "
-        "(TF_VAR_flux_git_identity)",
-        "state.pg.conn_str": "libpq reads the password from PGPASSWORD or ~/.pgpass",
-    }.get(path, "credentials belong in the sensitive variables (docs/credentials.md), never in the cluster file")
+    where_it_goes = next(
+        (where for prefix, where in _CREDENTIALS_GO_TO if path == prefix or path.startswith(prefix + ".")),
+        "credentials belong in sensitive Terraform variables (README, Secrets), never in the cluster file",
+    )
     for match in _URL_USERINFO.finditer(text):
         scheme, userinfo = match.group(1).lower(), match.group(2)
         if ":" in userinfo or (scheme in ("http", "https") and userinfo):

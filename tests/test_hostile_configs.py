@@ -149,7 +149,7 @@ CASES = [
          "state.pg.conn_str", "PGPASSWORD"),
     Case("s3-endpoint-with-keys", edit(both(at("state.backend", "s3"), at(
         "state.s3", {**S3, "endpoint": "https://AKIA:secret@minio.example.com"}))),
-         "state.s3.endpoint", "the URL carries credentials"),
+         "state.s3.endpoint", "AWS_ACCESS_KEY_ID"),
     Case("origin-with-password", edit(at("cloudflare.hostnames.0.origin", "https://admin:pw@web.default.svc")),
          "cloudflare.hostnames[0].origin", "the URL carries credentials"),
     # --- names and versions matched whole ---
