@@ -138,29 +138,32 @@ def main(argv: list[str] | None = None) -> int:
 def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:
     """What needs more than the config (planner/validate.py): the previous output's k3s version, the host-key
     waiver's warning, the local state folder's modes. An exit status, or None to go on."""
-    from planner.load import PROJECT_ROOT, config_path_from_env
+    from planner.load import PROJECT_ROOT, _shown, config_path_from_env
     from planner.validate import host_key_warnings, k3s_upgrade_problems, previous_k3s_version, secure_state_folder
 
-    shown = str(config_path_from_env())
-    try:  # the output folder's parent takes the staging folder: find out now, before jsii starts
-        outdir.absolute().parent.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{outdir.name}.probe-", dir=outdir.absolute().parent))
-    except OSError as exc:
-        print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
-        return 1
+    shown = _shown(config_path_from_env())
     problems = k3s_upgrade_problems(plan.config, previous_k3s_version(outdir))
     for path, message in problems:
         print(f"error: {shown}: {path}: {message}", file=sys.stderr)
     if problems:
         print(f"{len(problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
+    try:  # the output folder's parent takes the staging folder: find out now, before jsii starts
+        outdir.absolute().parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{outdir.name}.probe-", dir=outdir.absolute().parent))
+    except OSError as exc:
+        print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
+        return 1
     for line in host_key_warnings(plan.config, shown):
         print(line, file=sys.stderr)
     if plan.config.state.backend == "local":
         try:
             for change in secure_state_folder(PROJECT_ROOT / plan.config.state.local.dir):
                 print(f"state: {change} (state files hold secrets: owner only)", file=sys.stderr)
-        except OSError as exc:
-            print(f"error: cannot secure the local state folder: {exc.strerror or exc} ({exc.filename})", file=sys.stderr)
-            return 1
+        except OSError as exc:  # not the owner, say: the synth itself does not need it
+            print(
+                f"warning: cannot make the local state folder owner-only: {exc.strerror or exc} ({exc.filename}); "
+                "state files hold secrets",
+                file=sys.stderr,
+            )
     return None
