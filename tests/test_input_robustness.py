@@ -79,6 +79,26 @@ def test_path_through_a_file_is_one_line(tmp_path, monkeypatch, capsys):
     assert_refused(run, "main.py/helix.yaml", "cannot read file: Not a directory")
 
 
+def _unprivileged_available() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "--user", "--map-user=1000", "true"], capture_output=True, check=False
+    ).returncode == 0
+
+
+@pytest.mark.skipif(not _unprivileged_available(), reason="needs an unprivileged user namespace")
+def test_unreadable_config_is_one_line(tmp_path):
+    """Mode 000 stops only a process without CAP_DAC_OVERRIDE: run as a plain user of a user namespace."""
+    config = tmp_path / "helix.yaml"
+    shutil.copy(DESCRIPTION_CONFIG, config)
+    config.chmod(0)
+    proc = python_main(
+        {"HELIX_CONFIG": str(config), "CDKTF_OUTDIR": str(tmp_path / "out")},
+        prefix=["unshare", "--user", "--map-user=1000"],
+    )
+    one_line_refusal(proc, f"{config}: cannot read file: Permission denied")
+    assert not (tmp_path / "out").exists()
+
+
 def test_reads_are_bounded(tmp_path, monkeypatch):
     big = tmp_path / "big.yaml"
     with big.open("wb") as handle:
