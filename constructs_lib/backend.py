@@ -50,6 +50,8 @@ class S3StateBackend:
         region: bucket region.
         endpoint: custom S3 endpoint for MinIO, R2 or Ceph; None for AWS.
         use_path_style: path-style addressing, which most S3-compatible stores need.
+        kms_key_id: ARN (or id/alias) of the AWS KMS key the state objects are encrypted with (SSE-KMS);
+            None: the bucket's default encryption (SSE-S3).
     """
 
     bucket: str
@@ -57,6 +59,7 @@ class S3StateBackend:
     region: str = "us-east-1"
     endpoint: str | None = None
     use_path_style: bool = False
+    kms_key_id: str | None = None
 
     def apply(self, stack: TerraformStack, stack_name: str) -> None:
         # A non-AWS store (an endpoint) has no STS or account to check.
@@ -67,6 +70,7 @@ class S3StateBackend:
             key=f"{self.key_prefix}/{stack_name}.tfstate",
             region=self.region,
             encrypt=True,
+            kms_key_id=self.kms_key_id,
             use_path_style=self.use_path_style or None,
             endpoints={"s3": self.endpoint} if self.endpoint else None,
             skip_credentials_validation=other_store,

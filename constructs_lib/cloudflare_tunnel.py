@@ -80,7 +80,7 @@ class MachinePath:
     service_tokens: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        if not MACHINE_PATH.match(self.path):
+        if not MACHINE_PATH.fullmatch(self.path):
             raise ValueError(f"machine path {self.path!r} must be an absolute path such as /api/v1/flags")
 
     @property
@@ -126,7 +126,7 @@ class AccessProtection:
         paths = [p.prefix for p in self.machine_paths]
         if len(paths) != len(set(paths)):
             raise ValueError("a machine path is listed twice")
-        if not re.match(r"^(\d+(ns|us|µs|ms|s|m|h))+$", self.session_duration):
+        if not re.fullmatch(r"(\d+(ns|us|µs|ms|s|m|h))+", self.session_duration):
             raise ValueError(f"session_duration {self.session_duration!r} is not a duration such as 24h")
 
 

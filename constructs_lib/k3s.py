@@ -266,7 +266,7 @@ def _validate(props: K3sClusterProps) -> None:
         raise ValueError(f"K3sCluster: bootstrap_node {props.bootstrap_node!r} is not one of the servers")
     tag = props.installer_tag or props.version
     for what, value in (("version", props.version), ("installer_tag", tag)):
-        if not K3S_RELEASE.match(value):
+        if not K3S_RELEASE.fullmatch(value):
             raise ValueError(f"K3sCluster: {what} {value!r} is not a k3s release (vX.Y.Z+k3sN)")
     if props.installer_sha256 is None and tag not in KNOWN_INSTALLERS:
         raise ValueError(f"K3sCluster: pass installer_sha256 for install.sh at {tag} (install.sh.sha256sum at the tag)")

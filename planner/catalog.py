@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from planner.files import Problem, display_path, parse_model, read_yaml_mapping
+from planner.files import MAX_FILE_BYTES, Problem, display_path, parse_model, read_bounded, read_yaml_mapping
 from planner.schema import DnsLabel, ExactVersion, HelixConfig
 
 PLACEHOLDER = re.compile(r"\(\(([a-z0-9_]+)\)\)")
+NEAR_PLACEHOLDER = re.compile(r"\(\(\s*[A-Za-z_][A-Za-z0-9_.-]*\s*\)\)")
 
 
 class _Strict(BaseModel):
@@ -328,7 +329,14 @@ def render_placeholders(value: Any, known: dict[str, Any], path: str, problems: 
             found = known[name]
             return str(found).lower() if isinstance(found, bool) else str(found)
 
-        return PLACEHOLDER.sub(sub, value)
+        rendered = PLACEHOLDER.sub(sub, value)
+        # ((K3s_Version)), (( name )), ((name-x)): meant as a placeholder, but not one; it would stay literal text.
+        for near in NEAR_PLACEHOLDER.findall(rendered):
+            if PLACEHOLDER.fullmatch(near):
+                continue  # an unknown name, reported above
+            problems.append((path, f"{near} is not a placeholder (lowercase letters, digits and '_' between (( and ))); "
+                             f"known: {', '.join(sorted(known))}"))
+        return rendered
     return value
 
 
@@ -355,7 +363,7 @@ def load_catalog(folder: Path, root: Path) -> tuple[dict[str, tuple[ComponentSpe
     """Every component spec, with the file it came from."""
     files = sorted(folder.glob("*.yaml"))
     try:
-        key = (str(folder), str(root), tuple((path.name, path.read_bytes()) for path in files))
+        key = (str(folder), str(root), tuple((path.name, read_bounded(path, MAX_FILE_BYTES)) for path in files))
     except OSError:  # parsed uncached, so that read_yaml_mapping reports why
         return _parse_catalog(folder, root, files)
     if key not in _PARSED_CATALOGS:
@@ -375,7 +383,7 @@ def _parse_catalog(
         shown = display_path(path, root)
         data = read_yaml_mapping(path, shown)  # raises ConfigError for a file that is not a YAML mapping
         for cid, raw in data.items():
-            if not isinstance(cid, str) or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", cid):
+            if not isinstance(cid, str) or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", cid):
                 problems.append(Problem(shown, str(cid), "a component id is lowercase letters, digits and '-'"))
                 continue
             spec, errs = parse_model(ComponentSpec, raw, shown, prefix=(cid,))

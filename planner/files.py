@@ -5,7 +5,10 @@ Nothing here imports cdktf or jsii: a broken config must be reported before any 
 
 from __future__ import annotations
 
+import errno
+import os
 import reprlib
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +52,8 @@ def field_path(loc: Iterable[Any]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not str(part).isprintable() or " " in str(part):
+            out += f"[{str(part)!r}]"  # a key with a line break or a space stays on one line, quoted
         else:
             out += f".{part}" if out else str(part)
     return out
@@ -185,18 +190,49 @@ def display_path(path: Path, root: Path) -> str:
     """A path as the user should read it: relative to the project when inside it."""
     try:
         return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):
+        # RuntimeError: a symlink loop (Path.resolve before Python 3.13); shown as given, reported when read.
         return str(path)
 
 
-def _read_text(path: Path, shown: str) -> str:
-    """A project file's text: it must exist, be at most MAX_FILE_BYTES and be UTF-8."""
+def read_bounded(path: Path, limit: int) -> bytes:
+    """At most limit + 1 bytes of a regular file. Never blocks: a FIFO is opened non-blocking and refused, like a
+    device or a folder; /dev/zero can't fill the memory. Raises OSError (with strerror) for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     try:
-        raw = path.read_bytes()
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file"
+            )
+            raise OSError(errno.EINVAL, f"is {kind}, not a regular file")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _read_text(path: Path, shown: str) -> str:
+    """A project file's text: it must be a regular file of at most MAX_FILE_BYTES, in UTF-8 (read bounded)."""
+    try:
+        raw = read_bounded(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise ConfigError([Problem(shown, "", "file not found")]) from None
     except OSError as exc:
-        raise ConfigError([Problem(shown, "", f"cannot read file: {exc.strerror}")]) from None
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.ELOOP:
+            reason = "a symbolic link loop"
+        raise ConfigError([Problem(shown, "", f"cannot read file: {reason}")]) from None
     if len(raw) > MAX_FILE_BYTES:
         raise ConfigError([Problem(shown, "", f"file is larger than {MAX_FILE_BYTES} bytes")])
     try:

@@ -24,6 +24,7 @@ from planner.manifests import load_raw_chart
 from planner.model import PlatformPlan
 from planner.resolve import Inputs, resolve_platform
 from planner.schema import HelixConfig, cross_field_problems
+from planner.validate import config_problems, read_cluster_mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "config"
@@ -82,6 +83,7 @@ def resolve_config(
     problems: list[Problem] = []
     if cfg is not None:
         problems.extend(Problem(config_file, p, m) for p, m in cross_field_problems(cfg))
+        problems.extend(Problem(config_file, p, m) for p, m in config_problems(cfg))
     layers = _collect(lambda: load_layers(data / "layers.yaml", PROJECT_ROOT), problems)
     catalog = _collect(lambda: load_catalog(catalog_dir_from_env(data), PROJECT_ROOT), problems)
     variables = _collect(lambda: _load_variables(data / "variables.yaml"), problems)
@@ -115,7 +117,7 @@ def load_plan(config_path: Path | None = None, data_dir: Path | None = None) -> 
     path = config_path or config_path_from_env()
     shown = _shown(path)
     problems: list[Problem] = []
-    cfg = _collect(lambda: parse_model(HelixConfig, read_yaml_mapping(path, shown), shown), problems)
+    cfg = _collect(lambda: parse_model(HelixConfig, read_cluster_mapping(path, shown), shown), problems)
     plan, errs = resolve_config(cfg, shown, data_dir)
     problems.extend(errs)
     if problems or plan is None:

@@ -42,6 +42,7 @@ from planner.model import (
     VariablePlan,
 )
 from planner.schema import HelixConfig
+from planner.validate import BUILTIN_NAMESPACES
 
 # k3s's packaged components (in the order the k3s config has always listed them: reordering rewrites it);
 # a component's `replaces_k3s` turns one off.
@@ -223,13 +224,13 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
         else:
             continue
         namespace_owner[ns_name] = owner
-        # kube-system exists in every cluster; it is labelled by nobody here rather than fought over.
-        if ns_name != "kube-system":
+        # Built-in namespaces (kube-system, default, ...) exist in every cluster: never created or owned here.
+        if ns_name not in BUILTIN_NAMESPACES:
             owned[owner].append(NamespacePlan(ns_name, dict(ns.labels), ns.protect))
 
     def check_owner(ns_name: str, layer: str, what: str, file: str, path: str) -> None:
         owner = namespace_owner.get(ns_name)
-        if owner is None or ns_name == "kube-system" or comes_after(layer, owner):
+        if owner is None or ns_name in BUILTIN_NAMESPACES or comes_after(layer, owner):
             return
         if cfg.namespaces[ns_name].layer is not None:
             # The cluster file chose the owner: that choice is what to change.

@@ -47,13 +47,13 @@ KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
 
 
 def _exact_version(value: str) -> str:
-    if not EXACT_VERSION.match(value):
+    if not EXACT_VERSION.fullmatch(value):
         raise ValueError(f"{value!r} is not an exact version (pin one such as 1.2.3; no 'latest', ranges or wildcards)")
     return value
 
 
 def _k3s_release(value: str) -> str:
-    if not K3S_RELEASE.match(value):
+    if not K3S_RELEASE.fullmatch(value):
         raise ValueError(f"{value!r} is not a k3s release (vX.Y.Z+k3sN, such as v1.29.1+k3s2)")
     return value
 
@@ -98,13 +98,13 @@ def _address_range(value: str) -> str:
 
 
 def _dns_label(value: str) -> str:
-    if not DNS_LABEL.match(value):
+    if not DNS_LABEL.fullmatch(value):
         raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits and '-', at most 63)")
     return value
 
 
 def _hostname(value: str) -> str:
-    if not HOSTNAME.match(value):
+    if not HOSTNAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a lowercase DNS name")
     return value
 
@@ -118,19 +118,17 @@ def _host(value: str) -> str:
 
 
 def _cloudflare_id(value: str) -> str:
-    if not CLOUDFLARE_ID.match(value):
+    if not CLOUDFLARE_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a Cloudflare id (32 lowercase hex characters)")
     return value
 
 
 def _label_key(value: str) -> str:
-    if not LABEL_KEY.match(value):
-        raise ValueError(f"{value!r} is not a Kubernetes label key")
-    return value
+    return _qualified_key(value)
 
 
 def _label_value(value: str) -> str:
-    if len(value) > 63 or not LABEL_VALUE.match(value):
+    if len(value) > 63 or not LABEL_VALUE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.', "
             "alphanumeric at both ends)"
@@ -141,7 +139,7 @@ def _label_value(value: str) -> str:
 def _qualified_key(value: str) -> str:
     """A label or taint key: [prefix/]name, the prefix a DNS subdomain of at most 253, the name at most 63."""
     prefix, _, name = value.rpartition("/")
-    if not LABEL_KEY.match(value) or len(name) > 63 or len(prefix) > 253:
+    if not LABEL_KEY.fullmatch(value) or len(name) > 63 or len(prefix) > 253:
         raise ValueError(f"{value!r} is not a Kubernetes label key ([prefix/]name, name at most 63 characters)")
     return value
 
@@ -163,7 +161,7 @@ def _node_label_key(value: str) -> str:
 
 
 def _host_key(value: str) -> str:
-    if not HOST_KEY.match(value):
+    if not HOST_KEY.fullmatch(value):
         raise ValueError(f"{value[:40]!r} is not an SSH public host key ('ssh-ed25519 AAAA...', no comment)")
     return value
 
@@ -222,6 +220,8 @@ class S3State(Strict):
     # For S3-compatible stores (MinIO, R2, Ceph). Credentials come from the environment, never from here.
     endpoint: str | None = None
     use_path_style: bool = False
+    # The KMS key (ARN, id or alias/...) that encrypts the state objects (SSE-KMS); unset: the bucket's default.
+    kms_key_id: str | None = Field(default=None, pattern=r"^(arn:aws[a-z-]*:kms:\S+|alias/[A-Za-z0-9/_-]+|[0-9a-f-]{36})$")
 
 
 class RemoteState(Strict):
@@ -234,7 +234,7 @@ class RemoteState(Strict):
 
 class PgState(Strict):
     # The password is not part of the config: libpq reads it from PGPASSWORD or ~/.pgpass.
-    conn_str: str = Field(pattern=r"^postgres(ql)?://[^:@/]+(@[^/]+)?/.+$")
+    conn_str: str = Field(pattern=r"^postgres(ql)?://[^@/]+(@[^/]+)?/.+$")  # a password: planner/validate.py
     schema_prefix: str = "helix"
 
 
@@ -317,6 +317,14 @@ class CloudNodePool(Strict):
     provider: Literal["aws"]
 
 
+class SshConfig(Strict):
+    """How Terraform's SSH connections to the nodes are checked (user, port and key are variables)."""
+
+    # Connect to nodes that have no host_key without verifying the host: the cluster's CA keys then go to whatever
+    # answers at the address. Off: a node without host_key is refused. On: every synth warns.
+    insecure_ignore_host_keys: bool = False
+
+
 class ClusterConfig(Strict):
     mode: Literal["provision", "existing"] = "provision"
     k3s_version: K3sRelease = "v1.35.5+k3s1"
@@ -346,6 +354,7 @@ class ClusterConfig(Strict):
     departed_nodes: list[DepartedNode] = []
     existing: ExistingCluster | None = None
     cloud_node_pools: list[CloudNodePool] = []
+    ssh: SshConfig = SshConfig()
 
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -355,7 +364,7 @@ ORIGIN = r"^((https?|tcp|ssh|rdp|unix|smb)://\S+|http_status:[1-5]\d\d|hello_wor
 
 
 def _uuid(value: str) -> str:
-    if not UUID.match(value):
+    if not UUID.fullmatch(value):
         raise ValueError(f"{value!r} is not a Cloudflare UUID (such as 0b3f4c1e-1b2a-4c3d-9e8f-0123456789ab)")
     return value
 
@@ -452,7 +461,7 @@ class CloudflareConfig(Strict):
 class NamespaceConfig(Strict):
     # The layer that creates the namespace; derived from its components (the earliest layer) when omitted.
     layer: str | None = None
-    labels: dict[LabelKey, str] = {}
+    labels: dict[LabelKey, LabelValue] = {}
     # Refuse `terraform destroy` of the namespace (and so of the data in it).
     protect: bool = False
     components: list[str] = []

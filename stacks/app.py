@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +70,11 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
 
 
 def synthesize(
-    plan: PlatformPlan, outdir: Path | str, notes: list[str] | None = None, cache_key: str | None = None
+    plan: PlatformPlan,
+    outdir: Path | str,
+    notes: list[str] | None = None,
+    cache_key: str | None = None,
+    repeat: dict | None = None,
 ) -> SynthReport:
     """Synthesize into a sibling folder and swap it into place only when synthesis succeeded.
 
@@ -100,7 +106,7 @@ def synthesize(
             if cache_key is not None:
                 from stacks.synth_cache import write_stamp
 
-                write_stamp(staging, cache_key)
+                write_stamp(staging, cache_key, repeat)
             # The destroy guard: nothing stateful goes unless config/allow-destroy.yaml names it.
             refused = check_outputs(outdir, staging)
         except BaseException:
@@ -122,22 +128,85 @@ def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
+    given = os.environ.get("CDKTF_OUTDIR", "cdktf.out")
     notes: list[str] = []
     try:
-        report = synthesize(plan, os.environ.get("CDKTF_OUTDIR", "cdktf.out"), notes, cache_key=cache_key)
+        from stacks.outguard import check_target
+
+        state = plan.config.state
+        # Where the output goes is checked first (stacks/outguard.py): nothing below may touch a folder that is
+        # not an output folder.
+        check_target(given, Path(__file__).resolve().parent.parent,
+                     state.local.dir if state.backend == "local" else None)
+        checked = pre_synth_checks(plan, Path(given))
+        if checked is not None:
+            return checked
+        report = synthesize(plan, given, notes, cache_key=cache_key, repeat=_repeat_on_reuse(plan))
     except OutputRefused as exc:
         for line in notes:
             print(line, file=sys.stderr)
         for line in exc.lines:
             print(line, file=sys.stderr)
         return 2
-    except OSError as exc:  # a read-only, full or immutable file system: the environment, not the input
+    except (OSError, RuntimeError) as exc:
+        # A read-only, full or immutable file system: the environment, not the config (jsii reports Node's
+        # errors as RuntimeError "EROFS: ...").
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).split("\n")[0]
+        if isinstance(exc, RuntimeError) and not re.match(r"^(Error: )?E[A-Z]+: ", reason):
+            raise
         for line in notes:
             print(line, file=sys.stderr)
-        where = exc.filename or os.environ.get("CDKTF_OUTDIR", "cdktf.out")
-        print(f"error: cannot write the output ({where}: {exc.strerror or exc}); the previous output is unchanged",
+        where = exc.filename if isinstance(exc, OSError) and exc.filename else given
+        print(f"error: cannot write the output folder {given} ({where}: {reason}); the previous output is unchanged",
               file=sys.stderr)
         return 1
     for line in notes + report.lines():
         print(line, file=sys.stderr)
     return 0
+
+
+def _repeat_on_reuse(plan: PlatformPlan) -> dict:
+    """What pre_synth_checks does every time that main.py must do again when it reuses this synth's output:
+    print the host-key waiver's warning, make the local state folder owner-only (stacks/synth_cache.py)."""
+    from planner.load import _shown, config_path_from_env
+    from planner.validate import host_key_warnings
+
+    state = plan.config.state
+    return {
+        "warnings": host_key_warnings(plan.config, _shown(config_path_from_env())),
+        "state_dir": state.local.dir if state.backend == "local" else None,
+    }
+
+
+def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:
+    """What needs more than the config (planner/validate.py): the previous output's k3s version, the host-key
+    waiver's warning, the local state folder's modes. An exit status, or None to go on."""
+    from planner.load import PROJECT_ROOT, _shown, config_path_from_env
+    from planner.validate import host_key_warnings, k3s_upgrade_problems, previous_k3s_version, secure_state_folder
+
+    shown = _shown(config_path_from_env())
+    problems = k3s_upgrade_problems(plan.config, previous_k3s_version(outdir))
+    for path, message in problems:
+        print(f"error: {shown}: {path}: {message}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
+        return 2
+    try:  # the output folder's parent takes the staging folder: find out now, before jsii starts
+        outdir.absolute().parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{outdir.name}.probe-", dir=outdir.absolute().parent))
+    except OSError as exc:
+        print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
+        return 1
+    for line in host_key_warnings(plan.config, shown):
+        print(line, file=sys.stderr)
+    if plan.config.state.backend == "local":
+        try:
+            for change in secure_state_folder(PROJECT_ROOT / plan.config.state.local.dir):
+                print(f"state: {change} (state files hold secrets: owner only)", file=sys.stderr)
+        except OSError as exc:  # not the owner, say: the synth itself does not need it
+            print(
+                f"warning: cannot make the local state folder owner-only: {exc.strerror or exc} ({exc.filename}); "
+                "state files hold secrets",
+                file=sys.stderr,
+            )
+    return None

@@ -18,7 +18,7 @@ from planner.schema import StateConfig
 def backend_from_config(state: StateConfig) -> StateBackend:
     if state.backend == "s3" and state.s3:
         s3 = state.s3
-        return S3StateBackend(s3.bucket, s3.key_prefix, s3.region, s3.endpoint, s3.use_path_style)
+        return S3StateBackend(s3.bucket, s3.key_prefix, s3.region, s3.endpoint, s3.use_path_style, s3.kms_key_id)
     if state.backend == "remote" and state.remote:
         return RemoteStateBackend(state.remote.organization, state.remote.workspace_prefix, state.remote.hostname)
     if state.backend == "pg" and state.pg:

@@ -141,14 +141,26 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_stamp(outdir: Path, key: str) -> None:
-    """Record the key and every generated file of a fresh synth (call before Terraform's files are carried in)."""
+def write_stamp(outdir: Path, key: str, repeat: dict | None = None) -> None:
+    """Record the key and every generated file of a fresh synth (call before Terraform's files are carried in).
+    `repeat`: what a synth does every time, for the no-op synth to do too: {"warnings": [lines to print again],
+    "state_dir": the local state folder as the config gives it, relative to the project, whose modes it fixes}."""
     files = {
         path.relative_to(outdir).as_posix(): _digest(path)
         for path in sorted(outdir.rglob("*"))
         if path.is_file() and path.name != STAMP
     }
-    (outdir / STAMP).write_text(json.dumps({"format": FORMAT, "key": key, "files": files}, indent=1, sort_keys=True))
+    stamp = {"format": FORMAT, "key": key, "files": files, "repeat": repeat or {}}
+    (outdir / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True))
+
+
+def repeated(outdir: Path) -> dict:
+    """The `repeat` record of the output's stamp (see write_stamp); empty when there is none."""
+    try:
+        record = json.loads((outdir / STAMP).read_text()).get("repeat") or {}
+        return record if isinstance(record, dict) else {}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def reusable(outdir: Path, key: str | None) -> int | None:

@@ -73,6 +73,7 @@ def test_backend_config_errors(state, message):
     from pydantic import ValidationError
 
     from planner.schema import HelixConfig, cross_field_problems
+    from planner.validate import config_problems
 
     base = {"domain": "example.com", "acme_email": "ops@example.com", "cloudflare": {"enabled": False}}
     try:
@@ -80,4 +81,13 @@ def test_backend_config_errors(state, message):
     except ValidationError as exc:
         assert message in str(exc)
         return
-    assert any(message in m for _, m in cross_field_problems(cfg))
+    # A password in the pg connection string is refused by planner/validate.py, pointing at PGPASSWORD.
+    assert any(message in p + ": " + m for p, m in cross_field_problems(cfg) + config_problems(cfg))
+
+
+def test_s3_kms_key_encrypts_state():
+    arn = "arn:aws:kms:eu-central-1:111122223333:key/0b3f4c1e-1b2a-4c3d-9e8f-0123456789ab"
+    terraform = _synth_backend({"backend": "s3", "s3": {"bucket": "helix-state", "kms_key_id": arn}})
+    s3 = terraform["backend"]["s3"]
+    assert s3["kms_key_id"] == arn and s3["encrypt"] is True
+    assert "kms_key_id" not in _synth_backend({"backend": "s3", "s3": {"bucket": "helix-state"}})["backend"]["s3"]
