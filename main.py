@@ -33,23 +33,7 @@ if __name__ == "__main__":
 
     outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
     key = synth_cache.input_key() if synth_cache.enabled() else None
-    if key is not None and (stack_count := synth_cache.reusable(outdir, key)) is not None:
-        from stacks.outdir import standing_warnings
-
-        # What a full synth would say again: the host-key waiver's warning, an unmigrated backend, kept folders of
-        # removed stacks; and the local state folder made owner-only, as every synth does (stacks/app.py).
-        repeat = synth_cache.repeated(outdir)
-        for line in [*repeat.get("warnings", []), *standing_warnings(outdir, str(outdir)).lines()]:
-            print(line, file=sys.stderr)
-        if repeat.get("state_dir"):
-            from planner.validate import secure_state_folder
-
-            try:
-                for change in secure_state_folder(ROOT / repeat["state_dir"]):
-                    print(f"state: {change} (state files hold secrets: owner only)", file=sys.stderr)
-            except OSError as exc:
-                print(f"warning: cannot make the local state folder owner-only: {exc.strerror or exc}", file=sys.stderr)
-        print(f"{outdir}: up to date, {stack_count} stacks (no input changed since its synth)", file=sys.stderr)
+    if key is not None and synth_cache.reuse(outdir, key, ROOT):
         sys.exit(0)
 
     from stacks.app import main

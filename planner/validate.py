@@ -21,9 +21,7 @@ Nothing here imports cdktf or jsii.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -43,6 +41,7 @@ from planner.files import (
     read_bounded,
 )
 from planner.schema import HelixConfig
+from planner.state_modes import secure_state_folder  # noqa: F401 - one of this module's checks
 
 # Namespaces every Kubernetes cluster has: never created, owned or labelled by a platform stack.
 BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -320,27 +319,4 @@ def k3s_upgrade_problems(cfg: HelixConfig, previous: str | None) -> list[tuple[s
     return []
 
 
-# --- local state permissions --------------------------------------------------------------------------------
-
-
-def secure_state_folder(folder: Path) -> list[str]:
-    """Make the local state folder 0700 and its state files 0600 (state holds every secret Terraform created).
-    Returns one line per change. A folder that does not exist yet is left to Terraform (fixed on the next synth).
-    Never follows a symbolic link."""
-    changes: list[str] = []
-    if folder.is_symlink() or not folder.is_dir():
-        return changes
-    mode = stat.S_IMODE(folder.stat().st_mode)
-    if mode != 0o700:
-        os.chmod(folder, 0o700)
-        changes.append(f"{folder}: mode {mode:04o} -> 0700")
-    # Only Terraform's state files (<stack>.tfstate, .backup, lock info): a folder the user shares with other
-    # files keeps their modes.
-    for path in sorted(folder.rglob("*.tfstate*")):
-        if path.is_symlink() or not path.is_file():
-            continue
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode != 0o600:
-            os.chmod(path, 0o600)
-            changes.append(f"{path}: mode {mode:04o} -> 0600")
-    return changes
+# --- local state permissions: planner/state_modes.py (standard library only, for the no-op synth) -------

@@ -241,7 +241,11 @@ def swap_into_place(staging: Path, outdir: Path, shown: str) -> SynthReport:
     previous = previous_path(outdir)
     write_marker(staging)
     if outdir.exists():
-        outdir.rename(previous)
+        try:
+            outdir.rename(previous)
+        except OSError:  # an immutable or read-only output folder: it stays as it was, and so does the folder above
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     try:
         report = carry_over(previous, staging, shown)
     except BaseException:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 
@@ -48,11 +49,7 @@ class _Hasher:
             self._h.update(part)
 
     def add_file(self, label: str, path: Path) -> None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:  # a missing or unreadable input is part of the key too (the synth will say why)
-            data = f"<unreadable: {exc.__class__.__name__}>".encode()
-        self.add(label, data)
+        self.add(label, _read_input(path))
 
     def add_tree(self, label: str, folder: Path, suffixes: tuple[str, ...] = ()) -> None:
         if not folder.is_dir():
@@ -68,6 +65,31 @@ class _Hasher:
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()
+
+
+# Inputs are small; a larger one is refused by the full synth, so its contents never key a reusable output.
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+
+
+def _read_input(path: Path) -> bytes:
+    """A file's bytes; for anything the synth would refuse (missing, unreadable, not a regular file: a FIFO or a
+    device must not block or stream here; over MAX_INPUT_BYTES), a marker, and the full synth says why."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"<unreadable: {exc.__class__.__name__}>".encode()
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return b"<not a regular file>"
+        if info.st_size > MAX_INPUT_BYTES:
+            return b"<too large>"
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        return f"<unreadable: {exc.__class__.__name__}>".encode()
+    finally:
+        os.close(fd)
 
 
 def _installed_packages() -> list[str]:
@@ -178,3 +200,27 @@ def reusable(outdir: Path, key: str | None) -> int | None:
         return len(manifest.get("stacks") or {})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def reuse(outdir: Path, key: str, root: Path = PROJECT_ROOT) -> bool:
+    """Stand by the previous output when it was synthesized from `key` and is intact: say so, and do again what a
+    full synth does every time (stacks/app.py): print the host-key waiver's warning, the warnings about an
+    unmigrated backend and the kept folders of removed stacks, and make the local state folder owner-only.
+    False when a full synth is needed."""
+    stack_count = reusable(outdir, key)
+    if stack_count is None:
+        return False
+    from planner.state_modes import secure_state_folder
+    from stacks.outdir import standing_warnings
+
+    record = repeated(outdir)
+    for line in [*record.get("warnings", []), *standing_warnings(outdir, str(outdir)).lines()]:
+        print(line, file=sys.stderr)
+    if record.get("state_dir"):
+        try:
+            for change in secure_state_folder(root / record["state_dir"]):
+                print(f"state: {change} (state files hold secrets: owner only)", file=sys.stderr)
+        except OSError as exc:  # not the owner, say: the synth itself does not need it
+            print(f"warning: cannot make the local state folder owner-only: {exc.strerror or exc}", file=sys.stderr)
+    print(f"{outdir}: up to date, {stack_count} stacks (no input changed since its synth)", file=sys.stderr)
+    return True

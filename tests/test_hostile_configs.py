@@ -190,8 +190,8 @@ CASES = [
     # --- control characters and stray placeholders outside values ---
     Case("newline-in-kubeconfig", edit(existing(kubeconfig="~/.kube/config\nrm -rf /")),
          "cluster.existing.kubeconfig", "control character"),
-    Case("state-dir-is-the-project-root", edit(at("state.local.dir", ".")), "state.local.dir", "is the project root"),
-    Case("state-dir-empty", edit(at("state.local.dir", "")), "state.local.dir", "is the project root"),
+    Case("state-dir-is-the-project-root", edit(at("state.local.dir", ".")), "state.local.dir", "project"),
+    Case("state-dir-empty", edit(at("state.local.dir", "")), "state.local.dir", "project"),
     Case("right-to-left-override", edit(at("state.local.dir", "\u202estate")), "state.local.dir", "invisible"),
     Case("nul-in-s3-key-prefix", edit(both(at("state.backend", "s3"), at("state.s3", {**S3, "key_prefix": "a\x00b"}))),
          "state.s3.key_prefix", "control character"),

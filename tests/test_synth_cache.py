@@ -199,6 +199,9 @@ def test_main_reuses_an_unchanged_synth_byte_for_byte(twice_through_main: TwoRun
     assert runs.second.returncode == 0, runs.second.stderr[-2000:]
     assert "up to date" in runs.second.stderr, runs.second.stderr
     assert runs.after == runs.fresh
+    # What the first run warned about every time, the second says again.
+    warned = [line for line in runs.first.stderr.splitlines() if line.startswith("warning:")]
+    assert all(line in runs.second.stderr for line in warned)
     # Well under the half second of the target even on a busy machine (a full synth takes several seconds).
     assert runs.second_wall_s < 2.0, runs.second_wall_s
 
@@ -207,3 +210,32 @@ def test_the_cache_can_be_switched_off() -> None:
     assert synth_cache.enabled({})
     assert synth_cache.enabled({"HELIX_SYNTH_CACHE": "1"})
     assert not synth_cache.enabled({"HELIX_SYNTH_CACHE": "0"})
+
+
+def test_a_reused_output_repeats_what_every_synth_does(tmp_path: Path, capsys) -> None:
+    """The host-key waiver's warning comes again, and the local state folder is made owner-only again."""
+    outdir = tmp_path / "cdktf.out"
+    _fake_output(outdir)
+    warning = "warning: helix.yaml: cluster.ssh.insecure_ignore_host_keys is true and 1 node(s) have no host_key"
+    write_stamp(outdir, "k", {"warnings": [warning], "state_dir": "state"})
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    (state / "nodes.tfstate").write_text("{}")
+    (state / "nodes.tfstate").chmod(0o644)
+
+    assert not synth_cache.reuse(outdir, "another key", root=tmp_path)
+    assert capsys.readouterr().err == ""
+    assert synth_cache.reuse(outdir, "k", root=tmp_path)
+    err = capsys.readouterr().err
+    assert warning in err and "up to date, 1 stacks" in err
+    assert (state.stat().st_mode & 0o777, (state / "nodes.tfstate").stat().st_mode & 0o777) == (0o700, 0o600)
+    assert "nodes.tfstate: mode 0644 -> 0600" in err
+
+
+def test_the_key_never_blocks_on_a_fifo_or_streams_a_device(project: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "helix.yaml"
+    os.mkfifo(fifo)
+    started = time.perf_counter()
+    first = key(project, HELIX_CONFIG=str(fifo))
+    assert key(project, HELIX_CONFIG="/dev/zero") != first
+    assert time.perf_counter() - started < 5
