@@ -6,10 +6,11 @@ declared in the values of an installed component (the chart renders it from thos
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from planner.files import Problem
-from planner.model import PlatformPlan
+from planner.model import Component, PlatformPlan
 from planner.schema import HelixConfig
 
 # The component every hostname without an explicit origin is routed to (config/catalog/network.yaml).
@@ -20,7 +21,12 @@ CHART_DEFAULT_CLASS = "nginx"
 
 def external_ingress_class(plan: PlatformPlan) -> str | None:
     """The Ingress class of the installed external controller, or None when it is not installed."""
-    component = plan.components.get(EXTERNAL_INGRESS)
+    return ingress_class_of(plan.components)
+
+
+def ingress_class_of(components: Mapping[str, Component]) -> str | None:
+    """The Ingress class of the installed external controller among `components`, or None."""
+    component = components.get(EXTERNAL_INGRESS)
     if component is None:
         return None
     controller = component.values.get("controller") or {}
@@ -41,6 +47,11 @@ def _hosts_of(spec: dict[str, Any], root: dict[str, Any]) -> list[str]:
 
 def ingress_hosts(plan: PlatformPlan, ingress_class: str) -> dict[str, str]:
     """Host -> the installed component whose values declare an enabled Ingress of `ingress_class` for it."""
+    return hosts_served(plan.components, ingress_class)
+
+
+def hosts_served(components: Mapping[str, Component], ingress_class: str) -> dict[str, str]:
+    """Host -> the component among `components` whose values declare an enabled Ingress of `ingress_class`."""
     found: dict[str, str] = {}
 
     def walk(value: Any, root: dict[str, Any], cid: str) -> None:
@@ -54,7 +65,7 @@ def ingress_hosts(plan: PlatformPlan, ingress_class: str) -> dict[str, str]:
             for child in value:
                 walk(child, root, cid)
 
-    for cid, component in sorted(plan.components.items()):
+    for cid, component in sorted(components.items()):
         walk(component.values, component.values, cid)
     return found
 

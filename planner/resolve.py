@@ -12,7 +12,7 @@ Rules that keep day-2 edits small:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from planner.catalog import (
@@ -26,6 +26,7 @@ from planner.catalog import (
     placeholder_values,
     render_placeholders,
 )
+from planner.edge import resolve_edge
 from planner.files import Problem
 from planner.generators import GENERATORS
 from planner.manifests import RawChartFile, load_manifest_file
@@ -41,6 +42,7 @@ from planner.model import (
     ValueRef,
     VariablePlan,
 )
+from planner.nodes import resolve_nodes
 from planner.schema import HelixConfig
 
 # k3s's packaged components (in the order the k3s config has always listed them: reordering rewrites it);
@@ -408,6 +410,11 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
 
     problems.extend(_uniqueness_problems(components, manifests, secrets, catalog, layer_names))
 
+    components = {
+        cid: replace(c, release_needs=tuple(d for d in c.needs if d not in components or components[d].has_release))
+        for cid, c in components.items()
+    }
+
     # --- layers and their stacks ---
     has_stack = {name: bool(owned[name]) for name in layer_names}
     for cid in placed:
@@ -464,7 +471,19 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     if problems:
         return None, problems
     raw = ChartSource(inputs.raw_chart.repository, inputs.raw_chart.chart, inputs.raw_chart.version)
-    return PlatformPlan(config=cfg, config_file=cfg_file, layers=layers, k3s=k3s, raw_chart=raw), problems
+    return (
+        PlatformPlan(
+            config=cfg,
+            config_file=cfg_file,
+            layers=layers,
+            k3s=k3s,
+            raw_chart=raw,
+            nodes=resolve_nodes(cfg),
+            edge=resolve_edge(cfg, components),
+            state=cfg.state,
+        ),
+        problems,
+    )
 
 
 def _uniqueness_problems(

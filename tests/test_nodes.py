@@ -767,10 +767,12 @@ def node_objects_of(cfg) -> dict:
 
     from constructs_lib.backend import LocalStateBackend
     from constructs_lib.cluster_access import ClusterAccess
+    from planner.nodes import resolve_nodes
     from stacks.nodes import NodeObjectsStack
 
     access = ClusterAccess(kubeconfig_path="~/.kube/config", kubeconfig_context="test")
-    return json.loads(Testing.synth(NodeObjectsStack(App(), "node-objects", config=cfg, backend=LocalStateBackend(), access=access)))
+    nodes = resolve_nodes(cfg)
+    return json.loads(Testing.synth(NodeObjectsStack(App(), "node-objects", nodes=nodes, backend=LocalStateBackend(), access=access)))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,45 @@
+"""The layering rules of docs/architecture.md, checked on the source: stacks render the plan, the planner decides."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = ROOT / "stacks"
+# What a stack may take from the cluster file's schema: the state backend's settings, passed through as is.
+SCHEMA_NAMES_STACKS_MAY_IMPORT = {"StateConfig"}
+
+
+def raw_config_reads(source: str) -> list[str]:
+    """Where a module reads the raw cluster file: `<anything>.config`, or imports from planner.schema beyond the
+    state backend's settings (HelixConfig and every section of it)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr == "config":
+            found.append(f"line {node.lineno}: .config")
+        elif isinstance(node, ast.ImportFrom) and node.module == "planner.schema":
+            for alias in node.names:
+                if alias.name not in SCHEMA_NAMES_STACKS_MAY_IMPORT:
+                    found.append(f"line {node.lineno}: imports {alias.name} from {node.module}")
+        elif isinstance(node, ast.Import) and any(a.name == "planner.schema" for a in node.names):
+            found.append(f"line {node.lineno}: imports the schema module")
+    return found
+
+
+def test_no_stack_module_reads_the_raw_config():
+    """Stacks render the plan: no module under stacks/ reads `plan.config` or the cluster file's schema."""
+    modules = sorted(STACKS.rglob("*.py"))
+    assert len(modules) >= 5
+    offenders = {str(p.relative_to(ROOT)): hits for p in modules if (hits := raw_config_reads(p.read_text()))}
+    assert offenders == {}
+
+
+def test_the_scan_finds_a_raw_config_read():
+    """The rule's scan is not blind: each way of reaching the raw config is reported."""
+    assert raw_config_reads("def f(plan):\n    return plan.config.cluster.nodes\n") == ["line 2: .config"]
+    assert raw_config_reads("from planner.schema import HelixConfig, StateConfig\n") == [
+        "line 1: imports HelixConfig from planner.schema"
+    ]
+    assert raw_config_reads("import planner.schema\n") == ["line 1: imports the schema module"]
+    assert raw_config_reads("from planner.schema import StateConfig\nx = plan.nodes.api_host\n") == []
