@@ -558,11 +558,7 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
         out.append((f"state.{backend}", f"state.backend is {backend!r} but state.{backend} is not set"))
 
     # Networks must not overlap: pods, services and the node LAN are routed differently.
-    nets = {
-        "cluster.node_cidr": ipaddress.IPv4Network(cluster.node_cidr),
-        "cluster.cluster_cidr": ipaddress.IPv4Network(cluster.cluster_cidr),
-        "cluster.service_cidr": ipaddress.IPv4Network(cluster.service_cidr),
-    }
+    nets = _networks(cluster)
     names = list(nets)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
@@ -576,7 +572,24 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
 
     if cfg.object_storage.mode == "external" and cfg.object_storage.external is None:
         out.append(("object_storage.external", "object_storage.mode is 'external' but object_storage.external is not set"))
+    out.extend(_cluster_mode_problems(cfg))
+    out.extend(_cloudflare_problems(cfg))
+    return out
 
+
+def _networks(cluster: ClusterConfig) -> dict[str, ipaddress.IPv4Network]:
+    return {
+        "cluster.node_cidr": ipaddress.IPv4Network(cluster.node_cidr),
+        "cluster.cluster_cidr": ipaddress.IPv4Network(cluster.cluster_cidr),
+        "cluster.service_cidr": ipaddress.IPv4Network(cluster.service_cidr),
+    }
+
+
+def _cluster_mode_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
+    """The machines of a provisioned cluster, or none with an existing one."""
+    out: list[tuple[str, str]] = []
+    cluster = cfg.cluster
+    nets = _networks(cluster)
     if cluster.mode == "provision":
         if cluster.existing is not None:
             out.append(("cluster.existing", "only allowed with cluster.mode: existing"))
@@ -637,7 +650,12 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
             out.append(("cluster.departed_nodes", "must be empty with cluster.mode: existing"))
     if cluster.cloud_node_pools:
         out.append(("cluster.cloud_node_pools", "cloud node pools are not implemented yet; leave the list empty"))
+    return out
 
+
+def _cloudflare_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
+    """The tunnel's account, zone and hostnames, Access, the internal domain and adopted records."""
+    out: list[tuple[str, str]] = []
     cf = cfg.cloudflare
     if cf.enabled:
         if cf.account_id is None:

@@ -43,3 +43,44 @@ def test_the_scan_finds_a_raw_config_read():
     ]
     assert raw_config_reads("import planner.schema\n") == ["line 1: imports the schema module"]
     assert raw_config_reads("from planner.schema import StateConfig\nx = plan.nodes.api_host\n") == []
+
+
+# --- the planner in small named steps ----------------------------------------------------------------------
+
+PLANNER = ROOT / "planner"
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions (and methods, nested ones included) longer than `limit` lines, decorators and docstring counted."""
+    return [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines, line {node.lineno})"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_no_planner_function_is_longer_than_80_lines():
+    """The planner reads as named steps: a function that grows past 80 lines is split into steps of its own."""
+    offenders = {str(p.relative_to(ROOT)): hits for p in sorted(PLANNER.rglob("*.py")) if (hits := long_functions(p.read_text()))}
+    assert offenders == {}
+
+
+def test_the_length_scan_finds_a_long_function():
+    body = "".join(f"    x{i} = {i}\n" for i in range(80))
+    assert long_functions(f"def f():\n{body}") == ["f (81 lines, line 1)"]
+    assert long_functions(f"def f():\n{body}", limit=81) == []
+
+
+def test_resolve_platform_is_a_pipeline_of_named_steps():
+    """resolve_platform calls the steps docs/architecture.md names, in that order."""
+    from planner import resolve
+
+    source = (PLANNER / "resolve.py").read_text()
+    (fn,) = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef) and n.name == "resolve_platform"]
+    called = [n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    steps = ["place", "enable", "check_needs", "own_namespaces", "plan_extras", "plan_stacks"]
+    assert [c for c in called if c in steps] == steps
+    assert all(callable(getattr(resolve, step)) for step in steps)
