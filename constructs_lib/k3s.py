@@ -41,7 +41,6 @@ from typing import Any
 
 import yaml
 from cdktf import (
-    App,
     DataResource,
     FileProvisioner,
     Fn,
@@ -66,6 +65,7 @@ from cdktf_cdktf_provider_tls.self_signed_cert import SelfSignedCert, SelfSigned
 from constructs import Construct
 
 from constructs_lib import k3s_scripts as scripts
+from constructs_lib.addresses import address_name
 from constructs_lib.cluster_access import ClusterAccess
 from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR
 from constructs_lib.providers import ensure_provider
@@ -764,14 +764,10 @@ class K3sCluster(Construct):
         stack = TerraformStack.of(self)
         scopes = self.node.scopes
         path = [c.node.id for c in scopes[scopes.index(stack) + 1 :]]
-        scratch: Construct = TerraformStack(App(), "scratch")
-        for cid in path:
-            scratch = Construct(scratch, cid)
-        out = {}
-        for kind, suffix in (("install", ""), ("config", "-config"), ("drain", "-drain")):
-            res = NullResource(scratch, f"{name}{suffix}")
-            out[kind] = f"null_resource.{res.friendly_unique_id}"
-        return out
+        return {
+            kind: f"null_resource.{address_name([*path, f'{name}{suffix}'])}"
+            for kind, suffix in (("install", ""), ("config", "-config"), ("drain", "-drain"))
+        }
 
     def _departed(self) -> None:
         """`removed` blocks for the departed nodes: agents first, then servers one at a time (state dependencies

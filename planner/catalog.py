@@ -6,21 +6,22 @@ planner/resolve.py resolves them against the cluster file into the PlatformPlan.
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from planner.files import Problem, display_path, parse_model, read_yaml_mapping
-from planner.schema import DnsLabel, ExactVersion, HelixConfig
+from planner.generators import GENERATORS
+from planner.merge import deep_merge  # noqa: F401 - re-exported for code that imports it from here
+from planner.schema import DnsLabel, ExactVersion, HelixConfig, Strict
 
 PLACEHOLDER = re.compile(r"\(\(([a-z0-9_]+)\)\)")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+# The one strict base of every data file's schema is planner.schema.Strict; this name stays for older imports.
+_Strict = Strict
 
 
 class GeneratedSecret(_Strict):
@@ -73,8 +74,15 @@ class SecretExtra(_Strict):
     moved_from: str | None = None
 
 
-# Generators build objects from the cluster file or the component's values (planner/generators.py).
-GeneratorName = Literal["cilium-lb-ipam", "istio-mesh-telemetry"]
+def _generator_name(name: str) -> str:
+    """Generators build objects from the cluster file or the component's values: the names are the keys of the
+    one registry, planner.generators.GENERATORS, checked when the catalog loads."""
+    if name not in GENERATORS:
+        raise ValueError(f"{name!r} is not a generator (known: {', '.join(sorted(GENERATORS))})")
+    return name
+
+
+GeneratorName = Annotated[str, AfterValidator(_generator_name)]
 
 
 class ManifestExtra(_Strict):
@@ -217,17 +225,6 @@ class VariableSpec(_Strict):
 
 class VariablesFile(_Strict):
     variables: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], VariableSpec] = {}
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; any other value in override replaces the base's."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 # The S3 service of the in-cluster store: the `seaweedfs` release's S3 gateway (Service <release>-s3, port 8333,

@@ -22,7 +22,6 @@ from planner.catalog import (
     ManifestExtra,
     ValueSource,
     VariablesFile,
-    deep_merge,
     kubernetes_minor,
     missing_section,
     placeholder_values,
@@ -32,6 +31,7 @@ from planner.edge import resolve_edge
 from planner.files import Problem
 from planner.generators import GENERATORS
 from planner.manifests import RawChartFile, load_manifest_file
+from planner.merge import deep_merge
 from planner.model import (
     ChartSource,
     Component,

@@ -7,6 +7,7 @@ from cdktf_cdktf_provider_kubernetes.labels import Labels, LabelsMetadata
 from cdktf_cdktf_provider_kubernetes.node_taint import NodeTaint, NodeTaintMetadata, NodeTaintTaint
 from constructs import Construct
 
+from constructs_lib.addresses import address_name
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
 from constructs_lib.k3s import DepartedK3sNode, EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
@@ -151,20 +152,12 @@ class NodeObjectsStack(HelixStack):
         removed = []
         for departed in nodes.departed:
             for kind, prefix in (("kubernetes_labels", "labels"), ("kubernetes_node_taint", "taints")):
-                removed.append({"from": f"{kind}.{_address_id(f'{prefix}-{departed.name}')}", "lifecycle": {"destroy": False}})
+                removed.append({"from": f"{kind}.{address_name([f'{prefix}-{departed.name}'])}", "lifecycle": {"destroy": False}})
         if removed:
             self.add_override("removed", removed)
 
 
 FIELD_MANAGER = "helix-nodes"
-
-
-def _address_id(cid: str) -> str:
-    """The Terraform name cdktf gives a resource with construct id `cid` directly in a stack."""
-    from cdktf import App, TerraformStack
-
-    scratch = TerraformStack(App(), "scratch")
-    return Labels(scratch, cid, api_version="v1", kind="Node", metadata=LabelsMetadata(name="x"), labels={}).friendly_unique_id
 
 
 def add_node_objects(app: Construct, nodes: NodesStack, plan: NodesPlan, backend: StateBackend) -> NodeObjectsStack:

@@ -84,3 +84,52 @@ def test_resolve_platform_is_a_pipeline_of_named_steps():
     steps = ["place", "enable", "check_needs", "own_namespaces", "plan_extras", "plan_stacks"]
     assert [c for c in called if c in steps] == steps
     assert all(callable(getattr(resolve, step)) for step in steps)
+
+
+# --- one definition each -----------------------------------------------------------------------------------
+
+CODE_DIRS = ("planner", "stacks", "constructs_lib", "tools")
+
+
+def _definitions(predicate) -> list[str]:
+    found = []
+    for folder in CODE_DIRS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree) if predicate(node)]
+    return found
+
+
+def test_one_deep_merge_one_strict_base_one_address_helper():
+    deep_merges = _definitions(lambda n: isinstance(n, ast.FunctionDef) and n.name == "deep_merge")
+    assert deep_merges == ["planner/merge.py:10"]
+    # A pydantic base that forbids unknown keys: planner.schema.Strict, and no second one.
+    strict_bases = _definitions(
+        lambda n: isinstance(n, ast.Call)
+        and getattr(n.func, "id", None) == "ConfigDict"
+        and any(k.arg == "extra" for k in n.keywords)
+    )
+    assert [s.split(":")[0] for s in strict_bases] == ["planner/schema.py"]
+    # Addresses of constructs that are not in the stack: built in a scratch app by one helper only.
+    scratch_apps = _definitions(
+        lambda n: isinstance(n, ast.Call) and getattr(n.func, "id", None) == "TerraformStack"
+        and any(isinstance(a, ast.Call) and getattr(a.func, "id", None) == "App" for a in n.args)
+    )
+    assert [s.split(":")[0] for s in scratch_apps] == ["constructs_lib/addresses.py"]
+
+
+def test_generator_names_are_the_registry():
+    """The catalog accepts exactly the generators planner/generators.py registers, and names the field otherwise."""
+    import pytest
+    from pydantic import ValidationError
+
+    from planner.catalog import ManifestExtra
+    from planner.generators import GENERATORS
+
+    assert GENERATORS
+    for name in GENERATORS:
+        assert ManifestExtra(release="x", generator=name).generator == name
+    with pytest.raises(ValidationError) as err:
+        ManifestExtra(release="x", generator="no-such-generator")
+    (error,) = err.value.errors()
+    assert error["loc"] == ("generator",) and "'no-such-generator' is not a generator" in error["msg"]
