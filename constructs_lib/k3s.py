@@ -37,7 +37,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from cdktf import (
@@ -101,6 +101,10 @@ CLUSTER_WIDE_KEYS = (
 REGISTRATION_KEYS = ("node-label", "node-taint")
 
 
+# What a node runs: 'server' (control plane + embedded etcd) or 'agent' (workloads).
+NodeRole = Literal["server", "agent"]
+
+
 @dataclass(frozen=True)
 class K3sNode:
     """One machine.
@@ -117,7 +121,7 @@ class K3sNode:
 
     name: str
     address: str
-    role: str
+    role: NodeRole
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: Sequence[str] = ()
     host_key: str | None = None
@@ -134,7 +138,7 @@ class DepartedK3sNode:
 
     name: str
     address: str
-    role: str
+    role: NodeRole
     host_key: str | None = None
     unreachable: bool = False
 
