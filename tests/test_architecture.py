@@ -133,3 +133,19 @@ def test_generator_names_are_the_registry():
         ManifestExtra(release="x", generator="no-such-generator")
     (error,) = err.value.errors()
     assert error["loc"] == ("generator",) and "'no-such-generator' is not a generator" in error["msg"]
+
+
+def test_test_modules_share_helpers_only_through_helper_modules():
+    """A helper used by two test modules lives in tests/helpers.py (or conftest.py): no test_*.py imports another."""
+    shared = {"tests.conftest", "tests.helpers", "tests.user_edits", "tests.library_harness"}
+    offenders = {}
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        imported = {
+            node.module
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tests.")
+        }
+        if imported - shared:
+            offenders[path.name] = sorted(imported - shared)
+    assert offenders == {}
+    assert (ROOT / "tests" / "README.md").exists()
