@@ -4,9 +4,9 @@ installed components. stacks/edge.py renders it and decides nothing."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from planner.edge_rules import EXTERNAL_INGRESS, hosts_served, ingress_class_of
+from planner.components.tunnel_origin import ingress_origin, provider_of
+from planner.edge_rules import hosts_served, ingress_class_of
 from planner.model import AccessPlan, Component, EdgePlan, EdgeRoute, MachinePathPlan
 from planner.schema import AccessConfig, HelixConfig, ZoneSettingsConfig
 
@@ -41,36 +41,6 @@ DNS_TOKEN_DESCRIPTION = token_description(
 NO_ORIGIN = "http_status:503"
 # What names no rule matches answer when no ingress controller is installed to answer 404 itself.
 NO_MATCH = "http_status:404"
-
-
-def _trunc63(name: str) -> str:
-    """Helm's `trunc 63 | trimSuffix "-"`."""
-    return name[:63].removesuffix("-")
-
-
-def ingress_origin(component: Component, cluster_domain: str) -> str:
-    """The in-cluster URL of an nginx-ingress (nginx/kubernetes-ingress chart) controller Service.
-
-    Follows the chart's _helpers.tpl: nginx-ingress.fullname is the release name when it contains the chart
-    name, otherwise <release>-<chart> (fullnameOverride and nameOverride win); the controller Service is
-    <fullname>-<controller.name> unless serviceNameOverride is set; the HTTP port is
-    controller.service.httpPort.port (80).
-    """
-    values: Mapping[str, Any] = component.values
-    controller = values.get("controller") or {}
-    override = values.get("serviceNameOverride")
-    if override:
-        service = _trunc63(override)
-    else:
-        if values.get("fullnameOverride"):
-            fullname = _trunc63(values["fullnameOverride"])
-        else:
-            name = values.get("nameOverride") or component.chart
-            release = component.release_name
-            fullname = _trunc63(release if name in release else f"{release}-{name}")
-        service = _trunc63(f"{fullname}-{controller.get('name', 'controller')}")
-    port = ((controller.get("service") or {}).get("httpPort") or {}).get("port", 80)
-    return f"http://{service}.{component.namespace}.svc.{cluster_domain}:{port}"
 
 
 def zone_settings_values(settings: ZoneSettingsConfig) -> dict[str, object]:
@@ -114,8 +84,9 @@ def resolve_edge(cfg: HelixConfig, components: Mapping[str, Component]) -> EdgeP
             token_description=EDGE_TOKEN_DESCRIPTION,
             token_permissions=TOKEN_PERMISSIONS,
         )
-    if EXTERNAL_INGRESS in components:
-        origin = ingress_origin(components[EXTERNAL_INGRESS], cfg.cluster.cluster_domain)
+    controller = provider_of(components)
+    if controller is not None:
+        origin = ingress_origin(controller, cfg.cluster.cluster_domain)
         # Names that only external-dns publishes (Ingresses of the external class) reach NGINX, which answers
         # 404 for hosts it does not serve.
         catch_all = origin

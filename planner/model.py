@@ -98,6 +98,8 @@ class Component:
     # The needs its release waits for by name: those with a release of their own (a manifests component orders
     # nothing by name; its objects are Secrets or manifest releases of its own).
     release_needs: tuple[str, ...] = ()
+    # The concerns its catalog entry provides (planner/components/): how the generic planner finds it.
+    provides: tuple[str, ...] = ()
 
     @property
     def has_release(self) -> bool:

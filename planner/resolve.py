@@ -12,6 +12,7 @@ Rules that keep day-2 edits small:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from planner.catalog import (
     placeholder_values,
     render_placeholders,
 )
+from planner.components import Provider, find_providers, object_store
 from planner.edge import resolve_edge
 from planner.files import Problem
 from planner.generators import GENERATORS
@@ -68,28 +70,9 @@ class Inputs:
     root: Path
 
 
-# The in-cluster object store: the component that generates its keys, and the Secret they are in.
-IN_CLUSTER_KEYS = ("seaweedfs", "object-store")
-AWS_CREDENTIALS_FILE = "[default]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret_access_key}\n"
-
-
-def _object_store_ref(cfg: HelixConfig, what: str) -> ValueRef:
-    def key(name: str) -> ValueRef:
-        if cfg.object_storage.mode == "external":
-            return ValueRef("variable", f"object_storage_{name}")
-        component, secret = IN_CLUSTER_KEYS
-        return ValueRef("generated_in", f"{secret}/{name}", component=component)
-
-    if what == "aws_credentials_file":
-        fields = tuple((name, key(name)) for name in ("access_key_id", "secret_access_key"))
-        return ValueRef("format", AWS_CREDENTIALS_FILE, fields=fields)
-    return key(what)
-
-
-def _ref(source: ValueSource, cfg: HelixConfig | None = None) -> ValueRef:
+def _ref(source: ValueSource, cfg: HelixConfig, providers: Mapping[str, Provider]) -> ValueRef:
     if source.object_store is not None:
-        assert cfg is not None
-        return _object_store_ref(cfg, source.object_store)
+        return object_store.key_ref(cfg, source.object_store, providers.get(object_store.CONCERN))
     if source.variable is not None:
         return ValueRef("variable", source.variable)
     if source.generated is not None:
@@ -205,17 +188,20 @@ def enable(inputs: Inputs, placed: dict[str, str]) -> tuple[dict[str, Component]
         mode = catalog[cid][0].object_storage
         return (override is None or override.enabled) and (mode is None or mode == cfg.object_storage.mode)
 
-    known = placeholder_values(cfg)
+    providers = find_providers(cfg, catalog)
+    known = placeholder_values(cfg, providers)
     problems: list[Problem] = []
     components: dict[str, Component] = {}
     for cid, ns_name in placed.items():
         if enabled(cid):
-            components[cid], errs = _component(inputs, cid, ns_name, known)
+            components[cid], errs = _component(inputs, cid, ns_name, known, providers)
             problems += errs
     return components, problems
 
 
-def _component(inputs: Inputs, cid: str, ns_name: str, known: dict[str, Any]) -> tuple[Component, list[Problem]]:
+def _component(
+    inputs: Inputs, cid: str, ns_name: str, known: dict[str, Any], providers: Mapping[str, Provider]
+) -> tuple[Component, list[Problem]]:
     cfg, cfg_file, catalog = inputs.config, inputs.config_file, inputs.catalog
     problems: list[Problem] = []
     spec, spec_file = catalog[cid]
@@ -241,15 +227,18 @@ def _component(inputs: Inputs, cid: str, ns_name: str, known: dict[str, Any]) ->
         values=values,
         generated_secrets=tuple(spec.generated_secrets),
         sensitive_values={
-            path: _ref(src, cfg) for path, src in spec.sensitive_values.items() if cfg.cloudflare.enabled or not src.optional
+            path: _ref(src, cfg, providers)
+            for path, src in spec.sensitive_values.items()
+            if cfg.cloudflare.enabled or not src.optional
         },
         values_from={
-            path: _ref(src, cfg) for path, src in spec.values_from.items() if cfg.cloudflare.enabled or not src.optional
+            path: _ref(src, cfg, providers) for path, src in spec.values_from.items() if cfg.cloudflare.enabled or not src.optional
         },
         protect=cfg.namespace_protected(ns_name),
         description=spec.description,
         seed_name=spec.seed_name,
         upstream_note=spec.upstream_note,
+        provides=tuple(spec.provides),
     )
     return component, problems
 
@@ -391,7 +380,8 @@ def plan_extras(
         variables_used={name: set() for name in graph.names},
         reads_from={name: set() for name in graph.names},
     )
-    known = placeholder_values(inputs.config)
+    providers = find_providers(inputs.config, inputs.catalog)
+    known = placeholder_values(inputs.config, providers)
     refs = _Refs(inputs, graph, components, extras)
     problems: list[Problem] = []
     for cid, comp in components.items():
@@ -406,7 +396,7 @@ def plan_extras(
             extras.manifests[m.layer].append(m)
         same_layer = tuple(m.release for m in planned if m.layer == comp.layer)
         for i, extra_secret in enumerate(spec.secrets):
-            data = {key: _ref(src, inputs.config) for key, src in extra_secret.data.items()}
+            data = {key: _ref(src, inputs.config, providers) for key, src in extra_secret.data.items()}
             for key, ref in data.items():
                 problems += refs.check(ref, cid, comp.layer, spec_file, f"{cid}.secrets[{i}].data.{key}")
             extras.secrets[comp.layer].append(

@@ -24,6 +24,7 @@ from constructs_lib.cloudflare_tunnel import (
     TunnelAdoption,
     TunnelRoute,
 )
+from planner.components.tunnel_origin import ingress_origin  # noqa: F401
 
 # The token constants and the rules that resolve the edge live in the planner; re-exported for the docs' tests.
 from planner.edge import (  # noqa: F401
@@ -33,7 +34,6 @@ from planner.edge import (  # noqa: F401
     EDGE_TOKEN_VARIABLE,
     NO_ORIGIN,
     TOKEN_PERMISSIONS,
-    ingress_origin,
 )
 from planner.model import AccessPlan, PlatformPlan
 from stacks.base import HelixStack

@@ -149,3 +149,59 @@ def test_test_modules_share_helpers_only_through_helper_modules():
             offenders[path.name] = sorted(imported - shared)
     assert offenders == {}
     assert (ROOT / "tests" / "README.md").exists()
+
+
+# --- one home per component that has code ------------------------------------------------------------------
+
+# Modules that hold component-specific knowledge, each found from the catalog (`provides`, `generator`).
+COMPONENT_HOMES = ("planner/components/", "planner/generators.py")
+
+
+def catalog_ids() -> set[str]:
+    import yaml
+
+    ids: set[str] = set()
+    for path in sorted((ROOT / "config" / "catalog").glob("*.yaml")):
+        ids |= set(yaml.safe_load(path.read_text()) or {})
+    return ids
+
+
+def component_ids_named(source: str, ids: set[str]) -> list[str]:
+    """String constants of the source that are a component id (docstrings and comments are prose, not code)."""
+    return sorted(
+        {n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in ids}
+    )
+
+
+def test_the_generic_planner_names_no_component_id():
+    """Component-specific code lives in planner/components/ (one module per concern, found through the catalog's
+    `provides`) or in a generator; the rest of the planner, and the stacks, name no component."""
+    from planner.resolve import K3S_PACKAGED
+
+    ids = catalog_ids()
+    assert {"seaweedfs", "ingress-external", "kube-prometheus-stack", "internal-wildcard-certificate"} <= ids
+    # k3s's own packaged components (traefik, coredns, metrics-server, ...) are k3s' names, which some catalog
+    # ids share: the planner names them as what k3s must not run (`replaces_k3s`), not as catalog components.
+    ids -= set(K3S_PACKAGED)
+    offenders = {}
+    for folder in ("planner", "stacks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            shown = str(path.relative_to(ROOT))
+            if shown.startswith(COMPONENT_HOMES):
+                continue
+            if named := component_ids_named(path.read_text(), ids):
+                offenders[shown] = named
+    assert offenders == {}
+    assert component_ids_named('X = ("seaweedfs", "object-store")\n"""seaweedfs"""\n', {"seaweedfs"}) == ["seaweedfs"]
+
+
+def test_every_concern_has_its_module_and_a_provider():
+    from planner.catalog import load_catalog
+    from planner.components import CONCERNS
+    from planner.load import PROJECT_ROOT
+
+    catalog, problems = load_catalog(ROOT / "config" / "catalog", PROJECT_ROOT)
+    assert not problems
+    for concern in CONCERNS:
+        assert (ROOT / "planner" / "components" / f"{concern.replace('-', '_')}.py").exists(), concern
+        assert [cid for cid, (spec, _) in catalog.items() if concern in spec.provides], concern
