@@ -213,7 +213,7 @@ class K3sClusterProps:
         installer_url: where install.sh is fetched; '{tag}' is replaced by installer_tag.
         join_timeout: seconds a node waits for the endpoint's /cacerts to serve the cluster CA.
         ready_timeout: seconds a node waits for k3s to be ready after (re)starting it.
-        drain_timeout: how long a drain may take when a node is removed.
+        drain_timeout: seconds a drain may take when a node is removed (like join_timeout and ready_timeout).
         protect_pki: prevent_destroy on the CAs, the keys and the tokens.
         server_config: extra keys merged into every server's config.yaml.
         agent_config: extra keys merged into every agent's config.yaml.
@@ -245,7 +245,7 @@ class K3sClusterProps:
     installer_url: str = INSTALLER_URL
     join_timeout: int = 300
     ready_timeout: int = 300
-    drain_timeout: str = "300s"
+    drain_timeout: int = 300
     protect_pki: bool = True
     server_config: Mapping[str, Any] = field(default_factory=dict)
     agent_config: Mapping[str, Any] = field(default_factory=dict)
@@ -710,7 +710,7 @@ class K3sCluster(Construct):
             return {"remote-exec": {"when": "destroy", "connection": conn, "inline": lines}}
 
         on_via = connection(via.address, via.host_key or "")
-        drain = step(scripts.drain_script(node, timeout=self.props.drain_timeout), on_via)
+        drain = step(scripts.drain_script(node, timeout=f"{self.props.drain_timeout}s"), on_via)
         delete = step(scripts.delete_script(node), on_via)
         stop = step(scripts.stop_script(node, role), connection(host, host_key))
         if via.name == node:
@@ -736,7 +736,7 @@ class K3sCluster(Construct):
                 "address": node.address,
                 "role": node.role,
                 "host_key": node.host_key or "",
-                "timeout": p.drain_timeout,
+                "timeout": f"{p.drain_timeout}s",
                 "user": p.ssh.user,
                 "port": Token.as_string(p.ssh.port) if not isinstance(p.ssh.port, str) else p.ssh.port,
             },
