@@ -20,7 +20,7 @@ import importlib
 # typing.TYPE_CHECKING without importing typing (which alone is most of this package's import time).
 TYPE_CHECKING = False
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # CHANGELOG.md lists each version; pyproject.toml reads this one
 
 # Public name -> the submodule that defines it.
 _EXPORTS: dict[str, str] = {

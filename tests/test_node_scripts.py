@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_nodes import departed_stack, drains, hosts, removed_blocks
+from tests.helpers import departed_stack, drains, hosts, removed_blocks
 
 CA_PEM = "-----BEGIN CERTIFICATE-----\nTHIS-CLUSTER-CA\n-----END CERTIFICATE-----\n"
 JOIN_VERSION = "v1.29.1+k3s2"

@@ -11,6 +11,7 @@ import yaml
 
 from planner.schema import Node
 from tests.conftest import ROOT, Synth
+from tests.helpers import drains, hosts, load_config, nodes_stack_of, removed_blocks
 
 FIXTURES = ROOT / "tests" / "fixtures"
 VERSION = "v1.35.5+k3s1"
@@ -28,20 +29,6 @@ def _uploaded(resource: dict, destination_suffix: str) -> str:
     found = [b["content"] for kind, b in _provisioners(resource) if kind == "file" and b["destination"].endswith(destination_suffix)]
     assert len(found) == 1, destination_suffix
     return found[0]
-
-
-def hosts(stack: dict) -> dict[str, dict]:
-    """Install resources (one per machine) by node name."""
-    out = {}
-    for res in stack["resource"]["null_resource"].values():
-        if "name" in res.get("triggers", {}):
-            out[res["triggers"]["name"]] = res
-    return out
-
-
-def drains(stack: dict) -> dict[str, dict]:
-    """Drain resources (destroy-time removal steps) by node name."""
-    return {r["triggers"]["node"]: r for r in stack["resource"]["null_resource"].values() if "timeout" in r.get("triggers", {})}
 
 
 def rolls(stack: dict) -> dict[str, dict]:
@@ -67,37 +54,6 @@ def install_script(resource: dict) -> str:
 def script_var(script: str, name: str) -> str:
     (value,) = re.findall(rf"^{name}=(.*)$", script, re.M)
     return value.strip("'")
-
-
-def removed_blocks(stack: dict) -> dict[str, dict[str, dict]]:
-    """The stack's `removed` blocks: node name -> {"drain"|"config"|"install": block}."""
-    out: dict[str, dict[str, dict]] = {}
-    for block in stack.get("removed", []):
-        m = re.fullmatch(r"null_resource\.k3s_(.+?)(-drain|-config)?_[0-9A-F]{8}", block["from"])
-        assert m, block["from"]
-        kind = {"-drain": "drain", "-config": "config", None: "install"}[m.group(2)]
-        out.setdefault(m.group(1), {})[kind] = block
-    return out
-
-
-def nodes_stack_of(path_or_config) -> dict:
-    """A nodes stack alone, synthesized with Testing.synth (no cross-stack refs needed)."""
-    from cdktf import App, Testing
-
-    from constructs_lib.backend import LocalStateBackend
-    from planner.load import load_plan, resolve_config
-    from stacks.nodes import NodesStack
-
-    if isinstance(path_or_config, Path):
-        plan = load_plan(path_or_config)
-    else:
-        plan, problems = resolve_config(path_or_config, "helix.yaml")
-        assert plan is not None, problems
-    return json.loads(Testing.synth(NodesStack(App(), "nodes", plan=plan, backend=LocalStateBackend())))
-
-
-def departed_stack() -> dict:
-    return nodes_stack_of(FIXTURES / "valid" / "departed-nodes.yaml")
 
 
 def address_of(stack: dict, res: dict) -> str:
@@ -588,12 +544,6 @@ def test_k3s_version_is_a_release_tag(version, ok):
 # --- the construct on its own: other shapes, without a full app ---------------------------------------------
 
 
-def load_config(path: Path):
-    from planner.load import load_plan
-
-    return load_plan(path).config
-
-
 @pytest.fixture(scope="module")
 def variants():
     """Small stacks built from fixture configs, synthesized with Testing.synth (no cross-stack refs needed)."""
@@ -767,10 +717,12 @@ def node_objects_of(cfg) -> dict:
 
     from constructs_lib.backend import LocalStateBackend
     from constructs_lib.cluster_access import ClusterAccess
+    from planner.nodes import resolve_nodes
     from stacks.nodes import NodeObjectsStack
 
     access = ClusterAccess(kubeconfig_path="~/.kube/config", kubeconfig_context="test")
-    return json.loads(Testing.synth(NodeObjectsStack(App(), "node-objects", config=cfg, backend=LocalStateBackend(), access=access)))
+    nodes = resolve_nodes(cfg)
+    return json.loads(Testing.synth(NodeObjectsStack(App(), "node-objects", nodes=nodes, backend=LocalStateBackend(), access=access)))
 
 
 @pytest.fixture(scope="module")

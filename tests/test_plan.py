@@ -21,7 +21,7 @@ from planner.load import load_plan, resolve_config
 from planner.model import PlatformPlan
 from planner.schema import HelixConfig
 from tests.conftest import ROOT
-from tests.test_config_fixtures import main_in_process
+from tests.helpers import main_in_process
 
 DATA_FIXTURES = sorted((ROOT / "tests" / "fixtures" / "invalid-data").glob("*.yaml"))
 

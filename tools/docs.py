@@ -1,7 +1,8 @@
-"""Generate docs/components.md from the platform plan of the shipped cluster file.
+"""Generate docs/components.md from the platform plan of the shipped cluster file, and the cluster file's
+reference (docs/config-reference.md, config/helix.schema.json) from its schema (tools/config_reference.py).
 
-    python -m tools.docs            rewrite docs/components.md when it differs from what would be generated
-    python -m tools.docs --check    exit 1 when docs/components.md differs from what would be generated
+    python -m tools.docs            rewrite each generated file that differs from what would be generated
+    python -m tools.docs --check    exit 1 when a generated file differs from what would be generated
     python -m tools.docs --help     this usage; writes nothing
 
 It renders the plan (planner/load.py) and decides nothing itself: which releases exist, in which layer and
@@ -15,6 +16,7 @@ from typing import Any
 
 from planner.load import PROJECT_ROOT, load_plan
 from planner.model import PlatformPlan
+from tools import config_reference
 
 DOC = PROJECT_ROOT / "docs" / "components.md"
 
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.docs", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only check: exit 1 when docs/components.md is out of date")
     args = parser.parse_args(argv)  # --help and unknown options exit here, before anything is written
+    stale = _sync(config_reference.outputs(), check=args.check)
     try:
         text = render(load_plan(PROJECT_ROOT / "config" / "helix.yaml"))
     except ConfigError as exc:
@@ -106,12 +109,28 @@ def main(argv: list[str] | None = None) -> int:
         if current != text:
             print(f"{DOC.relative_to(PROJECT_ROOT)} is out of date: run `task docs`", file=sys.stderr)
             return 1
-        return 0
+        return 1 if stale else 0
     if current != text:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         DOC.write_text(text)
         print(f"{DOC.relative_to(PROJECT_ROOT)} regenerated from config/helix.yaml and the catalog: commit it", file=sys.stderr)
     return 0
+
+
+def _sync(files: dict[Any, str], *, check: bool) -> list[str]:
+    """Write (or with check, only compare) generated files; the ones that differed."""
+    stale = []
+    for path, text in files.items():
+        shown = str(path.relative_to(PROJECT_ROOT))
+        if (path.read_text() if path.exists() else None) == text:
+            continue
+        stale.append(shown)
+        if check:
+            print(f"{shown} is out of date: run `task docs`", file=sys.stderr)
+        else:
+            path.write_text(text)
+            print(f"{shown} regenerated from planner/schema.py: commit it", file=sys.stderr)
+    return stale
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from planner.merge import deep_merge
 from tools.verify.errors import VerifyError
 
 # A Terraform interpolation (`${var.x}`, `${data.terraform_remote_state....}`) has no value at synth time; the
@@ -196,21 +197,12 @@ def user_values(release: Release) -> dict:
     for text in release.values:
         doc = yaml.safe_load(text)
         if isinstance(doc, dict):
-            deep_merge(merged, doc)
+            merged = deep_merge(merged, doc)
     for name, value, _type in release.sets:
         _set_path(merged, split_set_name(name), value)
     for name, values in release.set_lists:
         _set_path(merged, split_set_name(name), list(values))
     return merged
-
-
-def deep_merge(into: dict, other: dict) -> dict:
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            deep_merge(into[key], value)
-        else:
-            into[key] = value
-    return into
 
 
 def split_set_name(name: str) -> list[str]:
