@@ -21,7 +21,10 @@ Nothing here imports cdktf or jsii.
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -40,8 +43,9 @@ from planner.files import (
     load_yaml,
     read_bounded,
 )
+from planner.model import PlatformPlan
 from planner.schema import HelixConfig
-from planner.state_modes import secure_state_folder  # noqa: F401 - one of this module's checks
+from planner.state_modes import secure_state_folder
 
 # Namespaces every Kubernetes cluster has: never created, owned or labelled by a platform stack.
 BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -320,3 +324,51 @@ def k3s_upgrade_problems(cfg: HelixConfig, previous: str | None) -> list[tuple[s
 
 
 # --- local state permissions: planner/state_modes.py (standard library only, for the no-op synth) -------
+
+
+# --- what a synth checks beyond the config (called by stacks/app.py before and after synthesis) ----------
+
+
+def repeat_on_reuse(plan: PlatformPlan) -> dict:
+    """What pre_synth_checks does every time that main.py must do again when it reuses this synth's output:
+    print the host-key waiver's warning, make the local state folder owner-only (stacks/synth_cache.py). Called by stacks/app.py."""
+    from planner.load import _shown, config_path_from_env
+
+    state = plan.config.state
+    return {
+        "warnings": host_key_warnings(plan.config, _shown(config_path_from_env())),
+        "state_dir": state.local.dir if state.backend == "local" else None,
+    }
+
+
+def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:
+    """What needs more than the config (planner/validate.py): the previous output's k3s version, the host-key
+    waiver's warning, the local state folder's modes. An exit status, or None to go on."""
+    from planner.load import PROJECT_ROOT, _shown, config_path_from_env
+
+    shown = _shown(config_path_from_env())
+    problems = k3s_upgrade_problems(plan.config, previous_k3s_version(outdir))
+    for path, message in problems:
+        print(f"error: {shown}: {path}: {message}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
+        return 2
+    try:  # the output folder's parent takes the staging folder: find out now, before jsii starts
+        outdir.absolute().parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{outdir.name}.probe-", dir=outdir.absolute().parent))
+    except OSError as exc:
+        print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
+        return 1
+    for line in host_key_warnings(plan.config, shown):
+        print(line, file=sys.stderr)
+    if plan.config.state.backend == "local":
+        try:
+            for change in secure_state_folder(PROJECT_ROOT / plan.config.state.local.dir):
+                print(f"state: {change} (state files hold secrets: owner only)", file=sys.stderr)
+        except OSError as exc:  # not the owner, say: the synth itself does not need it
+            print(
+                f"warning: cannot make the local state folder owner-only: {exc.strerror or exc} ({exc.filename}); "
+                "state files hold secrets",
+                file=sys.stderr,
+            )
+    return None

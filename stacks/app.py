@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.files import ConfigError
 from planner.load import load_plan
 from planner.model import PlatformPlan
+from planner.validate import pre_synth_checks, repeat_on_reuse
 from stacks.outguard import OutputRefused
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def synthesize(
     from tools.guard import check_outputs
 
     shown = str(outdir)  # Path('') would read as '.': main passes CDKTF_OUTDIR as text
-    state = plan.config.state
+    state = plan.state
     root = Path(__file__).resolve().parent.parent
     outdir = check_target(shown, root, state.local.dir if state.backend == "local" else None)
     outdir.parent.mkdir(parents=True, exist_ok=True)
@@ -132,15 +132,15 @@ def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
     try:
         from stacks.outguard import check_target
 
-        state = plan.config.state
+        state = plan.state
         # Where the output goes is checked first (stacks/outguard.py): nothing below may touch a folder that is
         # not an output folder.
         check_target(given, Path(__file__).resolve().parent.parent,
                      state.local.dir if state.backend == "local" else None)
-        checked = pre_synth_checks(plan, Path(given))
+        checked = pre_synth_checks(plan, Path(given))  # planner/validate.py
         if checked is not None:
             return checked
-        report = synthesize(plan, given, notes, cache_key=cache_key, repeat=_repeat_on_reuse(plan))
+        report = synthesize(plan, given, notes, cache_key=cache_key, repeat=repeat_on_reuse(plan))
     except OutputRefused as exc:
         for line in notes:
             print(line, file=sys.stderr)
@@ -162,50 +162,3 @@ def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
     for line in notes + report.lines():
         print(line, file=sys.stderr)
     return 0
-
-
-def _repeat_on_reuse(plan: PlatformPlan) -> dict:
-    """What pre_synth_checks does every time that main.py must do again when it reuses this synth's output:
-    print the host-key waiver's warning, make the local state folder owner-only (stacks/synth_cache.py)."""
-    from planner.load import _shown, config_path_from_env
-    from planner.validate import host_key_warnings
-
-    state = plan.config.state
-    return {
-        "warnings": host_key_warnings(plan.config, _shown(config_path_from_env())),
-        "state_dir": state.local.dir if state.backend == "local" else None,
-    }
-
-
-def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:
-    """What needs more than the config (planner/validate.py): the previous output's k3s version, the host-key
-    waiver's warning, the local state folder's modes. An exit status, or None to go on."""
-    from planner.load import PROJECT_ROOT, _shown, config_path_from_env
-    from planner.validate import host_key_warnings, k3s_upgrade_problems, previous_k3s_version, secure_state_folder
-
-    shown = _shown(config_path_from_env())
-    problems = k3s_upgrade_problems(plan.config, previous_k3s_version(outdir))
-    for path, message in problems:
-        print(f"error: {shown}: {path}: {message}", file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
-        return 2
-    try:  # the output folder's parent takes the staging folder: find out now, before jsii starts
-        outdir.absolute().parent.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{outdir.name}.probe-", dir=outdir.absolute().parent))
-    except OSError as exc:
-        print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
-        return 1
-    for line in host_key_warnings(plan.config, shown):
-        print(line, file=sys.stderr)
-    if plan.config.state.backend == "local":
-        try:
-            for change in secure_state_folder(PROJECT_ROOT / plan.config.state.local.dir):
-                print(f"state: {change} (state files hold secrets: owner only)", file=sys.stderr)
-        except OSError as exc:  # not the owner, say: the synth itself does not need it
-            print(
-                f"warning: cannot make the local state folder owner-only: {exc.strerror or exc} ({exc.filename}); "
-                "state files hold secrets",
-                file=sys.stderr,
-            )
-    return None

@@ -181,3 +181,45 @@ def main_in_process(config: str, workdir: Path, monkeypatch, capsys, extra_env: 
     returncode = main()  # an exception here is a traceback the user would see: the test fails with it
     out = capsys.readouterr()
     return Run(returncode, out.out, out.err, None, before, tree(outdir), sorted(p.name for p in workdir.iterdir()))
+
+
+# --- refusals of a bad config (tests/test_config_fixtures.py and the hostile-input tests) -------------------
+
+MAX_CPU_SECONDS = 2.5
+SUMMARY = re.compile(r"^(\d+) problem\(s\) found; nothing was synthesized\.$")
+FIELD_PATH = re.compile(r"^[A-Za-z0-9_.\[\]-]+$")
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def assert_refused(run: Run, shown: str, fragment: str) -> None:
+    output = run.stdout + run.stderr
+    assert run.returncode == 2, f"exit status {run.returncode}, not 2:\n{output}"
+    assert "Traceback" not in output, output
+    assert run.stdout == "", f"config errors go to stderr only:\n{run.stdout}"
+    assert fragment in run.stderr, f"expected {fragment!r} in:\n{run.stderr}"
+    lines = run.stderr.rstrip("\n").split("\n")
+    summary = SUMMARY.match(lines[-1])
+    assert summary, f"last line should count the problems:\n{run.stderr}"
+    problems = lines[:-1]
+    assert len(problems) == int(summary.group(1)) >= 1, run.stderr
+    prefix = f"error: {shown}: "
+    for line in problems:
+        assert line.startswith(prefix), f"{line!r} does not start with {prefix!r}"
+        rest = line[len(prefix) :]
+        # Either `<field path>: <message>` or a whole-file message; a field path has no spaces.
+        head = rest.split(": ", 1)[0]
+        if ": " in rest and FIELD_PATH.match(head):
+            assert rest.split(": ", 1)[1].strip(), line
+        else:
+            assert rest.strip(), line
+    assert len(set(problems)) == len(problems), f"a problem is reported twice:\n{run.stderr}"
+    # The previous output is byte-identical and no staging folder was left next to it.
+    assert run.after == run.before
+    assert run.siblings == ["cdktf.out"], run.siblings
+    if run.cpu_seconds is not None:
+        assert run.cpu_seconds < MAX_CPU_SECONDS, f"{run.cpu_seconds:.2f} CPU s; config errors must be found before jsii loads"
+
+

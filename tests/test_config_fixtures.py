@@ -24,7 +24,7 @@ import pytest
 
 from planner.load import load_plan
 from tests.conftest import background_fixture
-from tests.helpers import Run, main_in_process, seed_outdir, tree
+from tests.helpers import MAX_CPU_SECONDS, Run, assert_refused, main_in_process, rel, seed_outdir, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -34,9 +34,6 @@ INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
 SUBPROCESS_SAMPLE = ["malformed-yaml.yaml", "many-problems.yaml"]
 # CPU seconds of the child process (its own, measured with wait4, so a busy machine doesn't skew it). A config
 # error costs about half a second: interpreter, pydantic and PyYAML. Loading any jsii assembly costs several.
-MAX_CPU_SECONDS = 2.5
-SUMMARY = re.compile(r"^(\d+) problem\(s\) found; nothing was synthesized\.$")
-FIELD_PATH = re.compile(r"^[A-Za-z0-9_.\[\]-]+$")
 
 
 def expected_fragment(path: Path) -> str:
@@ -44,10 +41,6 @@ def expected_fragment(path: Path) -> str:
     match = re.match(r"^# expect: (.+)$", first)
     assert match, f"{path.relative_to(ROOT)}: the first line must be '# expect: <message fragment>'"
     return match.group(1).strip()
-
-
-def rel(path: Path) -> str:
-    return str(path.relative_to(ROOT))
 
 
 def run_main(config: str, workdir: Path, extra_env: dict[str, str] | None = None) -> Run:
@@ -78,35 +71,6 @@ def run_measured(argv: list[str], env: dict[str, str]) -> tuple[int, str, str, f
 def _invalid_sample_runs(tmp_path_factory) -> dict[str, Run]:
     """The sample of invalid fixtures through `python main.py`, one process after another."""
     return {name: run_main(f"tests/fixtures/invalid/{name}", tmp_path_factory.mktemp(name)) for name in SUBPROCESS_SAMPLE}
-
-
-def assert_refused(run: Run, shown: str, fragment: str) -> None:
-    output = run.stdout + run.stderr
-    assert run.returncode == 2, f"exit status {run.returncode}, not 2:\n{output}"
-    assert "Traceback" not in output, output
-    assert run.stdout == "", f"config errors go to stderr only:\n{run.stdout}"
-    assert fragment in run.stderr, f"expected {fragment!r} in:\n{run.stderr}"
-    lines = run.stderr.rstrip("\n").split("\n")
-    summary = SUMMARY.match(lines[-1])
-    assert summary, f"last line should count the problems:\n{run.stderr}"
-    problems = lines[:-1]
-    assert len(problems) == int(summary.group(1)) >= 1, run.stderr
-    prefix = f"error: {shown}: "
-    for line in problems:
-        assert line.startswith(prefix), f"{line!r} does not start with {prefix!r}"
-        rest = line[len(prefix) :]
-        # Either `<field path>: <message>` or a whole-file message; a field path has no spaces.
-        head = rest.split(": ", 1)[0]
-        if ": " in rest and FIELD_PATH.match(head):
-            assert rest.split(": ", 1)[1].strip(), line
-        else:
-            assert rest.strip(), line
-    assert len(set(problems)) == len(problems), f"a problem is reported twice:\n{run.stderr}"
-    # The previous output is byte-identical and no staging folder was left next to it.
-    assert run.after == run.before
-    assert run.siblings == ["cdktf.out"], run.siblings
-    if run.cpu_seconds is not None:
-        assert run.cpu_seconds < MAX_CPU_SECONDS, f"{run.cpu_seconds:.2f} CPU s; config errors must be found before jsii loads"
 
 
 def test_there_are_fixtures():

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import DESCRIPTION_CONFIG
-from tests.test_config_fixtures import ROOT, assert_refused, main_in_process
+from tests.helpers import ROOT, assert_refused, main_in_process
 
 BASE_TEXT = DESCRIPTION_CONFIG.read_text()
 BASE: dict[str, Any] = yaml.safe_load(BASE_TEXT)

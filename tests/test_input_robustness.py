@@ -18,7 +18,7 @@ from planner import files
 from planner.files import read_bounded
 from planner.validate import k3s_upgrade_problems, previous_k3s_version, secure_state_folder
 from tests.conftest import DESCRIPTION_CONFIG
-from tests.test_config_fixtures import ROOT, assert_refused, main_in_process, rel, seed_outdir, tree
+from tests.helpers import ROOT, assert_refused, main_in_process, rel, seed_outdir, tree
 
 TIMEOUT = 60
 
