@@ -42,6 +42,7 @@ from planner.model import (
     VariablePlan,
 )
 from planner.schema import HelixConfig
+from planner.wiring import unknown_targets, wired_values
 
 # k3s's packaged components (in the order the k3s config has always listed them: reordering rewrites it);
 # a component's `replaces_k3s` turns one off.
@@ -142,16 +143,19 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     # --- components as installed ---
     known = placeholder_values(cfg)
     components: dict[str, Component] = {}
+    installed = {cid for cid in placed if enabled(cid)}
     for cid, ns_name in placed.items():
         if not enabled(cid):
             continue
         spec, spec_file = catalog[cid]
         override = cfg.components.get(cid)
+        for target in unknown_targets(spec.values_when_enabled, catalog):
+            problems.append(Problem(spec_file, f"{cid}.values_when_enabled.{target}", f"{target!r} is not a component in the catalog"))
         if spec.kind == "manifests" and override is not None and (override.version or override.values):
             problems.append(
                 Problem(cfg_file, f"components.{cid}", "a manifests component has no chart: only `enabled` applies")
             )
-        values = deep_merge(spec.values, override.values if override else {})
+        values = deep_merge(wired_values(spec.values, spec.values_when_enabled, installed), override.values if override else {})
         found: list[tuple[str, str]] = []
         values = render_placeholders(values, known, f"{cid}.values", found)
         problems.extend(Problem(spec_file if not override else cfg_file, p, m) for p, m in found)

@@ -16,6 +16,7 @@ import yaml
 from planner.catalog import load_catalog, load_layers
 from planner.files import parse_model
 from planner.schema import HelixConfig
+from tests.conftest import DESCRIPTION_CONFIG
 from tests.test_addons import _by_name, _releases, _stack_deps, _values
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,7 +198,7 @@ def _resolve(data: dict, inputs):
 
 @pytest.fixture(scope="module")
 def shipped() -> dict:
-    return yaml.safe_load((ROOT / "config/helix.yaml").read_text())
+    return yaml.safe_load(DESCRIPTION_CONFIG.read_text())
 
 
 def test_every_catalog_pin_records_its_kubernetes_range(inputs):
