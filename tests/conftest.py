@@ -199,6 +199,12 @@ def _parsed(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
+def backend_kind(stack: dict) -> str:
+    """The state backend a synthesized stack uses: `remote` is rendered as Terraform's `cloud` block."""
+    terraform = stack["terraform"]
+    return "remote" if "cloud" in terraform else next(iter(terraform["backend"]))
+
+
 def shipped_is_description() -> bool:
     """The shipped config says exactly what the description's frozen copy says (comments aside)."""
     return _parsed(SHIPPED_CONFIG) == _parsed(DESCRIPTION_CONFIG)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import DESCRIPTION_CONFIG, SHIPPED_CONFIG
+from tests.conftest import DESCRIPTION_CONFIG, SHIPPED_CONFIG, backend_kind
 from tests.user_edits import ADDED_HOSTNAME_LABEL, DISABLED_COMPONENT
 
 
@@ -61,6 +61,13 @@ def test_the_code_tests_never_run_on_the_shipped_file():
 def test_shipped_config_synthesizes(shipped_synth, shipped_plan):
     """Every stack has the configured backend; the releases are the plan's enabled components with a chart."""
     for name in shipped_synth.stack_names:
-        assert list(shipped_synth.stack(name)["terraform"]["backend"]) == [shipped_plan.config.state.backend], name
+        assert backend_kind(shipped_synth.stack(name)) == shipped_plan.config.state.backend, name
     charts = {c.release_name for c in shipped_plan.components.values() if c.has_release}
     assert charts <= {r["name"] for _, r in shipped_synth.releases().values()}
+
+
+def test_every_reference_of_the_shipped_config_resolves(shipped_plan):
+    """Every Service name its releases render belongs to a component it installs (tests/service_refs.py)."""
+    from tests.service_refs import unresolved
+
+    assert unresolved(shipped_plan) == []
