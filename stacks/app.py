@@ -110,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
-    report = synthesize(plan, Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out")))
+    outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    report = synthesize(plan, outdir)
     for line in report.lines():
         print(line, file=sys.stderr)
+    from stacks.summary import summary_line
+
+    print(summary_line(outdir, plan.config_file), file=sys.stderr)
     return 0
