@@ -20,8 +20,10 @@ import yaml
 OTHER_DOMAIN = "acme-robotics.example"
 OTHER_NAME = "acme"
 OTHER_NODE_CIDR = "172.20.8.0/24"
-OTHER_CLUSTER_CIDR = "10.60.0.0/16"
-OTHER_SERVICE_CIDR = "10.61.0.0/16"
+# When the file already uses the values above (a copy made by this module), the edits take these instead.
+SECOND_DOMAIN = "globex.example"
+SECOND_NODE_CIDR = "192.168.77.0/24"
+OTHER_POD_SERVICE_CIDRS = (("10.60.0.0/16", "10.61.0.0/16"), ("10.70.0.0/16", "10.71.0.0/16"))
 
 BACKENDS: dict[str, dict[str, Any]] = {
     "local": {"backend": "local", "local": {"dir": "tfstate"}},
@@ -43,7 +45,7 @@ def _replace_strings(node: Any, old: str, new: str) -> Any:
 
 def other_domain(data: dict) -> dict:
     """Every mention of the domain (hostnames, e-mail domains, internal domain, ACME address) and the name."""
-    data = _replace_strings(data, data["domain"], OTHER_DOMAIN)
+    data = _replace_strings(data, data["domain"], OTHER_DOMAIN if data["domain"] != OTHER_DOMAIN else SECOND_DOMAIN)
     data["name"] = OTHER_NAME
     cloudflare = data.get("cloudflare") or {}
     if cloudflare.get("tunnel_name"):
@@ -57,10 +59,10 @@ def nodes(data: dict, servers: int, agents: int, cidr: str | None = None) -> dic
     """servers + agents nodes, renumbered in the node network (another one when `cidr` is given)."""
     cluster = data["cluster"]
     if cidr:
-        cluster["node_cidr"] = cidr
-        cluster["cluster_cidr"] = OTHER_CLUSTER_CIDR
-        cluster["service_cidr"] = OTHER_SERVICE_CIDR
-        cluster["cluster_dns"] = str(ipaddress.ip_network(OTHER_SERVICE_CIDR).network_address + 10)
+        cluster["node_cidr"] = cidr if cluster.get("node_cidr") != cidr else SECOND_NODE_CIDR
+        pods, services = next(p for p in OTHER_POD_SERVICE_CIDRS if p[0] != cluster.get("cluster_cidr"))
+        cluster["cluster_cidr"], cluster["service_cidr"] = pods, services
+        cluster["cluster_dns"] = str(ipaddress.ip_network(services).network_address + 10)
     net = ipaddress.ip_network(cluster["node_cidr"])
     base = int(net.network_address)
     old = cluster.get("nodes") or []

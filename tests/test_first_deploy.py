@@ -248,3 +248,27 @@ def test_synth_ends_with_one_summary_line(tmp_path, monkeypatch, capsys):
     last = run.stderr.strip().splitlines()[-1]
     m = re.fullmatch(r"synthesized (\d+) stacks, (\d+) resources into (\S+) from (\S+)", last)
     assert m and int(m.group(1)) >= 10 and int(m.group(2)) > 100, last
+
+
+# --- docs/first-deploy.md ------------------------------------------------------------------------------------
+
+
+def test_first_deploy_checklist_covers_every_stack_in_a_valid_order(description_synth):
+    """Its deploy table names every stack once, each after the stacks it depends on; links and verbs exist."""
+    from tools.order import dependency_order
+
+    text = (ROOT / "docs" / "first-deploy.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| `([a-z-]+)` \|", text, re.M)
+    order = [stack for _, stack in rows]
+    assert sorted(order) == sorted(description_synth.stack_names)
+    deps = {name: set(entry.get("dependencies", [])) for name, entry in description_synth.manifest["stacks"].items()}
+    for i, stack in enumerate(order):
+        assert deps[stack] <= set(order[:i]), (stack, deps[stack] - set(order[:i]))
+    assert dependency_order(description_synth.manifest["stacks"])  # the same manifest the deploy walks
+    for link in re.findall(r"\]\(([^)#]+\.md)", text):
+        assert (ROOT / "docs" / link).resolve().exists(), link
+    tasks = yaml.safe_load((ROOT / "Taskfile.yml").read_text())["tasks"]
+    for verb in set(re.findall(r"task (\w+)", text)):
+        assert verb in tasks, verb
+    readme = (ROOT / "README.md").read_text()
+    assert readme.index("docs/first-deploy.md") < readme.index("## Quick start")
