@@ -483,9 +483,17 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
     if args.out:
         args.out.write_text(text)
+        # The summary (everything before the first stack's section) on the terminal too, then where the rest is.
+        sys.stdout.write(summary_of(text) + f"\n(the whole review: {args.out})\n")
     else:
         sys.stdout.write(text)
     return status
+
+
+def summary_of(markdown: str) -> str:
+    """A review's summary: its text up to the first per-stack section."""
+    head = markdown.split("\n### ", 1)[0]
+    return head.rstrip("\n")
 
 
 if __name__ == "__main__":
