@@ -110,11 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
+    from stacks.summary import stack_digests, summary_line
+
     outdir = Path(os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
+    before = stack_digests(outdir)
     report = synthesize(plan, outdir)
     for line in report.lines():
         print(line, file=sys.stderr)
-    from stacks.summary import summary_line
-
-    print(summary_line(outdir, plan.config_file), file=sys.stderr)
+    print(summary_line(outdir, plan.config_file, before), file=sys.stderr)
     return 0

@@ -246,8 +246,27 @@ def test_synth_ends_with_one_summary_line(tmp_path, monkeypatch, capsys):
     run = main_in_process(str(DESCRIPTION_CONFIG.relative_to(ROOT)), tmp_path, monkeypatch, capsys)
     assert run.returncode == 0
     last = run.stderr.strip().splitlines()[-1]
-    m = re.fullmatch(r"synthesized (\d+) stacks, (\d+) resources into (\S+) from (\S+)", last)
+    m = re.fullmatch(r"synthesized (\d+) stacks, (\d+) resources into (\S+) from (\S+)(; since the last synth: .*)?", last)
     assert m and int(m.group(1)) >= 10 and int(m.group(2)) > 100, last
+
+
+def test_the_summary_names_the_stacks_changed_since_the_last_synth(tmp_path, description_synth):
+    import json
+    import shutil
+
+    from stacks.summary import stack_digests, summary_line
+
+    out = tmp_path / "out"
+    shutil.copytree(description_synth.outdir, out)
+    before = stack_digests(out)
+    assert summary_line(out, "c.yaml", before).endswith("; since the last synth: no stack changed")
+    path = out / description_synth.manifest["stacks"]["edge"]["synthesizedStackPath"]
+    doc = json.loads(path.read_text())
+    doc["resource"]["terraform_data"] = {"x": {}}
+    path.write_text(json.dumps(doc))
+    line = summary_line(out, "c.yaml", before)
+    assert line.endswith("; since the last synth: 1 changed (edge)"), line
+    assert summary_line(out, "c.yaml", None).endswith("from c.yaml")
 
 
 # --- docs/first-deploy.md ------------------------------------------------------------------------------------
