@@ -24,3 +24,19 @@ def test_review_with_out_prints_its_summary_and_where_the_rest_is(description_sy
 def test_task_diff_is_silent_and_synth_prints_one_line():
     tasks = yaml.safe_load((ROOT / "Taskfile.yml").read_text())["tasks"]
     assert tasks["diff"]["silent"] is True and tasks["synth"]["silent"] is True
+
+
+def test_review_shows_tunnel_origins(description_synth, description_plan, edited_synth):
+    """The edited config adds a hostname with its own origin: the review names the route, not only a DNS record."""
+    from tests.user_edits import ADDED_HOSTNAME_LABEL
+    from tools.review import diff_dirs, render_markdown, tunnel_origin_changes
+
+    text = render_markdown(diff_dirs(description_synth.outdir, edited_synth[0].outdir))
+    host = f"{ADDED_HOSTNAME_LABEL}.{description_plan.config.domain}"
+    assert "**Tunnel origins**" in text and f"- added `{host}` → `http_status:503`" in text
+    before = {"config": {"ingress": [{"hostname": "a.example", "service": "http://x:80"}, {"service": "http_status:404"}]}}
+    after = {"config": {"ingress": [{"hostname": "a.example", "service": "http://y:80"},
+                                    {"hostname": "b.example", "path": "^/api", "service": "http://x:80"},
+                                    {"service": "http_status:404"}]}}
+    assert tunnel_origin_changes(before, after) == [("changed", "a.example", "http://x:80", "http://y:80"),
+                                                    ("added", "b.example ^/api", None, "http://x:80")]
