@@ -206,6 +206,9 @@ class ComponentSpec(_Strict):
     secrets: list[SecretExtra] = []
     manifests: list[ManifestExtra] = []
     values: dict[str, Any] = {}
+    # Wiring to another component, added to `values` only while that component is enabled (planner/wiring.py):
+    # component id -> a values fragment (mappings merge, lists and strings are extended).
+    values_when_enabled: dict[str, dict[str, Any]] = {}
 
     @model_validator(mode="after")
     def _chart_for_helm(self) -> ComponentSpec:

@@ -49,6 +49,7 @@ from planner.model import (
 from planner.nodes import resolve_nodes
 from planner.schema import HelixConfig
 from planner.validate import BUILTIN_NAMESPACES
+from planner.wiring import unknown_targets, wired_values
 
 # k3s's packaged components (in the order the k3s config has always listed them: reordering rewrites it);
 # a component's `replaces_k3s` turns one off.
@@ -193,23 +194,32 @@ def enable(inputs: Inputs, placed: dict[str, str]) -> tuple[dict[str, Component]
     known = placeholder_values(cfg, providers)
     problems: list[Problem] = []
     components: dict[str, Component] = {}
+    installed = {cid for cid in placed if enabled(cid)}
     for cid, ns_name in placed.items():
         if enabled(cid):
-            components[cid], errs = _component(inputs, cid, ns_name, known, providers)
+            components[cid], errs = _component(inputs, cid, ns_name, known, providers, installed)
             problems += errs
     return components, problems
 
 
 def _component(
-    inputs: Inputs, cid: str, ns_name: str, known: dict[str, Any], providers: Mapping[str, Provider]
+    inputs: Inputs,
+    cid: str,
+    ns_name: str,
+    known: dict[str, Any],
+    providers: Mapping[str, Provider],
+    installed: set[str],
 ) -> tuple[Component, list[Problem]]:
     cfg, cfg_file, catalog = inputs.config, inputs.config_file, inputs.catalog
     problems: list[Problem] = []
     spec, spec_file = catalog[cid]
     override = cfg.components.get(cid)
+    for target in unknown_targets(spec.values_when_enabled, catalog):
+        problems.append(Problem(spec_file, f"{cid}.values_when_enabled.{target}", f"{target!r} is not a component in the catalog"))
     if spec.kind == "manifests" and override is not None and (override.version or override.values):
         problems.append(Problem(cfg_file, f"components.{cid}", "a manifests component has no chart: only `enabled` applies"))
-    values = deep_merge(spec.values, override.values if override else {})
+    # Wiring to an optional neighbour applies only while it is installed (planner/wiring.py).
+    values = deep_merge(wired_values(spec.values, spec.values_when_enabled, installed), override.values if override else {})
     found: list[tuple[str, str]] = []
     values = render_placeholders(values, known, f"{cid}.values", found)
     problems.extend(Problem(spec_file if not override else cfg_file, p, m) for p, m in found)

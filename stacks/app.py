@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
     notes: list[str] = []
     try:
         from stacks.outguard import check_target
+        from stacks.summary import stack_digests, summary_line
 
         state = plan.state
         # Where the output goes is checked first (stacks/outguard.py): nothing below may touch a folder that is
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
         checked = pre_synth_checks(plan, Path(given))  # planner/validate.py
         if checked is not None:
             return checked
+        before = stack_digests(Path(given))
         report = synthesize(plan, given, notes, cache_key=cache_key, repeat=repeat_on_reuse(plan))
     except OutputRefused as exc:
         for line in notes:
@@ -161,4 +163,5 @@ def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
         return 1
     for line in notes + report.lines():
         print(line, file=sys.stderr)
+    print(summary_line(Path(given), plan.config_file, before), file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ import yaml
 from planner.catalog import load_catalog, load_layers
 from planner.files import parse_model
 from planner.schema import HelixConfig
+from tests.conftest import DESCRIPTION_CONFIG
 from tests.helpers import by_name as _by_name
 from tests.helpers import releases as _releases
 from tests.helpers import stack_deps as _stack_deps
@@ -200,7 +201,7 @@ def _resolve(data: dict, inputs):
 
 @pytest.fixture(scope="module")
 def shipped() -> dict:
-    return yaml.safe_load((ROOT / "config/helix.yaml").read_text())
+    return yaml.safe_load(DESCRIPTION_CONFIG.read_text())
 
 
 def test_every_catalog_pin_records_its_kubernetes_range(inputs):

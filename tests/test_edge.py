@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import readme_section, sensitive_variables
+from tests.conftest import DESCRIPTION_CONFIG, readme_section, sensitive_variables
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -528,7 +528,7 @@ def _edge_json(plan, tmp_path, edit) -> dict:
     from stacks.base import backend_from_config
     from stacks.edge import EdgeStack
 
-    data = yaml.safe_load((ROOT / "config" / "helix.yaml").read_text())
+    data = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
     edit(data)
     path = tmp_path / "helix.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -940,14 +940,14 @@ def test_a_hostname_without_backend_is_rejected_and_an_ingress_is_one(tmp_path):
     from planner.files import ConfigError
     from planner.load import load_plan
 
-    plan = load_plan(ROOT / "config" / "helix.yaml")
+    plan = load_plan(DESCRIPTION_CONFIG)
     served = ingress_hosts(plan, "nginx-external")
     assert {h: served[h] for h in plan.config.cloudflare.hostname_names} == {
         "grafana.helixaibot.com": "grafana",
         "oncall.helixaibot.com": "oncall",
         "flagsmith.helixaibot.com": "flagsmith",
     }
-    data = yaml.safe_load((ROOT / "config" / "helix.yaml").read_text())
+    data = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
     data["components"] = {"flagsmith": {"values": {"ingress": {"frontend": {"enabled": False}}}}}
     path = tmp_path / "helix.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -92,7 +92,10 @@ def test_python_tree_is_pinned_without_a_registry_host():
                   "platformdirs", "python-discovery"}
     from importlib.metadata import distributions
 
-    unpinned = sorted({_name(d.metadata["Name"]) for d in distributions()} - set(pins) - installers)
+    # What the venv holds, not the egg-info a local `pip install .` / build leaves in the project folder (on sys.path
+    # for the tests, but installed nowhere).
+    venv_paths = [p for p in sys.path if os.path.realpath(p or ".") != str(ROOT)]
+    unpinned = sorted({_name(d.metadata["Name"]) for d in distributions(path=venv_paths)} - set(pins) - installers)
     assert not unpinned, f"installed but not pinned in the Pipfile: {unpinned}"
     hosts = ["pypi" + ".org", "files." + "python" + "hosted", "registry." + "npmjs", "registry." + "yarnpkg"]
     named = [p for p in tracked if any(h in (ROOT / p).read_text(errors="replace") for h in hosts)]

@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from planner.load import load_plan
-from tests.conftest import ROOT
+from tests.conftest import DESCRIPTION_CONFIG, ROOT
 
 CONSUMERS = ("mimir", "loki", "tempo", "pyroscope")
 
 
 def _plan(tmp_path: Path, object_storage: dict | None = None):
-    cfg = yaml.safe_load((ROOT / "config" / "helix.yaml").read_text())
+    cfg = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
     if object_storage is not None:
         cfg["object_storage"] = object_storage
     path = tmp_path / "helix.yaml"

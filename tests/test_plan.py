@@ -20,7 +20,7 @@ from planner.files import parse_model
 from planner.load import load_plan, resolve_config
 from planner.model import PlatformPlan
 from planner.schema import HelixConfig
-from tests.conftest import ROOT
+from tests.conftest import DESCRIPTION_CONFIG, ROOT
 from tests.helpers import main_in_process
 
 DATA_FIXTURES = sorted((ROOT / "tests" / "fixtures" / "invalid-data").glob("*.yaml"))
@@ -59,7 +59,7 @@ def test_broken_data_file_is_refused(path, tmp_path, monkeypatch, capsys):
     data = copy_data(tmp_path)
     break_data(data, case)
     (tmp_path / "work").mkdir()
-    run = main_in_process("config/helix.yaml", tmp_path / "work", monkeypatch, capsys, {"HELIX_DATA_DIR": str(data)})
+    run = main_in_process(str(DESCRIPTION_CONFIG.relative_to(ROOT)), tmp_path / "work", monkeypatch, capsys, {"HELIX_DATA_DIR": str(data)})
     output = run.stdout + run.stderr
     assert run.returncode == 2, output
     assert "Traceback" not in output and run.stdout == "", output
@@ -77,7 +77,7 @@ def test_broken_data_file_is_refused(path, tmp_path, monkeypatch, capsys):
 def test_moving_cert_manager_to_another_layer_takes_its_issuers_and_secret_along(tmp_path):
     data = copy_data(tmp_path)
     break_data(data, {"edit": "catalog/cert-manager.yaml", "replace": ["  layer: foundation\n", "  layer: cni\n"]})
-    plan = load_plan(ROOT / "config" / "helix.yaml", data)
+    plan = load_plan(DESCRIPTION_CONFIG, data)
     layers = {layer.name: layer for layer in plan.layers}
     assert "cert-manager" in {c.id for c in layers["cni"].components}
     assert "cluster-issuers" in {m.release for m in layers["cni"].manifests}
@@ -97,7 +97,7 @@ def test_moved_cert_manager_is_built_in_its_new_stack(tmp_path):
 
     data = copy_data(tmp_path)
     break_data(data, {"edit": "catalog/cert-manager.yaml", "replace": ["  layer: foundation\n", "  layer: cni\n"]})
-    app = build_app(load_plan(ROOT / "config" / "helix.yaml", data), str(tmp_path / "out"))
+    app = build_app(load_plan(DESCRIPTION_CONFIG, data), str(tmp_path / "out"))
     stacks = {c.node.id: c for c in app.node.children}
     addons = stacks["cni"].addons
     assert {"cert-manager", "cluster-issuers"} <= set(addons.releases)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import DESCRIPTION_CONFIG, SHIPPED_CONFIG, shipped_is_description
+from tests.conftest import DESCRIPTION_CONFIG, SHIPPED_CONFIG, backend_kind
 from tests.user_edits import ADDED_HOSTNAME_LABEL, DISABLED_COMPONENT
 
 
@@ -35,9 +35,9 @@ def test_description_copy_is_the_description(description_plan):
     assert DESCRIPTION_CONFIG != SHIPPED_CONFIG
 
 
-def test_user_edits_were_made_and_synthesized(edited_synth, shipped_plan):
-    """The edited copy really is the shipped file after the four edits (so its run of the config-independent
-    checks is not the description's run again); an edit the shipped file already has is not made twice."""
+def test_user_edits_were_made_and_synthesized(edited_synth, description_plan):
+    """The edited copy really is the description's copy after the four edits (so its run of the code's checks
+    is not the description's run again); an edit the file already has is not made twice."""
     synth, config, done = edited_synth
     assert done and any(d.startswith("added agent") for d in done), done
     nodes = synth.stack("nodes")
@@ -48,10 +48,26 @@ def test_user_edits_were_made_and_synthesized(edited_synth, shipped_plan):
         assert list(synth.stack(name)["terraform"]["backend"]) == ["s3"], name
     assert DISABLED_COMPONENT not in {r["name"] for _, r in synth.releases().values()}
     everything = json.dumps([synth.stack(name) for name in synth.stack_names])
-    assert f"{ADDED_HOSTNAME_LABEL}.{shipped_plan.config.domain}" in everything
+    assert f"{ADDED_HOSTNAME_LABEL}.{description_plan.config.domain}" in everything
 
 
-def test_shipped_run_is_included_when_the_file_differs():
+def test_the_code_tests_never_run_on_the_shipped_file():
+    """`synth` and `plan` are fixture configs only: the user's file is not a parameter of the code's tests."""
     from tests.conftest import CONFIGS
 
-    assert ("shipped" in CONFIGS) is (not shipped_is_description())
+    assert CONFIGS == ["description", "edited"]
+
+
+def test_shipped_config_synthesizes(shipped_synth, shipped_plan):
+    """Every stack has the configured backend; the releases are the plan's enabled components with a chart."""
+    for name in shipped_synth.stack_names:
+        assert backend_kind(shipped_synth.stack(name)) == shipped_plan.config.state.backend, name
+    charts = {c.release_name for c in shipped_plan.components.values() if c.has_release}
+    assert charts <= {r["name"] for _, r in shipped_synth.releases().values()}
+
+
+def test_every_reference_of_the_shipped_config_resolves(shipped_plan):
+    """Every Service name its releases render belongs to a component it installs (tests/service_refs.py)."""
+    from tests.service_refs import unresolved
+
+    assert unresolved(shipped_plan) == []

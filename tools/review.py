@@ -43,6 +43,7 @@ MAX_MARKDOWN = 60_000
 MAX_DIFF_LINES = 80
 RELEASE = "helm_release"
 DNS_RECORD = "cloudflare_dns_record"
+TUNNEL_CONFIG = "cloudflare_zero_trust_tunnel_cloudflared_config"
 WORKTREE = "WORKTREE"  # as HEAD: this checkout's working tree, uncommitted changes included
 
 
@@ -132,6 +133,8 @@ class StackReview:
     changed: dict[str, list[str]] = field(default_factory=dict)  # address -> changed top-level attributes
     charts: list[ChartChange] = field(default_factory=list)
     dns: list[DnsChange] = field(default_factory=list)
+    # Where the tunnel sends each hostname (and path): "added|removed|changed", rule, before, after.
+    origins: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
     values_diffs: dict[str, list[str]] = field(default_factory=dict)  # release address -> unified diff lines
     variables_added: list[str] = field(default_factory=list)
     variables_removed: list[str] = field(default_factory=list)
@@ -188,6 +191,28 @@ def _values_text(body: dict) -> list[str]:
     return "\n".join(body.get("values") or []).splitlines()
 
 
+def _tunnel_routes(body: dict | None) -> dict[str, str]:
+    """`hostname[path]` -> the origin service, from a tunnel config's ingress rules (the catch-all as `*`)."""
+    routes: dict[str, str] = {}
+    for rule in ((body or {}).get("config") or {}).get("ingress") or []:
+        key = (rule.get("hostname") or "*") + (f" {rule['path']}" if rule.get("path") else "")
+        routes[key] = str(rule.get("service"))
+    return routes
+
+
+def tunnel_origin_changes(before: dict | None, after: dict | None) -> list[tuple[str, str, str | None, str | None]]:
+    old, new = _tunnel_routes(before), _tunnel_routes(after)
+    out: list[tuple[str, str, str | None, str | None]] = []
+    for key in sorted(set(old) | set(new)):
+        if key not in old:
+            out.append(("added", key, None, new[key]))
+        elif key not in new:
+            out.append(("removed", key, old[key], None))
+        elif old[key] != new[key]:
+            out.append(("changed", key, old[key], new[key]))
+    return out
+
+
 def _dependencies(document: dict) -> list[str]:
     return sorted(document.get("//", {}).get("dependencies", []) or [])
 
@@ -237,6 +262,8 @@ def diff_stack(name: str, before: dict | None, after: dict | None) -> StackRevie
                     difflib.unified_diff(_values_text(a), _values_text(b), "before", "after", n=2, lineterm="")
                 )
                 review.values_diffs[address] = diff
+        elif rtype == TUNNEL_CONFIG:
+            review.origins += tunnel_origin_changes(a, b)
         elif rtype == DNS_RECORD:
             if a is None:
                 review.dns.append(DnsChange("added", address, None, _dns_text(b or {})))
@@ -374,6 +401,15 @@ def render_markdown(review: Review, base_label: str = "base", head_label: str = 
                         repo = f" (repository {_code(c.repository_before)} → {_code(c.repository_after)})"
                     verb = {"upgraded": "chart upgraded", "downgraded": "chart **downgraded**"}.get(c.direction, "chart changed")
                     lines.append(f"- {verb} {where}: {_code(c.before)} → {_code(c.after)}{repo}")
+        if s.origins:
+            lines += ["", "**Tunnel origins** (where Cloudflare sends each hostname)", ""]
+            for action, rule, before_origin, after_origin in s.origins:
+                if action == "added":
+                    lines.append(f"- added {_code(rule)} → {_code(after_origin)}")
+                elif action == "removed":
+                    lines.append(f"- removed {_code(rule)} (was {_code(before_origin)})")
+                else:
+                    lines.append(f"- changed {_code(rule)}: {_code(before_origin)} → {_code(after_origin)}")
         if s.dns:
             lines += ["", "**DNS records**", ""]
             for d in s.dns:
@@ -547,9 +583,17 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
     if args.out:
         args.out.write_text(text)
+        # The summary (everything before the first stack's section) on the terminal too, then where the rest is.
+        sys.stdout.write(summary_of(text) + f"\n(the whole review: {args.out})\n")
     else:
         sys.stdout.write(text)
     return status
+
+
+def summary_of(markdown: str) -> str:
+    """A review's summary: its text up to the first per-stack section."""
+    head = markdown.split("\n### ", 1)[0]
+    return head.rstrip("\n")
 
 
 if __name__ == "__main__":

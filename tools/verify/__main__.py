@@ -1,4 +1,7 @@
-"""python -m tools.verify [--out cdktf.out] [--json] [--jobs N] [--allow config/verify-allow.yaml]
+"""python -m tools.verify [--out cdktf.out] [--json] [--jobs N] [--allow config/verify-allow.yaml] [--pull DIR]
+
+--pull DIR fetches every pinned chart and its repository's index into DIR (usable as HELIX_CHARTS) and exits:
+0 when everything was fetched, 2 otherwise (one line per chart).
 
 Exit 0: no finding beyond the allow list. Exit 2: findings, or the verifier could not run (one line saying why).
 """
@@ -88,6 +91,8 @@ def verify(out_dir: Path, charts: Path | None, allow_path: Path, jobs: int | Non
     elif allowed:
         ctx.notes.append("allow: entries that match nothing are not judged while a release does not render")
     summary = {"releases": len(platform.releases), "stacks": len({r.stack for r in platform.releases}),
+               "rendered": sum(r.error is None for r in results.values()),
+               "charts_missing": sum(r.missing_chart for r in results.values()),
                "kube_version": version, "seconds": round(time.monotonic() - started, 2)}
     return Outcome(kept, accepted, ctx.notes, summary, results)
 
@@ -105,6 +110,22 @@ def stale(allowed: list[Allowed], platform: Platform, results: dict[str, Rendere
     return out
 
 
+def pull(out_dir: Path, folder: Path) -> int:
+    helm = which_helm()
+    if not helm:
+        print("error: helm (Helm 3) is not on PATH; `bash scripts/setup.sh` puts one into .venv/bin", file=sys.stderr)
+        return 2
+    try:
+        platform = load_platform(out_dir)
+    except VerifyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = ChartStore(helm=helm, cache=default_cache()).pull_into(platform.releases, folder)
+    print(f"charts: {folder} holds {'all but ' + str(failed) + ' of ' if failed else ''}the charts and indexes of "
+          f"{len(platform.releases)} releases; use it with HELIX_CHARTS={folder} task verify")
+    return 2 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.verify", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="cdktf.out", help="the synthesized stacks (default: cdktf.out)")
@@ -112,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="releases rendered at once (default: CPUs, at least 2)")
     parser.add_argument("--allow", default=str(DEFAULT_ALLOW), help="the allow list (default: config/verify-allow.yaml)")
     parser.add_argument("--kube-version", default=None, help="override the Kubernetes version read from the stacks")
+    parser.add_argument("--pull", type=Path, default=None, metavar="DIR",
+                        help="fetch every pinned chart and index into DIR (a folder for HELIX_CHARTS), then exit")
     args = parser.parse_args(argv)
+    if args.pull is not None:
+        return pull(Path(args.out), args.pull)
     charts = os.environ.get("HELIX_CHARTS")
     try:
         outcome = verify(Path(args.out), Path(charts) if charts else None, Path(args.allow), args.jobs,

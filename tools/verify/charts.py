@@ -36,6 +36,23 @@ class ChartMissing(Exception):
     """The chart could not be obtained; the message says why (a finding of rule `render`)."""
 
 
+OFFLINE_HINT = "offline? fetch every chart once with `task charts` and set HELIX_CHARTS to that folder"
+_UNREACHABLE = ("dial tcp", "no such host", "lookup ", "connection refused", "i/o timeout", "network is unreachable",
+                "TLS handshake timeout", "Temporary failure in name resolution", "cannot be reached")
+
+
+def pull_failure(stderr: str) -> str:
+    """Why `helm pull` failed, in a few words rather than helm's raw error chain."""
+    if any(s in stderr for s in _UNREACHABLE):
+        return "the repository cannot be reached (no network?)"
+    if "not found" in stderr or "no chart version" in stderr or "not a valid chart repository" in stderr:
+        return "the repository does not list this chart version"
+    if "unauthorized" in stderr.lower() or "401" in stderr or "403" in stderr:
+        return "the registry refused access"
+    last = (stderr.strip().splitlines() or ["no chart archive"])[-1].removeprefix("Error: ")
+    return f"helm pull failed ({last[:160]})"
+
+
 def repository_key(repository: str) -> str:
     """`https://grafana.github.io/helm-charts/` -> `grafana.github.io_helm-charts` (a file name)."""
     bare = re.sub(r"^[a-z]+://", "", repository.strip()).strip("/")
@@ -56,6 +73,7 @@ class ChartStore:
     folder: Path | None = None
     cache: Path = field(default_factory=default_cache)
     _indexes: dict = field(default_factory=dict)
+    _generated: dict = field(default_factory=dict)   # repository key -> the folder index's `generated` (epoch s)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- charts -----------------------------------------------------------------------------------------------
@@ -80,7 +98,8 @@ class ChartStore:
             if (folder / "Chart.yaml").is_file():
                 return folder
         raise ChartMissing(f"chart {release.chart} {release.version} is not in HELIX_CHARTS={self.folder} "
-                           f"(expected {self._candidates(release)[0]}.tgz or {self._candidates(release)[0]}/Chart.yaml)")
+                           f"(expected {self._candidates(release)[0]}.tgz or {self._candidates(release)[0]}/Chart.yaml); "
+                           "`task charts` fetches every pinned chart into such a folder")
 
     def _helm_env(self) -> dict[str, str]:
         home = self.cache / "helm"
@@ -110,8 +129,8 @@ class ChartStore:
                 raise ChartMissing(f"helm pull {release.chart} {release.version} from {release.repository} timed out") from None
             pulled = sorted(Path(tmp).glob("*.tgz"))
             if proc.returncode != 0 or len(pulled) != 1:
-                reason = (proc.stderr.strip().splitlines() or ["no chart archive"])[-1]
-                raise ChartMissing(f"cannot pull {release.chart} {release.version} from {release.repository}: {reason}")
+                raise ChartMissing(f"chart {release.chart} {release.version} not obtainable from {release.repository}: "
+                                   f"{pull_failure(proc.stderr)}; {OFFLINE_HINT}")
             final = target_dir / pulled[0].name
             os.replace(pulled[0], final)
             return final
@@ -128,11 +147,73 @@ class ChartStore:
             return None, source
         return set(index.get(release.chart) or []), source
 
+    def index_predates(self, release: Release) -> bool:
+        """True when the repository index in the HELIX_CHARTS folder was generated before the release's chart was
+        packaged (its `generated` time against the archive's Chart.yaml time): an old copy of the index, which
+        cannot say whether the version is published. False when either time is unknown."""
+        if self.folder is None:
+            return False
+        key = repository_key(release.repository)
+        generated = self._generated.get(key)
+        if generated is None:
+            return False
+        try:
+            archive = self._from_folder(release)
+        except ChartMissing:
+            return False
+        if not archive.is_file():
+            return False
+        try:
+            with tarfile.open(archive) as tar:
+                packaged = max((m.mtime for m in tar.getmembers() if m.name.endswith("/Chart.yaml")), default=None)
+        except (OSError, tarfile.TarError):
+            return False
+        return packaged is not None and generated < packaged
+
+    def pull_into(self, releases: list[Release], folder: Path, out=print) -> int:
+        """Every release's chart into `folder` as `<chart>-<version>.tgz`, and each https repository's index as
+        `index/<repository key>.yaml`: a folder usable as HELIX_CHARTS. One line per chart; the number that failed."""
+        folder.mkdir(parents=True, exist_ok=True)
+        failed, done = 0, set()
+        for release in releases:
+            stem = f"{release.chart}-{release.version}"
+            if stem in done:
+                continue
+            done.add(stem)
+            target = folder / f"{stem}.tgz"
+            if target.is_file():
+                out(f"have {target.name}")
+            else:
+                try:
+                    source = self._from_repository(release)
+                except ChartMissing as exc:
+                    out(f"error: {exc}".replace(f"; {OFFLINE_HINT}", ""))
+                    failed += 1
+                    continue
+                shutil.copyfile(source, target)
+                out(f"fetched {target.name} from {release.repository}")
+        for repository in sorted({r.repository for r in releases if r.repository.startswith("https://")}):
+            url = repository.rstrip("/") + "/index.yaml"
+            dest = folder / "index" / f"{repository_key(repository)}.yaml"
+            try:
+                with urllib.request.urlopen(url, timeout=60) as resp:   # noqa: S310 (https chart repositories)
+                    data = resp.read()
+            except OSError as exc:
+                out(f"error: index of {repository} not fetched ({type(exc).__name__}): `published` cannot be checked for it")
+                failed += 1
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+            out(f"fetched index/{dest.name}")
+        return failed
+
     def _read_index(self, repository: str, key: str) -> tuple[dict[str, list[str]] | None, str]:
         if self.folder is not None:
             for path in (self.folder / "index" / f"{key}.yaml", self.folder / "index.yaml"):
                 if path.is_file():
-                    return self._versions(path.read_bytes()), path.name if path.parent == self.folder else f"index/{path.name}"
+                    data = path.read_bytes()
+                    self._generated[key] = _generated_at(data)
+                    return self._versions(data), path.name if path.parent == self.folder else f"index/{path.name}"
             return None, f"no index.yaml in HELIX_CHARTS for {repository}"
         if repository.startswith("oci://"):
             return None, "oci repository (no index; a successful pull is the proof)"
@@ -165,6 +246,18 @@ class ChartStore:
         except OSError:
             pass
         return versions
+
+
+def _generated_at(data: bytes) -> float | None:
+    """The `generated:` time of a Helm repository index (epoch seconds), read without parsing the whole file."""
+    import datetime
+
+    m = re.search(rb'^generated:\s*["\']?([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8})(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?["\']?\s*$',
+                  data, re.M)
+    if not m:
+        return None
+    zone = (m.group(3) or b"Z").decode().replace("Z", "+00:00")
+    return datetime.datetime.fromisoformat(m.group(1).decode() + zone).timestamp()
 
 
 def _load_index(data: bytes) -> dict | None:

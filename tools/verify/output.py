@@ -18,9 +18,17 @@ def text_report(findings: list[Finding], accepted: list, summary: dict, notes: l
     for f in findings:
         per_rule[f.rule] = per_rule.get(f.rule, 0) + 1
     counts = ", ".join(f"{k} {v}" for k, v in sorted(per_rule.items()))
+    rendered = summary.get("rendered", summary["releases"])
+    missing = summary.get("charts_missing", 0)
+    not_rendered = summary["releases"] - rendered
+    done = f"{summary['releases']} releases" if not not_rendered else f"{rendered} of {summary['releases']} releases"
+    tail = ""
+    if not_rendered:
+        tail = f"; {not_rendered} not rendered" + (f" ({missing} for want of the chart: `task charts`, then "
+                                                   "HELIX_CHARTS=<that folder>)" if missing else "") + ","
     out.append(f"verify: {len(findings)} finding(s){' (' + counts + ')' if counts else ''}, {len(accepted)} allowed; "
-               f"{summary['releases']} releases in {summary['stacks']} stacks rendered for Kubernetes "
-               f"{summary['kube_version']} in {summary['seconds']:.1f} s")
+               f"{done} in {summary['stacks']} stacks rendered for Kubernetes "
+               f"{summary['kube_version']}{tail} in {summary['seconds']:.1f} s")
     return "\n".join(out)
 
 

@@ -93,9 +93,14 @@ class Context:
         # Kubernetes itself publishes the cluster CA as ConfigMap kube-root-ca.crt in every namespace.
         self.provided |= {("ConfigMap", ns, "kube-root-ca.crt") for ns in self.namespaces}
 
-    def absent(self, namespace: str | None, what: str) -> bool:
-        """True if `what` is missing for certain; False (and counted) when an unrendered release could make it."""
-        if self.unrendered and (namespace is None or namespace in self.unrendered_namespaces):
+    def absent(self, namespace: str | None, what: str, name: str | None = None) -> bool:
+        """True if `what` (an object called `name`) is missing for certain; False (and counted) when a release that
+        did not render would create it: one in that namespace (any, for a cluster-scoped object) whose release or
+        chart name begins the object's name, or whose values name it (a fullnameOverride, an existingSecret)."""
+        candidates = [r for r in self.unrendered if namespace is None or r.namespace == namespace]
+        if name is not None:
+            candidates = [r for r in candidates if could_create(r, name)]
+        if candidates:
             self.unproven.append(what)
             return False
         return True
@@ -117,6 +122,14 @@ class Context:
 
     def is_builtin(self, obj: Obj) -> bool:
         return self.schemas.validator(obj.api_version, obj.kind) is not None
+
+
+def could_create(release, name: str) -> bool:
+    """Whether `release` (which did not render) would plausibly create an object called `name`."""
+    for prefix in {release.name, release.chart}:
+        if name == prefix or name.startswith(prefix + "-"):
+            return True
+    return any(re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text) for text in release.values)
 
 
 class Rule:
@@ -456,7 +469,7 @@ class ReferenceRule(Rule):
                 yield finding(self.name, obj.release, obj.label(), f"{where}: {text}: Service {ns}/{svc} has no port {port}")
             return
         spec = ctx.services.get((ns, svc))
-        if spec is None and ctx.absent(ns, f"Service {ns}/{svc}"):
+        if spec is None and ctx.absent(ns, f"Service {ns}/{svc}", svc):
             yield finding(self.name, obj.release, obj.label(), f"{where}: {text}: no release renders a Service "
                           f"{ns}/{svc}")
             return
@@ -500,7 +513,7 @@ class ReferenceRule(Rule):
                 if isinstance(s, dict) and s.get("name"):
                     refs.append(("Secret", str(s["name"]), "imagePullSecrets"))
             for kind, name, where in refs:
-                if PLACEHOLDER in name or (kind, ns, name) in ctx.provided or not ctx.absent(ns, f"{kind} {ns}/{name}"):
+                if PLACEHOLDER in name or (kind, ns, name) in ctx.provided or not ctx.absent(ns, f"{kind} {ns}/{name}", name):
                     continue
                 yield finding(self.name, obj.release, obj.label(), f"{path} {where}: {kind} {ns}/{name} is "
                               f"neither rendered by a release nor created by Terraform")
@@ -529,7 +542,7 @@ class ReferenceRule(Rule):
     def _storage(self, ctx: Context, obj: Obj) -> Iterator[Finding]:
         for where, value in _keyed(obj.doc, "storageClassName"):
             if isinstance(value, str) and value and PLACEHOLDER not in value and value not in ctx.storage_classes \
-                    and ctx.absent(None, f"StorageClass {value}"):
+                    and ctx.absent(None, f"StorageClass {value}", str(value)):
                 yield finding(self.name, obj.release, obj.label(), f"{where}: no release renders StorageClass {value}")
         claims: list[tuple[str, dict]] = []
         if obj.kind == "PersistentVolumeClaim":
@@ -729,6 +742,7 @@ class PublishedRule(Rule):
         if ctx.store is None:
             return
         unchecked: list[str] = []
+        cannot_tell: list[str] = []
         for release in ctx.platform.releases:
             versions, source = ctx.store.published_versions(release)
             if versions is None:
@@ -736,20 +750,32 @@ class PublishedRule(Rule):
                 continue
             if release.version not in versions:
                 latest = _latest(versions)
+                if (latest is None or _newer(release.version, latest)) and ctx.store.index_predates(release):
+                    cannot_tell.append(f"{release.name} {release.version} ({source} lists up to {latest or 'nothing'})")
+                    continue
                 tail = f"; the latest it lists is {latest}" if latest else "; it lists no version of this chart"
                 yield finding(self.name, release, f"chart {release.chart} {release.version}",
                               f"version {release.version} is not in the repository index ({source}){tail}")
         if unchecked:
             ctx.notes.append(f"published: no repository index for {len(unchecked)} release(s), not checked: "
                              f"{', '.join(unchecked)}")
+        if cannot_tell:
+            ctx.notes.append(f"published: cannot tell for {len(cannot_tell)} release(s), the index copy predates the "
+                             f"pinned version (refresh it with `task charts`): {', '.join(cannot_tell)}")
+
+
+def _version_key(v: str):
+    nums = re.findall(r"\d+", v.split("-")[0])
+    return [int(n) for n in nums], "-" not in v
 
 
 def _latest(versions: set[str]) -> str | None:
-    def key(v: str):
-        nums = re.findall(r"\d+", v.split("-")[0])
-        return [int(n) for n in nums], "-" not in v
     stable = [v for v in versions if v]
-    return max(stable, key=key) if stable else None
+    return max(stable, key=_version_key) if stable else None
+
+
+def _newer(version: str, than: str) -> bool:
+    return _version_key(version) > _version_key(than)
 
 
 RULES: list[type[Rule]] = [RenderRule, UnknownValueRule, SchemaRule, ReferenceRule, OrderRule, ConflictRule,
