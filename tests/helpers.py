@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,3 +224,26 @@ def assert_refused(run: Run, shown: str, fragment: str) -> None:
         assert run.cpu_seconds < MAX_CPU_SECONDS, f"{run.cpu_seconds:.2f} CPU s; config errors must be found before jsii loads"
 
 
+# --- copies of the data files, broken on purpose (tests/test_plan.py, tests/test_wiring.py) --------------
+
+
+def copy_data(tmp_path: Path) -> Path:
+    """A copy of config/ without the cluster file (the data files only)."""
+    data = tmp_path / "config"
+    shutil.copytree(ROOT / "config", data, ignore=shutil.ignore_patterns("helix.yaml"))
+    return data
+
+
+def break_data(data: Path, case: dict) -> None:
+    target = data / case.get("edit", case.get("delete", ""))
+    if "delete" in case:
+        target.unlink()
+        return
+    text = target.read_text()
+    if "replace" in case:
+        old, new = case["replace"]
+        assert old in text, f"{case['edit']} no longer contains {old!r}: update the fixture"
+        text = text.replace(old, new, 1)
+    if "append" in case:
+        text += case["append"]
+    target.write_text(text)

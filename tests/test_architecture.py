@@ -137,7 +137,8 @@ def test_generator_names_are_the_registry():
 
 def test_test_modules_share_helpers_only_through_helper_modules():
     """A helper used by two test modules lives in tests/helpers.py (or conftest.py): no test_*.py imports another."""
-    shared = {"tests.conftest", "tests.helpers", "tests.user_edits", "tests.library_harness"}
+    shared = {"tests.conftest", "tests.helpers", "tests.user_edits", "tests.library_harness", "tests.heavy_edits",
+              "tests.service_refs", "tests.verify_helpers"}
     offenders = {}
     for path in sorted((ROOT / "tests").glob("test_*.py")):
         imported = {

@@ -241,7 +241,7 @@ def test_the_terraform_floor_is_the_one_the_docs_state():
 
 
 def test_synth_ends_with_one_summary_line(tmp_path, monkeypatch, capsys):
-    from tests.test_config_fixtures import main_in_process
+    from tests.helpers import main_in_process
 
     run = main_in_process(str(DESCRIPTION_CONFIG.relative_to(ROOT)), tmp_path, monkeypatch, capsys)
     assert run.returncode == 0

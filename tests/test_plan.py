@@ -10,8 +10,6 @@ traceback, and a previous cdktf.out left byte-identical.
 from __future__ import annotations
 
 import copy
-import shutil
-from pathlib import Path
 
 import pytest
 import yaml
@@ -21,31 +19,11 @@ from planner.load import load_plan, resolve_config
 from planner.model import PlatformPlan
 from planner.schema import HelixConfig
 from tests.conftest import DESCRIPTION_CONFIG, ROOT
-from tests.helpers import main_in_process
+from tests.helpers import break_data, copy_data, main_in_process
 
 DATA_FIXTURES = sorted((ROOT / "tests" / "fixtures" / "invalid-data").glob("*.yaml"))
 
 
-def copy_data(tmp_path: Path) -> Path:
-    """A copy of config/ without the cluster file (the data files only)."""
-    data = tmp_path / "config"
-    shutil.copytree(ROOT / "config", data, ignore=shutil.ignore_patterns("helix.yaml"))
-    return data
-
-
-def break_data(data: Path, case: dict) -> None:
-    target = data / case.get("edit", case.get("delete", ""))
-    if "delete" in case:
-        target.unlink()
-        return
-    text = target.read_text()
-    if "replace" in case:
-        old, new = case["replace"]
-        assert old in text, f"{case['edit']} no longer contains {old!r}: update the fixture"
-        text = text.replace(old, new, 1)
-    if "append" in case:
-        text += case["append"]
-    target.write_text(text)
 
 
 def test_there_are_data_fixtures_for_each_kind_of_file():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_verify import CHARTS, HELM, NO_ALLOW, found, make_out, release, run
+from tests.verify_helpers import CHARTS, HELM, NO_ALLOW, found, make_out, release, run
 from tools.verify.__main__ import verify
 from tools.verify.charts import ChartStore, pull_failure
 from tools.verify.output import text_report

@@ -87,7 +87,7 @@ def test_extend_adds_without_replacing():
 
 
 def test_a_fragment_for_an_unknown_component_is_refused(tmp_path):
-    from tests.test_plan import break_data, copy_data
+    from tests.helpers import break_data, copy_data
 
     data = copy_data(tmp_path)
     break_data(data, {"edit": "catalog/flux-system.yaml", "replace": ["    kube-prometheus-stack:\n      metricsServer",
