@@ -10,6 +10,7 @@ from constructs import Construct
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
 from constructs_lib.k3s import DepartedK3sNode, EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
+from constructs_lib.kube_vip import KubeVip
 from planner.model import PlatformPlan
 from planner.schema import HelixConfig
 from stacks.base import HelixStack
@@ -73,6 +74,8 @@ class NodesStack(HelixStack):
                 ],
                 api_host=config.api_host,
                 api_port=c.api_port,
+                # cluster.api_endpoint: kube-vip holds the VIP (docs/nodes.md, API endpoint).
+                kube_vip=KubeVip(interface=c.api_endpoint.interface) if config.api_endpoint_mode == "kube-vip" else None,
                 ssh=SshAccess(user=ssh_user.string_value, port=ssh_port.number_value, private_key=ssh_private_key.string_value),
                 embedded_etcd=c.ha,
                 cluster_cidr=c.cluster_cidr,
@@ -98,6 +101,7 @@ class NodesStack(HelixStack):
                         labels=dict(n.labels),
                         taints=[f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}" for t in n.taints],
                         host_key=n.host_key,
+                        unreachable=n.unreachable,
                     )
                     for n in c.nodes
                 ],
