@@ -597,6 +597,82 @@ def restore_rejoin_script(p: RestoreRejoin) -> str:
     )
 
 
+def stop_server_script(node: str) -> str:
+    """Restore, first step on every server but the one reset: stop k3s, so no member with the old data fights
+    the restored one."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Restore: stop k3s on {node} before any server is reset.",
+            PRELUDE,
+            f"node={q(node)}",
+            'timeout 120 systemctl stop k3s || fail "could not stop k3s on $node"',
+            'log "$node: k3s stopped"',
+            "",
+        ]
+    )
+
+
+def restart_agent_script(node: str, *, ready_timeout: int = 300, interval: int = 5) -> str:
+    """Restore after a total loss: the agent registers again with the restored cluster (its password is new)."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Restore: restart the agent {node} against the restored cluster.",
+            PRELUDE,
+            f"node={q(node)}",
+            "service=k3s-agent",
+            WAIT_READY.format(timeout=ready_timeout, interval=interval),
+            'invocation() { timeout 10 systemctl show -p InvocationID --value "$service" 2>/dev/null || true; }',
+            'ready() { [ "$(invocation)" != "$before" ] && timeout 10 systemctl is-active --quiet "$service"; }',
+            "before=$(invocation)",
+            'timeout 30 systemctl restart --no-block "$service"',
+            "wait_ready",
+            'log "$node: agent restarted"',
+            "",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class RestoreStep:
+    """One step of a restore: run `script` on `node` (at `address`), in order."""
+
+    node: str
+    address: str
+    action: str  # stop | reset | rejoin | restart-agent
+    script: str
+
+
+def restore_runbook(
+    *,
+    servers: Sequence[tuple[str, str]],
+    agents: Sequence[tuple[str, str]],
+    reset_on: str,
+    snapshot: str,
+    from_s3: bool,
+    api_port: int,
+    total_loss: bool,
+) -> list[RestoreStep]:
+    """The restore of an embedded-etcd cluster from one snapshot, as ordered steps: stop every other server,
+    reset `reset_on` from the snapshot, rejoin the other servers one at a time through it (its address, not the
+    URL they recorded), and after a total loss (every machine new) restart the agents."""
+    names = [n for n, _ in servers]
+    if reset_on not in names:
+        raise ValueError(f"restore: {reset_on!r} is not one of the servers ({', '.join(names)})")
+    address = dict(servers)
+    others = [(n, a) for n, a in servers if n != reset_on]
+    via = f"https://{address[reset_on]}:{api_port}"
+    steps = [RestoreStep(n, a, "stop", stop_server_script(n)) for n, a in others]
+    new = [*names, *(n for n, _ in agents)] if total_loss else []
+    reset = RestoreReset(node=reset_on, snapshot=snapshot, from_s3=from_s3, new_machines=new)
+    steps.append(RestoreStep(reset_on, address[reset_on], "reset", restore_reset_script(reset)))
+    steps += [RestoreStep(n, a, "rejoin", restore_rejoin_script(RestoreRejoin(node=n, via=via))) for n, a in others]
+    if total_loss:
+        steps += [RestoreStep(n, a, "restart-agent", restart_agent_script(n)) for n, a in agents]
+    return steps
+
+
 def _seconds(duration: str) -> int:
     """'300s', '5m', '1h' -> seconds."""
     units = {"s": 1, "m": 60, "h": 3600}
