@@ -746,10 +746,15 @@ class K3sCluster(Construct):
     def _config_roll(self, node: K3sNode, *, after: Sequence[NullResource]) -> NullResource:
         """Replaced when the node's rollable settings change: installs the new files, restarts if they differ."""
         script = scripts.terraform_escape(self.render_reconfigure_script(node))
+        triggers = {"node": node.name, "fingerprint": self.fingerprint(node)}
+        secret = self._secret_keys(node)
+        if secret:
+            # Rotated S3 keys reach every server: a hash of them (never the keys) is part of what the roll tracks.
+            triggers["secrets"] = Fn.sha256(Fn.join("\n", [secret[k] for k in sorted(secret)]))
         roll = NullResource(
             self,
             f"{node.name}-config",
-            triggers={"node": node.name, "fingerprint": self.fingerprint(node)},
+            triggers=triggers,
             connection=self._connection(node.address, node.host_key),
             provisioners=[
                 self._staging(),

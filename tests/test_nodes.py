@@ -654,6 +654,11 @@ def test_etcd_s3_credentials_are_sensitive_variables_rendered_with_yamlencode(va
         assert cfg["node-taint"] == ["node-role.kubernetes.io/control-plane:NoSchedule"]
     # Without a VIP, the first server is the API endpoint the others join through.
     assert node_config(hosts(stack)["agent-1"])["server"] == "https://10.20.0.11:6443"
+    # Rotated keys reach every server: the config roll tracks a hash of them, the keys themselves never.
+    for name, roll in rolls(stack).items():
+        role = hosts(stack)[name]["triggers"]["role"]
+        expected = '${sha256(join("\\n", [var.etcd_s3_access_key, var.etcd_s3_secret_key]))}' if role == "server" else None
+        assert roll["triggers"].get("secrets") == expected, (name, roll["triggers"])
 
 
 def test_single_server_without_embedded_etcd(variants):
