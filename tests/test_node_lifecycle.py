@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -271,10 +272,13 @@ def test_only_the_apply_that_records_the_cluster_may_initialize_it(tf, stacks):
 
     tf.apply(doc)
     assert may_initialize() == "true"
+    # plantimestamp() has a resolution of one second; real applies are further apart than that.
+    time.sleep(1.1)
     tf.write(doc)
     replaced = tf.cli.apply(json=False, replace="terraform_data.bootstrap")
     assert replaced.retcode == 0, replaced.error
     assert may_initialize() == "false"
+    time.sleep(1.1)
     again = tf.cli.apply(json=False, replace=[f"terraform_data.{record}", "terraform_data.bootstrap"])
     assert again.retcode == 0, again.error
     assert may_initialize() == "true"

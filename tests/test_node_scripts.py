@@ -794,9 +794,8 @@ def test_a_total_loss_is_restored_into_the_reinstalled_machines(tmp_path, machin
 
 
 def test_restore_tool_writes_the_runbook_from_the_config(tmp_path):
-    from tools.restore import main
-
     from tests.test_nodes import FIXTURES
+    from tools.restore import main
 
     out = tmp_path / "restore"
     assert main(["--config", str(FIXTURES / "valid" / "etcd-s3-snapshots.yaml"), "--snapshot", "snap", "--out", str(out)]) == 0
