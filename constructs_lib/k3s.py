@@ -74,6 +74,7 @@ from constructs_lib.providers import ensure_provider
 TEN_YEARS_HOURS = 10 * 365 * 24
 ONE_YEAR_HOURS = 365 * 24
 CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
+ENDPOINT_CHECK_FILE = "/tmp/k3s-endpoint-check.sh"
 # The CAs k3s uses when it finds them at first start (docs.k3s.io, "k3s certificate", custom CA certificates).
 CLUSTER_CAS = ("server-ca", "client-ca", "request-header-ca", "etcd/peer-ca", "etcd/server-ca")
 K3S_RELEASE = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
@@ -496,12 +497,10 @@ class K3sCluster(Construct):
             # Only the first install needs it: a later endpoint change rolls in -config resources after this.
             triggers={"bootstrap": node.name},
             connection=self._connection(node.address, node.host_key),
+            # Its own file, not the staging directory: the bootstrap server's config roll runs at the same time.
             provisioners=[
-                self._staging(),
-                FileProvisioner(
-                    type="file", content=scripts.terraform_escape(script), destination=f"{STAGING_DIR}/endpoint-check.sh"
-                ),
-                RemoteExecProvisioner(type="remote-exec", inline=[f"sh {STAGING_DIR}/endpoint-check.sh", f"rm -rf {STAGING_DIR}"]),
+                FileProvisioner(type="file", content=scripts.terraform_escape(script), destination=ENDPOINT_CHECK_FILE),
+                RemoteExecProvisioner(type="remote-exec", inline=[f"sh {ENDPOINT_CHECK_FILE}"]),
             ],
             depends_on=[self.hosts[node.name]],
         )
@@ -795,7 +794,9 @@ class K3sCluster(Construct):
             }
 
         def step(script: str, conn: dict[str, Any]) -> dict[str, Any]:
-            lines = scripts.terraform_escape(script).rstrip("\n").split("\n")
+            # No empty line: Terraform's remote-exec refuses one ("invalid empty string in 'scripts'"), which the
+            # SSH tests (tests/test_node_ssh.py) found; the scripts hold no multi-line strings.
+            lines = [line for line in scripts.terraform_escape(script).rstrip("\n").split("\n") if line]
             return {"remote-exec": {"when": "destroy", "connection": conn, "inline": lines}}
 
         on_via = connection(via.address, via.host_key or "")

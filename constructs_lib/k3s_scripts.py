@@ -460,6 +460,7 @@ def endpoint_check_script(*, endpoint: str, mode: str, timeout: int = 300, inter
             "#!/bin/sh",
             f"# The API endpoint ({mode}) serves this cluster's CA: checked once the bootstrap server is ready.",
             PRELUDE,
+            'trap \'rm -f "$0"\' EXIT',
             f"endpoint={q(endpoint)}",
             f"root={q(root)}",
             f'ca_file="$root"{TLS_DIR}/server-ca.crt',

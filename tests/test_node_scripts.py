@@ -607,7 +607,9 @@ def test_kube_vip_is_installed_as_a_static_pod_before_k3s_starts_on_every_server
 
 def test_the_endpoint_check_waits_for_the_vip_and_explains_a_missing_one(box, kube_vip_nodes):
     (check,) = [r for k, r in kube_vip_nodes["resource"]["null_resource"].items() if "endpoint-check" in k]
-    script = uploaded_script(check, "endpoint-check.sh")
+    (script,) = [unescape(b["content"]) for k, b in (next(iter(p.items())) for p in check["provisioner"]) if k == "file"]
+    # One line, so its exit status is the script's (a later inline line would hide a failure).
+    assert check["provisioner"][-1]["remote-exec"]["inline"] == ["sh /tmp/k3s-endpoint-check.sh"]
     assert check["connection"]["host"] == "10.20.0.11"
     tls = box.root / "var/lib/rancher/k3s/server/tls"
     tls.mkdir(parents=True)
