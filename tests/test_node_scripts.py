@@ -817,3 +817,12 @@ def test_shellcheck_is_clean_on_the_restore_scripts(tmp_path):
         paths.append(str(path))
     result = subprocess.run(["shellcheck", "--shell=sh", "--severity=style", *paths], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_no_destroy_time_remote_exec_has_an_empty_line(nodes, departed):
+    """Terraform refuses an empty string in remote-exec's inline ("invalid empty string in 'scripts'"): a blank
+    line in a removal step failed every removal and replacement (found by tests/test_node_ssh.py)."""
+    blocks = [*drains(nodes).values(), *drains(departed).values(), *departed.get("removed", [])]
+    steps = [p["remote-exec"] for b in blocks for p in b.get("provisioner", [])]
+    assert len(steps) > 20
+    assert all(line != "" for step in steps for line in step["inline"])
