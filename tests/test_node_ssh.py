@@ -36,7 +36,14 @@ CA_PEM = "-----BEGIN CERTIFICATE-----\nLAB-CLUSTER-CA\n-----END CERTIFICATE-----
 NET = f"10.231.{os.getpid() % 200 + 20}"
 TAG = f"{os.getpid() % 100000}"
 SERVERS = ["server-1", "server-2", "server-3"]
-HOSTS = {**{n: f"{NET}.{11 + i}" for i, n in enumerate(SERVERS)}, "agent-1": f"{NET}.21", "agent-2": f"{NET}.22", "agent-3": f"{NET}.23"}
+HOSTS = {
+    **{n: f"{NET}.{11 + i}" for i, n in enumerate(SERVERS)},
+    "agent-1": f"{NET}.21",
+    "agent-2": f"{NET}.22",
+    "agent-3": f"{NET}.23",
+    # The machine that replaces server-3 (same node name, a new address).
+    "server-3-new": f"{NET}.14",
+}
 VIP = f"{NET}.10"
 
 
@@ -241,13 +248,20 @@ def lab_config(
     departed: Sequence[tuple[str, bool]] = (),
     keys: dict[str, str] | None = None,
     endpoint: str = "kube-vip",
+    replaced: dict[str, str] | None = None,
+    unreachable: Sequence[str] = (),
 ):
     from planner.schema import HelixConfig
 
     keys = keys or lab.host_keys
 
+    replaced = replaced or {}
+
     def entry(name: str) -> dict:
-        return {"name": name, "address": HOSTS[name], "role": "server" if name.startswith("server") else "agent", "host_key": keys[name]}
+        machine = replaced.get(name, name)
+        role = "server" if name.startswith("server") else "agent"
+        out = {"name": name, "address": HOSTS[machine], "role": role, "host_key": keys[machine]}
+        return {**out, "unreachable": True} if name in unreachable else out
 
     return HelixConfig.model_validate(
         {
@@ -260,7 +274,7 @@ def lab_config(
                 "node_cidr": f"{NET}.0/24",
                 "bootstrap_node": "server-1",
                 "nodes": [entry(n) for n in nodes],
-                "departed_nodes": [{**entry(n), "unreachable": dead} for n, dead in departed],
+                "departed_nodes": [{k: v for k, v in entry(n).items() if k != "unreachable"} | {"unreachable": dead} for n, dead in departed],
             },
         }
     )
@@ -313,9 +327,11 @@ def stand_ins(lab: Lab, stack: dict) -> dict:
         for key, res in items.items():
             if rtype == "null_resource":
                 trig = res.pop("triggers", {})
-                res["input"] = {**trig, "user": "root", "port": "22"} if "timeout" in trig else trig
-                if "lifecycle" in res and res["lifecycle"].get("ignore_changes") == ["triggers"]:
+                if "timeout" in trig:  # a drain resource: replaced only through replace_triggered_by
+                    res["input"] = {**trig, "user": "root", "port": "22"}
                     res["lifecycle"]["ignore_changes"] = ["input"]
+                else:  # a changed trigger replaces a null_resource: triggers_replace does that for terraform_data
+                    res["input"] = res["triggers_replace"] = trig
             inp = res.get("input")
             addr = res.get("connection", {}).get("host") or (inp.get("address") if isinstance(inp, dict) else None)
             host = by_address.get(addr)
@@ -425,6 +441,28 @@ def test_a_host_key_mismatch_is_refused(lab):
     assert not (lab.root("agent-3") / "installed").exists()
 
 
+def test_replacing_a_dead_server_never_connects_to_it_and_the_new_one_joins(lab):
+    """Defects 3 and 5 on real connections: server-3's machine is dead; its replacement (a new address, flagged
+    unreachable) removes its etcd member and Node through server-1, and the new machine joins."""
+    lab.kill("server-3")
+    before = len(lab.calls())
+    stack = nodes_stack_of(
+        lab_config(lab, [*SERVERS, "agent-1", "agent-3"], replaced={"server-3": "server-3-new"}, unreachable=["server-3"])
+    )
+    result = lab.apply(stand_ins(lab, stack))
+    assert result.returncode == 0, failure(result)
+    calls = lab.calls()[before:]
+    assert not any(c.startswith(HOSTS["server-3"] + " ") for c in calls), "nothing ran on the dead machine"
+    via = [c.split(" ", 1)[1] for c in calls if c.startswith(HOSTS["server-1"] + " k3s kubectl")]
+    assert "k3s kubectl annotate node server-3 --overwrite etcd.k3s.cattle.io/remove=true" in via
+    assert any(c.startswith("k3s kubectl drain server-3") and "--disable-eviction" in c for c in via), via
+    new = [c for c in calls if c.startswith(HOSTS["server-3-new"] + " ")]
+    assert any("installer" in c or "systemctl start" in c for c in new), (new, failure(result))
+    join = (lab.root("server-3-new") / "etc/rancher/k3s/config.yaml.d/10-join.yaml").read_text()
+    assert join.startswith("server:"), "the new machine joined; it never initializes"
+    assert (lab.path / "nodes" / "server-3").exists()
+
+
 def test_first_server_mode_installs_with_the_bootstrap_server_as_the_endpoint(lab):
     """No VIP at all: the endpoint is server-1's own address, which its install makes answer."""
     for host in HOSTS:
@@ -436,7 +474,9 @@ def test_first_server_mode_installs_with_the_bootstrap_server_as_the_endpoint(la
         (lab.path / d).mkdir()
     shutil.rmtree(lab.tf)
     lab.tf.mkdir()
-    stack = nodes_stack_of(lab_config(lab, [*SERVERS, "agent-1"], endpoint="first-server"))
+    stack = nodes_stack_of(
+        lab_config(lab, [*SERVERS, "agent-1"], endpoint="first-server", replaced={"server-3": "server-3-new"})
+    )
     result = lab.apply(stand_ins(lab, stack))
     assert result.returncode == 0, failure(result)
     assert not (lab.path / "serving" / VIP).exists(), "nothing holds a VIP"
