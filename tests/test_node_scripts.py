@@ -804,6 +804,8 @@ def test_restore_tool_writes_the_runbook_from_the_config(tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names[-1].endswith("-rejoin.sh") and any(n.endswith("-reset.sh") for n in names)
     assert main(["--config", str(FIXTURES / "valid" / "kube-vip-endpoint.yaml"), "--snapshot", "snap", "--out", str(out)]) == 2
+    # A broken config: exit 2 with its problems, no traceback.
+    assert main(["--config", str(FIXTURES / "invalid" / "kube-vip-without-a-vip.yaml"), "--snapshot", "s", "--out", str(out)]) == 2
 
 
 def test_shellcheck_is_clean_on_the_restore_scripts(tmp_path):

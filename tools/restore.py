@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from constructs_lib.k3s_scripts import restore_runbook
+from planner.files import ConfigError
 from planner.load import load_plan
 
 TOTAL_LOSS_FIRST = """\
@@ -39,7 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="restore")
     args = parser.parse_args(argv)
 
-    plan = load_plan(Path(args.config))
+    try:
+        plan = load_plan(Path(args.config))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     config = plan.config
     cluster = config.cluster
     if cluster.mode != "provision" or not cluster.ha:
