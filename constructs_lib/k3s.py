@@ -21,11 +21,19 @@ What the construct creates:
 - ``terraform_data`` ``cluster-flags``: the settings every server must share and that can't change on a running
   cluster (CIDRs, cluster DNS and domain, ``disable``, flannel, network policy, kube-proxy, secrets encryption).
   It records them at the first apply; a later change is refused at plan time with a message;
+- ``terraform_data`` ``cluster-init``: the cluster's initialization, recorded in state (``plantimestamp()`` of the
+  apply that created it). Only the bootstrap server's install in that apply may initialize; a replaced bootstrap
+  server in any later apply joins or fails, whatever it can reach;
+- with ``kube_vip``, kube-vip's static pod on every server (written before k3s starts) holding ``api_host``; and
+  ``endpoint-check``, run on the bootstrap server once it is ready: the endpoint serves the cluster CA before the
+  second server and the agents join (agents fall back to the servers while it does not);
 - ``terraform_data`` ``join-version``: the k3s version new nodes install. It records ``version`` at the first apply
   and keeps it when ``version`` changes (the upgrade Plans move existing nodes), so a node added in the same
   change never runs newer than the servers; a ``check`` block shows the difference until it is recorded again;
 - per node, a drain ``null_resource`` whose destroy-time provisioners (when the machine is replaced) drain it
-  through a surviving server, stop and clean it up (Cilium included) and uninstall k3s, then delete the Node;
+  through a surviving server, stop and clean it up (Cilium included) and uninstall k3s, then remove a server's
+  etcd member and delete the Node; for an ``unreachable`` node only the steps on the surviving server run, and
+  the drain neither evicts nor waits for pods that no kubelet will confirm;
 - for each of ``departed_nodes``, ``removed`` blocks that run the same steps when the node leaves the config
   (Terraform >= 1.9), agents before servers and servers one at a time.
 """
