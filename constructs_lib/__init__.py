@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "DepartedK3sNode": "k3s",
     "SshAccess": "k3s",
     "EtcdS3Target": "k3s",
+    "KubeVip": "kube_vip",
     # A Cloudflare Tunnel with its ingress rules and DNS records.
     "CloudflareTunnel": "cloudflare_tunnel",
     "CloudflareTunnelProps": "cloudflare_tunnel",
@@ -118,3 +119,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at runtime the names load lazil
     from constructs_lib.k3s import K3sClusterProps as K3sClusterProps
     from constructs_lib.k3s import K3sNode as K3sNode
     from constructs_lib.k3s import SshAccess as SshAccess
+    from constructs_lib.kube_vip import KubeVip as KubeVip

@@ -21,11 +21,19 @@ What the construct creates:
 - ``terraform_data`` ``cluster-flags``: the settings every server must share and that can't change on a running
   cluster (CIDRs, cluster DNS and domain, ``disable``, flannel, network policy, kube-proxy, secrets encryption).
   It records them at the first apply; a later change is refused at plan time with a message;
+- ``terraform_data`` ``cluster-init``: the cluster's initialization, recorded in state (``plantimestamp()`` of the
+  apply that created it). Only the bootstrap server's install in that apply may initialize; a replaced bootstrap
+  server in any later apply joins or fails, whatever it can reach;
+- with ``kube_vip``, kube-vip's static pod on every server (written before k3s starts) holding ``api_host``; and
+  ``endpoint-check``, run on the bootstrap server once it is ready: the endpoint serves the cluster CA before the
+  second server and the agents join (agents fall back to the servers while it does not);
 - ``terraform_data`` ``join-version``: the k3s version new nodes install. It records ``version`` at the first apply
   and keeps it when ``version`` changes (the upgrade Plans move existing nodes), so a node added in the same
   change never runs newer than the servers; a ``check`` block shows the difference until it is recorded again;
 - per node, a drain ``null_resource`` whose destroy-time provisioners (when the machine is replaced) drain it
-  through a surviving server, stop and clean it up (Cilium included) and uninstall k3s, then delete the Node;
+  through a surviving server, stop and clean it up (Cilium included) and uninstall k3s, then remove a server's
+  etcd member and delete the Node; for an ``unreachable`` node only the steps on the surviving server run, and
+  the drain neither evicts nor waits for pods that no kubelet will confirm;
 - for each of ``departed_nodes``, ``removed`` blocks that run the same steps when the node leaves the config
   (Terraform >= 1.9), agents before servers and servers one at a time.
 """
@@ -68,11 +76,13 @@ from constructs_lib import k3s_scripts as scripts
 from constructs_lib.addresses import address_name
 from constructs_lib.cluster_access import ClusterAccess
 from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR
+from constructs_lib.kube_vip import KubeVip, static_pod_manifest
 from constructs_lib.providers import ensure_provider
 
 TEN_YEARS_HOURS = 10 * 365 * 24
 ONE_YEAR_HOURS = 365 * 24
 CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
+ENDPOINT_CHECK_FILE = "/tmp/k3s-endpoint-check.sh"
 # The CAs k3s uses when it finds them at first start (docs.k3s.io, "k3s certificate", custom CA certificates).
 CLUSTER_CAS = ("server-ca", "client-ca", "request-header-ca", "etcd/peer-ca", "etcd/server-ca")
 K3S_RELEASE = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
@@ -117,6 +127,8 @@ class K3sNode:
         taints: node taints applied at registration, each 'key=value:Effect'.
         host_key: the machine's SSH host public key ('ssh-ed25519 AAAA...'); recommended, since without it
             Terraform doesn't verify the host it uploads the CA keys to. None: not verified.
+        unreachable: the machine this node had is dead: when it is replaced, its removal runs only through a
+            surviving server (drain without waiting for its pods, etcd member, Node), never on the old machine.
     """
 
     name: str
@@ -125,6 +137,7 @@ class K3sNode:
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: Sequence[str] = ()
     host_key: str | None = None
+    unreachable: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,6 +204,10 @@ class K3sClusterProps:
         version: exact k3s release, such as v1.29.1+k3s2 (what new nodes install; see join-version).
         nodes: the machines.
         api_host: the API endpoint nodes join through and clients use: a VIP, or the bootstrap server's address.
+        kube_vip: hold api_host (a VIP) with kube-vip, a static pod on every server installed before k3s starts;
+            None: api_host is the bootstrap server's address or something you run (a load balancer).
+        endpoint_check: once the bootstrap server is ready, check (bounded) that api_host serves the cluster CA
+            before any other node joins: the wait for the VIP, the preflight of an external load balancer.
         ssh: SSH credentials (sensitive tokens).
         bootstrap_node: name of the server that initializes the cluster on the very first install; default: the
             first server. Only matters then: every server joins when the endpoint (or another server) answers.
@@ -223,6 +240,8 @@ class K3sClusterProps:
     nodes: Sequence[K3sNode]
     api_host: str
     ssh: SshAccess
+    kube_vip: KubeVip | None = None
+    endpoint_check: bool = True
     bootstrap_node: str | None = None
     departed_nodes: Sequence[DepartedK3sNode] = ()
     api_port: int = 6443
@@ -334,6 +353,7 @@ class K3sCluster(Construct):
 
         self.cluster_flags = self._cluster_flags_guard()
         self.join_version = self._join_version()
+        self.cluster_init = self._cluster_init_record()
 
         self.configs: dict[str, dict[str, Any]] = {}
         self.hosts: dict[str, NullResource] = {}
@@ -343,9 +363,19 @@ class K3sCluster(Construct):
         # every server.
         ordered = [self.bootstrap, *[n for n in servers if n is not self.bootstrap]]
         previous: list[ITerraformDependable] = [self.cluster_flags]
+        self.endpoint_check: NullResource | None = None
         for node in ordered:
-            previous.append(self._node(node, depends_on=previous[-1:]))
+            after = previous[-1:]
+            if self.endpoint_check is not None and len(previous) == 2:
+                # The second server joins only once the endpoint serves the cluster: nothing waits on a VIP that
+                # nothing created, and a missing load balancer fails here, with its reason, not 300 s later.
+                after = [*after, self.endpoint_check]
+            previous.append(self._node(node, depends_on=after))
+            if node is self.bootstrap and props.endpoint_check:
+                self.endpoint_check = self._endpoint_check()
         server_hosts = previous[1:]
+        if self.endpoint_check is not None:
+            server_hosts = [*server_hosts, self.endpoint_check]
         for node in agents:
             self._node(node, depends_on=server_hosts)
         # Config rolls: one node at a time, servers first.
@@ -449,6 +479,48 @@ class K3sCluster(Construct):
             ],
         )
         return guard
+
+    def _cluster_init_record(self) -> DataResource:
+        """The cluster's initialization, recorded in state: `plantimestamp()` of the apply that created it. Only
+        the bootstrap server's install in that apply may initialize (when nothing answers anywhere); a replaced or
+        re-installed bootstrap server in any later apply always joins, whatever it can reach. A first apply that
+        failed before the bootstrap server decided is retried with -replace of this record (docs/nodes.md)."""
+        record = DataResource(self, "cluster-init")
+        record.add_override("input", "${plantimestamp()}")
+        record.add_override("lifecycle.ignore_changes", ["input"])
+        return record
+
+    def may_initialize_expression(self) -> str:
+        """True only in the apply that records the cluster's initialization (a Terraform template)."""
+        return f"${{terraform_data.{self.cluster_init.friendly_unique_id}.output == plantimestamp()}}"
+
+    def endpoint_mode(self) -> str:
+        if self.props.kube_vip is not None:
+            return "kube-vip"
+        return "first-server" if self.props.api_host == self.bootstrap.address else "external"
+
+    def _endpoint_check(self) -> NullResource:
+        """On the bootstrap server, once it is ready: the endpoint serves this cluster (bounded)."""
+        node = self.bootstrap
+        script = scripts.endpoint_check_script(endpoint=self.endpoint(), mode=self.endpoint_mode(), timeout=self.props.join_timeout)
+        return NullResource(
+            self,
+            "endpoint-check",
+            # Only the first install needs it: a later endpoint change rolls in -config resources after this.
+            triggers={"bootstrap": node.name},
+            connection=self._connection(node.address, node.host_key),
+            # Its own file, not the staging directory: the bootstrap server's config roll runs at the same time.
+            provisioners=[
+                FileProvisioner(type="file", content=scripts.terraform_escape(script), destination=ENDPOINT_CHECK_FILE),
+                RemoteExecProvisioner(type="remote-exec", inline=[f"sh {ENDPOINT_CHECK_FILE}"]),
+            ],
+            depends_on=[self.hosts[node.name]],
+        )
+
+    def kube_vip_manifest(self) -> str | None:
+        if self.props.kube_vip is None:
+            return None
+        return static_pod_manifest(self.props.kube_vip, address=self.props.api_host, port=self.props.api_port)
 
     def _join_version(self) -> DataResource:
         """The version new nodes install: `version` at the first apply, kept until recorded again."""
@@ -557,6 +629,9 @@ class K3sCluster(Construct):
         the cluster-wide ones (refused by the cluster-flags guard instead), not secrets."""
         cfg = self.render_config(node, secrets=False)
         rolled = {k: v for k, v in cfg.items() if k not in REGISTRATION_KEYS and k not in CLUSTER_WIDE_KEYS}
+        manifest = self.kube_vip_manifest()
+        if manifest is not None and node.role == "server":
+            rolled["kube-vip static pod"] = manifest
         return hashlib.sha256(json.dumps(rolled, sort_keys=True).encode()).hexdigest()
 
     def _peers(self, node: K3sNode) -> list[str]:
@@ -578,9 +653,10 @@ class K3sCluster(Construct):
                 installer_url=p.installer_url.replace("{tag}", tag.replace("+", "%2B")),
                 installer_sha256=p.installer_sha256 or KNOWN_INSTALLERS[tag],
                 endpoint=self.endpoint(),
-                peers=self._peers(node) if node.role == "server" else (),
+                peers=self._peers(node),
                 embedded_etcd=p.embedded_etcd,
-                may_initialize=node is self.bootstrap,
+                may_initialize="@MAY_INITIALIZE@" if node is self.bootstrap else False,
+                kube_vip=p.kube_vip is not None and node.role == "server",
                 join_timeout=p.join_timeout,
                 ready_timeout=p.ready_timeout,
                 root=root,
@@ -589,8 +665,22 @@ class K3sCluster(Construct):
 
     def render_reconfigure_script(self, node: K3sNode, *, root: str = "") -> str:
         return scripts.reconfigure_script(
-            scripts.ReconfigureScript(node=node.name, role=node.role, ready_timeout=self.props.ready_timeout, root=root)
+            scripts.ReconfigureScript(
+                node=node.name,
+                role=node.role,
+                ready_timeout=self.props.ready_timeout,
+                root=root,
+                kube_vip=self.props.kube_vip is not None and node.role == "server",
+            )
         )
+
+    def _kube_vip_upload(self, node: K3sNode) -> list[FileProvisioner]:
+        manifest = self.kube_vip_manifest()
+        if manifest is None or node.role != "server":
+            return []
+        return [
+            FileProvisioner(type="file", content=scripts.terraform_escape(manifest), destination=f"{STAGING_DIR}/kube-vip.yaml")
+        ]
 
     def _connection(self, host: str, host_key: str | None) -> SSHProvisionerConnection:
         ssh = self.props.ssh
@@ -633,14 +723,17 @@ class K3sCluster(Construct):
 
     def _node(self, node: K3sNode, *, depends_on: Sequence[Any]) -> NullResource:
         self.configs[node.name] = self.render_config(node)
-        install = scripts.terraform_escape(self.render_install_script(node)).replace(
-            "@JOIN_VERSION@", f"${{terraform_data.{self.join_version.friendly_unique_id}.output}}"
+        install = (
+            scripts.terraform_escape(self.render_install_script(node))
+            .replace("@JOIN_VERSION@", f"${{terraform_data.{self.join_version.friendly_unique_id}.output}}")
+            .replace("@MAY_INITIALIZE@", self.may_initialize_expression())
         )
         provisioners: list[FileProvisioner | RemoteExecProvisioner] = [
             self._staging(),
             FileProvisioner(type="file", content=self.config_content(node), destination=f"{STAGING_DIR}/config.yaml"),
             *self._token_uploads(node),
             FileProvisioner(type="file", content=self.cluster_ca_certificate, destination=f"{STAGING_DIR}/server-ca.crt"),
+            *self._kube_vip_upload(node),
         ]
         if node is self.bootstrap:
             for name, pem in sorted(self._pki_files().items()):
@@ -664,15 +757,21 @@ class K3sCluster(Construct):
     def _config_roll(self, node: K3sNode, *, after: Sequence[NullResource]) -> NullResource:
         """Replaced when the node's rollable settings change: installs the new files, restarts if they differ."""
         script = scripts.terraform_escape(self.render_reconfigure_script(node))
+        triggers = {"node": node.name, "fingerprint": self.fingerprint(node)}
+        secret = self._secret_keys(node)
+        if secret:
+            # Rotated S3 keys reach every server: a hash of them (never the keys) is part of what the roll tracks.
+            triggers["secrets"] = Fn.sha256(Fn.join("\n", [secret[k] for k in sorted(secret)]))
         roll = NullResource(
             self,
             f"{node.name}-config",
-            triggers={"node": node.name, "fingerprint": self.fingerprint(node)},
+            triggers=triggers,
             connection=self._connection(node.address, node.host_key),
             provisioners=[
                 self._staging(),
                 FileProvisioner(type="file", content=self.config_content(node), destination=f"{STAGING_DIR}/config.yaml"),
                 *self._token_uploads(node),
+                *self._kube_vip_upload(node),
                 FileProvisioner(type="file", content=script, destination=f"{STAGING_DIR}/reconfigure.sh"),
                 RemoteExecProvisioner(type="remote-exec", inline=[f"sh {STAGING_DIR}/reconfigure.sh"]),
             ],
@@ -684,7 +783,8 @@ class K3sCluster(Construct):
     def _via(self, node_name: str) -> K3sNode:
         """The surviving server removal steps run on: the bootstrap server, or another server for it."""
         servers = [self.bootstrap, *[n for n in self.props.nodes if n.role == "server" and n is not self.bootstrap]]
-        others = [n for n in servers if n.name != node_name]
+        dead = {n.name for n in self.props.nodes if n.unreachable}
+        others = [n for n in servers if n.name != node_name and n.name not in dead]
         return others[0] if others else servers[0]
 
     def _removal_steps(
@@ -706,12 +806,16 @@ class K3sCluster(Construct):
             }
 
         def step(script: str, conn: dict[str, Any]) -> dict[str, Any]:
-            lines = scripts.terraform_escape(script).rstrip("\n").split("\n")
+            # No empty line: Terraform's remote-exec refuses one ("invalid empty string in 'scripts'"), which the
+            # SSH tests (tests/test_node_ssh.py) found; the scripts hold no multi-line strings.
+            lines = [line for line in scripts.terraform_escape(script).rstrip("\n").split("\n") if line]
             return {"remote-exec": {"when": "destroy", "connection": conn, "inline": lines}}
 
         on_via = connection(via.address, via.host_key or "")
-        drain = step(scripts.drain_script(node, timeout=f"{self.props.drain_timeout}s"), on_via)
-        delete = step(scripts.delete_script(node), on_via)
+        drain = step(scripts.drain_script(node, timeout=f"{self.props.drain_timeout}s", unreachable=unreachable), on_via)
+        # A server's etcd member goes with it (not for the last server: it is the whole cluster).
+        member = role == "server" and self.props.embedded_etcd and via.name != node
+        delete = step(scripts.delete_script(node, etcd_member=member), on_via)
         stop = step(scripts.stop_script(node, role), connection(host, host_key))
         if via.name == node:
             # The last server: nothing survives it, so it deletes itself while k3s still runs, then stops.
@@ -758,6 +862,7 @@ class K3sCluster(Construct):
                 host="${self.triggers.address}",
                 # Earlier versions recorded no host key: lookup() keeps their destroy working.
                 host_key='${lookup(self.triggers, "host_key", "")}',
+                unreachable=node.unreachable,
             ),
         )
         self.drains[node.name] = resource

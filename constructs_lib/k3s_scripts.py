@@ -21,6 +21,10 @@ BIN_DIR = "/usr/local/bin"
 # Written once by install.sh on a server: either `server: <url>` (it joined) or `cluster-init: true` (it
 # initialized the cluster). k3s merges config.yaml.d/*.yaml over config.yaml; a later config roll keeps it.
 JOIN_DROPIN = "config.yaml.d/10-join.yaml"
+POD_MANIFESTS_DIR = "/var/lib/rancher/k3s/agent/pod-manifests"
+# Kept by the removal of a server: k3s-uninstall.sh deletes /var/lib/rancher/k3s, snapshots included.
+SNAPSHOT_KEEP_DIR = "/var/backups/k3s-etcd-snapshots"
+SNAPSHOT_DIR = "/var/lib/rancher/k3s/server/db/snapshots"
 
 
 def q(value: str) -> str:
@@ -64,7 +68,11 @@ class InstallScript:
     endpoint: str  # https://<api_host>:<port>
     peers: Sequence[str] = ()  # other servers' https://<address>:<port>, probed by a server before it decides
     embedded_etcd: bool = True
-    may_initialize: bool = False  # the bootstrap server: it initializes when nothing answers anywhere
+    # The bootstrap server on the apply that records the cluster's initialization: it initializes when nothing
+    # answers anywhere. A Terraform expression (true only in that apply), or a literal.
+    may_initialize: bool | str = False
+    # kube-vip's static pod is staged (servers with a kube-vip endpoint): installed before k3s starts.
+    kube_vip: bool = False
     init_probe_rounds: int = 3
     join_timeout: int = 300
     ready_timeout: int = 300
@@ -91,8 +99,12 @@ def install_script(p: InstallScript) -> str:
         f"endpoint={q(p.endpoint)}",
         f"config_dir=\"$root\"{CONFIG_DIR}",
     ]
+    may_initialize = p.may_initialize if isinstance(p.may_initialize, str) else ("true" if p.may_initialize else "false")
     if decides:
-        head += [f"peers={q(' '.join(p.peers))}", f"may_initialize={'true' if p.may_initialize else 'false'}"]
+        head += [f"peers={q(' '.join(p.peers))}", f"may_initialize={q(may_initialize)}"]
+    elif p.role == "agent":
+        # The servers an agent falls back to while the endpoint does not answer yet.
+        head += [f"peers={q(' '.join(p.peers))}"]
     if p.role == "server":
         head += [f"tls_dir=\"$root\"{TLS_DIR}"]
     head += [
@@ -166,15 +178,31 @@ def install_script(p: InstallScript) -> str:
     elif p.role == "agent":
         body += [
             "",
-            "# Wait (bounded) until the endpoint serves this cluster's CA: it also waits for the VIP.",
+            "# Wait (bounded) until the endpoint, or else one of the servers, serves this cluster's CA. The endpoint",
+            "# is config.yaml's server:; a server that answers while the endpoint does not is this agent's way in",
+            "# (config.yaml.d/10-join.yaml), and k3s's agent load balancer learns every server from there.",
+            f'dropin="$config_dir/{JOIN_DROPIN}"',
+            "join_url=",
             "rounds=0",
-            'until probe "$endpoint"; do',
+            'while [ -z "$join_url" ]; do',
+            "  # shellcheck disable=SC2086 # peers is a space-separated list of URLs",
+            "  for url in $endpoint $peers; do",
+            '    if probe "$url"; then join_url=$url; break; fi',
+            "  done",
+            '  [ -n "$join_url" ] && break',
             "  rounds=$((rounds + 1))",
             f'  if [ "$rounds" -ge {max(1, p.join_timeout // p.interval)} ]; then',
-            f'    fail "nothing answers at $endpoint/cacerts: gave up after $rounds attempts (at least {p.join_timeout}s; is the VIP up? the servers?)"',
+            f'    fail "nothing answers at $endpoint/cacerts or any server: gave up after $rounds attempts (at least {p.join_timeout}s; is the VIP up? the servers?)"',
             "  fi",
             f"  sleep {p.interval}",
             "done",
+            'if [ "$join_url" = "$endpoint" ]; then',
+            '  rm -f "$dropin"',
+            "else",
+            '  log "warning: $endpoint does not answer yet; $node joins through the server $join_url"',
+            '  printf \'server: "%s"\\n\' "$join_url" > "$dropin"',
+            '  chmod 0600 "$dropin"',
+            "fi",
         ]
     if p.role == "server":
         # The CAs from Terraform, only for a server that initializes (a joining one gets them from the datastore).
@@ -193,6 +221,14 @@ def install_script(p: InstallScript) -> str:
         ]
     if decides:
         body += ['if [ -e "$dropin.new" ]; then mv "$dropin.new" "$dropin"; fi']
+    if p.kube_vip:
+        body += [
+            "",
+            "# kube-vip's static pod, before k3s starts: kubelet runs it with host networking, no CNI needed, and the",
+            "# leader among the servers holds the VIP.",
+            f'install -d -m 0755 "$root"{POD_MANIFESTS_DIR}',
+            f'install -m 0600 "$staging/kube-vip.yaml" "$root"{POD_MANIFESTS_DIR}/kube-vip.yaml',
+        ]
     body += [
         "",
         "# The official installer from the release tag, checked against its sha256; a failed download stops here.",
@@ -223,6 +259,7 @@ class ReconfigureScript:
     ready_timeout: int = 300
     interval: int = 5
     root: str = ""
+    kube_vip: bool = False  # a kube-vip static pod is staged: kubelet picks up a changed one without a restart
 
 
 def reconfigure_script(p: ReconfigureScript) -> str:
@@ -250,6 +287,18 @@ def reconfigure_script(p: ReconfigureScript) -> str:
         "# Ready means a new process (the old one may still answer right after the restart) that is ready.",
         f'ready() {{ [ "$(invocation)" != "$before" ] && {check}; }}',
         "",
+        *(
+            [
+                f'manifest="$root"{POD_MANIFESTS_DIR}/kube-vip.yaml',
+                'if ! cmp -s "$staging/kube-vip.yaml" "$manifest"; then',
+                f'  install -d -m 0755 "$root"{POD_MANIFESTS_DIR}',
+                '  install -m 0600 "$staging/kube-vip.yaml" "$manifest"',
+                '  log "$node: kube-vip static pod updated (kubelet restarts it)"',
+                "fi",
+            ]
+            if p.kube_vip
+            else []
+        ),
         "changed=",
         f"for f in {files}; do",
         '  if ! cmp -s "$staging/$f" "$config_dir/$f"; then changed="$changed $f"; fi',
@@ -270,12 +319,23 @@ def reconfigure_script(p: ReconfigureScript) -> str:
     return "\n".join(lines)
 
 
-def drain_script(node: str, *, timeout: str) -> str:
-    """On a surviving server: cordon and drain the node; nothing to do when it is already gone."""
+# A dead node's pods never finish terminating (no kubelet confirms it): the drain deletes them instead of evicting
+# (no PodDisruptionBudget can be honoured by a machine that is gone) and stops waiting for a pod whose deletion
+# is older than this many seconds (kubectl drain --skip-wait-for-delete-timeout; "must be greater than 0").
+DEAD_NODE_SKIP_WAIT_SECONDS = 10
+
+
+def drain_script(node: str, *, timeout: str, unreachable: bool = False) -> str:
+    """On a surviving server: cordon and drain the node; nothing to do when it is already gone. An unreachable
+    node is drained with --disable-eviction --skip-wait-for-delete-timeout, so the drain ends."""
+    flags = "--ignore-daemonsets --delete-emptydir-data --force"
+    if unreachable:
+        flags += f" --disable-eviction --skip-wait-for-delete-timeout={DEAD_NODE_SKIP_WAIT_SECONDS}"
     return "\n".join(
         [
             "#!/bin/sh",
-            f"# Drain {node} before it leaves the cluster (runs on a surviving server).",
+            f"# Drain {node} before it leaves the cluster (runs on a surviving server"
+            + ("; the machine is dead)." if unreachable else ")."),
             PRELUDE,
             f"node={q(node)}",
             'if ! out=$(timeout 60 k3s kubectl get node "$node" -o name 2>&1); then',
@@ -284,8 +344,8 @@ def drain_script(node: str, *, timeout: str) -> str:
             "  esac",
             '  fail "cannot read node $node: $out"',
             "fi",
-            f'if ! timeout {_seconds(timeout) + 60} k3s kubectl drain "$node" --ignore-daemonsets --delete-emptydir-data \\',
-            f"    --force --timeout={timeout}; then",
+            f'if ! timeout {_seconds(timeout) + 60} k3s kubectl drain "$node" {flags} \\',
+            f"    --timeout={timeout}; then",
             '  fail "draining $node failed (a PodDisruptionBudget?); it stays in the cluster, cordoned"',
             "fi",
             'log "$node drained"',
@@ -323,6 +383,18 @@ def stop_script(node: str, role: str, *, root: str = "") -> str:
             "  fi",
             "done",
             'rm -rf "$root/run/cilium" "$root/var/run/cilium" "$root/etc/cni/net.d/05-cilium.conflist" "$root/opt/cni/bin/cilium-cni"',
+            *(
+                [
+                    "# k3s-uninstall.sh deletes the data directory: keep this server's etcd snapshots on the machine.",
+                    f'if [ -d "$root"{SNAPSHOT_DIR} ]; then',
+                    f'  install -d -m 0700 "$root"{SNAPSHOT_KEEP_DIR}',
+                    f'  cp -a "$root"{SNAPSHOT_DIR}/. "$root"{SNAPSHOT_KEEP_DIR}/',
+                    f'  log "$node: etcd snapshots kept in {SNAPSHOT_KEEP_DIR}"',
+                    "fi",
+                ]
+                if role == "server"
+                else []
+            ),
             f'if [ -x "$bin_dir/{uninstall}" ]; then',
             f'  timeout 300 "$bin_dir/{uninstall}" >/dev/null || fail "{uninstall} failed on $node"',
             "else",
@@ -334,21 +406,272 @@ def stop_script(node: str, role: str, *, root: str = "") -> str:
     )
 
 
-def delete_script(node: str) -> str:
-    """On a surviving server: delete the Node (k3s then removes its etcd member and node password)."""
+def delete_script(node: str, *, etcd_member: bool = False, member_timeout: int = 120, interval: int = 5) -> str:
+    """On a surviving server: for a server, ask k3s to remove its etcd member and wait (bounded) until k3s records
+    it (etcd.k3s.cattle.io/remove -> removed-node-name, k3s's etcd member controller); then delete the Node (k3s
+    removes its node-password secret, so a new machine may take the name)."""
+    lines = [
+        "#!/bin/sh",
+        f"# Delete {node} from the cluster (runs on a surviving server).",
+        PRELUDE,
+        f"node={q(node)}",
+    ]
+    if etcd_member:
+        removed = "{.metadata.annotations.etcd\\.k3s\\.cattle\\.io/removed-node-name}"
+        lines += [
+            "# Its etcd member first, while the Node still carries the member's name and address.",
+            'if timeout 60 k3s kubectl get node "$node" -o name >/dev/null 2>&1; then',
+            '  if ! timeout 60 k3s kubectl annotate node "$node" --overwrite etcd.k3s.cattle.io/remove=true >/dev/null; then',
+            '    fail "could not ask k3s to remove the etcd member of $node"',
+            "  fi",
+            "  i=0",
+            f"  until [ -n \"$(timeout 30 k3s kubectl get node \"$node\" -o jsonpath='{removed}' 2>/dev/null)\" ]; do",
+            "    i=$((i + 1))",
+            f'    if [ "$i" -ge {max(1, member_timeout // interval)} ]; then',
+            f'      fail "k3s did not remove the etcd member of $node within {member_timeout}s (is etcd quorate?)"',
+            "    fi",
+            f"    sleep {interval}",
+            "  done",
+            '  log "$node: etcd member removed"',
+            "fi",
+        ]
+    lines += [
+        'if ! timeout 90 k3s kubectl delete node "$node" --ignore-not-found --timeout=60s; then',
+        '  fail "deleting node $node failed"',
+        "fi",
+        'log "$node deleted from the cluster"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def endpoint_check_script(*, endpoint: str, mode: str, timeout: int = 300, interval: int = 5, root: str = "") -> str:
+    """On the bootstrap server once it is ready: the API endpoint serves this cluster's CA (bounded), before any
+    other node or stack relies on it. For kube-vip it waits for the VIP; for an external load balancer it is the
+    preflight that it forwards to the servers."""
+    why = {
+        "kube-vip": "kube-vip's static pod holds the VIP (kubectl -n kube-system logs kube-vip-<server>; is the "
+        "interface right, the address free?)",
+        "external": "your load balancer forwards the API port to the servers (docs/nodes.md, API endpoint)",
+        "first-server": "the bootstrap server answers on its own address",
+    }.get(mode, "something serves it")
     return "\n".join(
         [
             "#!/bin/sh",
-            f"# Delete {node} from the cluster (runs on a surviving server).",
+            f"# The API endpoint ({mode}) serves this cluster's CA: checked once the bootstrap server is ready.",
             PRELUDE,
-            f"node={q(node)}",
-            'if ! timeout 90 k3s kubectl delete node "$node" --ignore-not-found --timeout=60s; then',
-            '  fail "deleting node $node failed"',
-            "fi",
-            'log "$node deleted from the cluster"',
+            'trap \'rm -f "$0"\' EXIT',
+            f"endpoint={q(endpoint)}",
+            f"root={q(root)}",
+            f'ca_file="$root"{TLS_DIR}/server-ca.crt',
+            '[ -s "$ca_file" ] || fail "no server CA at $ca_file: k3s is not installed on this server"',
+            'ca=$(sha256sum "$ca_file" | cut -d " " -f 1)',
+            'served() { curl -fsSk --connect-timeout 5 --max-time 10 "$endpoint/cacerts" 2>/dev/null | sha256sum | cut -d " " -f 1; }',
+            "i=0",
+            'until [ "$(served)" = "$ca" ]; do',
+            "  i=$((i + 1))",
+            f'  if [ "$i" -ge {max(1, timeout // interval)} ]; then',
+            f'    fail "$endpoint does not serve this cluster\'s CA after {timeout}s: check that {why}"',
+            "  fi",
+            f"  sleep {interval}",
+            "done",
+            'log "$endpoint serves this cluster"',
             "",
         ]
     )
+
+
+# --- disaster recovery --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreReset:
+    """The server that a restore resets from an etcd snapshot (it becomes the cluster's only member)."""
+
+    node: str
+    snapshot: str  # a file path on the machine (local), or a snapshot name in the S3 bucket
+    from_s3: bool
+    # Machines that are new since the snapshot: their Nodes' node-password secrets are deleted after the reset,
+    # or k3s would refuse their (new) passwords when they reconnect.
+    new_machines: Sequence[str] = ()
+    reset_timeout: int = 900
+    ready_timeout: int = 300
+    interval: int = 5
+    root: str = ""
+
+
+def restore_reset_script(p: RestoreReset) -> str:
+    """Reset this server's etcd to the snapshot: k3s stopped; `server:` moved aside (k3s refuses --cluster-reset
+    while a server URL is set); the token passed as K3S_TOKEN (the restore check reads --token, not token-file, and
+    falls back to <data-dir>/server/token, absent on a new machine); then started as the first member."""
+    s3_flag = "" if p.from_s3 else " --etcd-s3=false"
+    lines = [
+        "#!/bin/sh",
+        f"# Restore: reset {p.node}'s etcd from a snapshot; every other server is stopped.",
+        PRELUDE,
+        f"root={q(p.root)}",
+        f"node={q(p.node)}",
+        "service=k3s",
+        f"snapshot={q(p.snapshot)}",
+        f"config_dir=\"$root\"{CONFIG_DIR}",
+        f'dropin="$config_dir/{JOIN_DROPIN}"',
+        "",
+        WAIT_READY.format(timeout=p.ready_timeout, interval=p.interval),
+        "ready() { timeout 10 k3s kubectl get --raw /readyz >/dev/null 2>&1; }",
+        "",
+        'command -v k3s >/dev/null 2>&1 || fail "k3s is not installed on $node: install it first (docs/nodes.md, Total loss)"',
+        '[ -s "$config_dir/token" ] || fail "no server token at $config_dir/token (docs/nodes.md, Total loss)"',
+    ]
+    if not p.from_s3:
+        lines.append('[ -s "$root$snapshot" ] || fail "no snapshot file $snapshot on $node"')
+    lines += [
+        'if grep -Eq \'^"?server"?:\' "$config_dir/config.yaml"; then',
+        '  fail "$config_dir/config.yaml sets server:; k3s refuses a cluster reset while a server URL is set"',
+        "fi",
+        'timeout 120 systemctl stop "$service" || fail "could not stop k3s on $node"',
+        "# The join decision: a server URL here makes k3s refuse the reset. Kept aside, replaced after the reset.",
+        'if [ -e "$dropin" ]; then mv "$dropin" "$dropin.before-restore"; fi',
+        f'if ! K3S_TOKEN="$(cat "$config_dir/token")" timeout {p.reset_timeout} k3s server --cluster-reset{s3_flag} \\',
+        '    --cluster-reset-restore-path="$snapshot" >&2; then',
+        '  fail "k3s could not reset $node from $snapshot (its journal and the output above say why)"',
+        "fi",
+        "# This server is now the cluster's only member: it starts as the one that initialized it.",
+        "printf 'cluster-init: true\\n' > \"$dropin\"",
+        'chmod 0600 "$dropin"',
+        'timeout 30 systemctl start --no-block "$service"',
+        "wait_ready",
+    ]
+    for name in p.new_machines:
+        lines += [
+            f"if ! timeout 60 k3s kubectl -n kube-system delete secret {q(name + '.node-password.k3s')} --ignore-not-found >/dev/null; then",
+            f'  fail "could not delete the node password of {name}"',
+            "fi",
+        ]
+    lines += ['log "$node restored from $snapshot: the other servers rejoin through it now"', ""]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RestoreRejoin:
+    """A server that wipes its etcd data and rejoins through the restored server."""
+
+    node: str
+    via: str  # https://<restored server address>:<port>
+    ready_timeout: int = 300
+    interval: int = 5
+    root: str = ""
+
+
+def restore_rejoin_script(p: RestoreRejoin) -> str:
+    """Stop k3s, move the old etcd data aside (never deleted), join through the restored server (its address now,
+    not the URL recorded at the first join, which may be a peer's old address), start, wait."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Restore: {p.node} drops its old etcd data and rejoins through the restored server.",
+            PRELUDE,
+            f"root={q(p.root)}",
+            f"node={q(p.node)}",
+            "service=k3s",
+            f"via={q(p.via)}",
+            f"config_dir=\"$root\"{CONFIG_DIR}",
+            f'dropin="$config_dir/{JOIN_DROPIN}"',
+            'db="$root/var/lib/rancher/k3s/server/db"',
+            "",
+            WAIT_READY.format(timeout=p.ready_timeout, interval=p.interval),
+            "ready() { timeout 10 k3s kubectl get --raw /readyz >/dev/null 2>&1; }",
+            "",
+            'timeout 120 systemctl stop "$service" || fail "could not stop k3s on $node"',
+            'if [ -d "$db" ]; then',
+            '  [ -e "$db.before-restore" ] && fail "$db.before-restore exists from an earlier restore: move it away first"',
+            '  mv "$db" "$db.before-restore"',
+            "fi",
+            'if [ -e "$dropin" ]; then mv "$dropin" "$dropin.before-restore"; fi',
+            'install -d -m 0755 "$config_dir/config.yaml.d"',
+            'printf \'server: "%s"\\n\' "$via" > "$dropin"',
+            'chmod 0600 "$dropin"',
+            'timeout 30 systemctl start --no-block "$service"',
+            "wait_ready",
+            'log "$node rejoined the restored cluster through $via"',
+            "",
+        ]
+    )
+
+
+def stop_server_script(node: str) -> str:
+    """Restore, first step on every server but the one reset: stop k3s, so no member with the old data fights
+    the restored one."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Restore: stop k3s on {node} before any server is reset.",
+            PRELUDE,
+            f"node={q(node)}",
+            'timeout 120 systemctl stop k3s || fail "could not stop k3s on $node"',
+            'log "$node: k3s stopped"',
+            "",
+        ]
+    )
+
+
+def restart_agent_script(node: str, *, ready_timeout: int = 300, interval: int = 5) -> str:
+    """Restore after a total loss: the agent registers again with the restored cluster (its password is new)."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Restore: restart the agent {node} against the restored cluster.",
+            PRELUDE,
+            f"node={q(node)}",
+            "service=k3s-agent",
+            WAIT_READY.format(timeout=ready_timeout, interval=interval),
+            'invocation() { timeout 10 systemctl show -p InvocationID --value "$service" 2>/dev/null || true; }',
+            'ready() { [ "$(invocation)" != "$before" ] && timeout 10 systemctl is-active --quiet "$service"; }',
+            "before=$(invocation)",
+            'timeout 30 systemctl restart --no-block "$service"',
+            "wait_ready",
+            'log "$node: agent restarted"',
+            "",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class RestoreStep:
+    """One step of a restore: run `script` on `node` (at `address`), in order."""
+
+    node: str
+    address: str
+    action: str  # stop | reset | rejoin | restart-agent
+    script: str
+
+
+def restore_runbook(
+    *,
+    servers: Sequence[tuple[str, str]],
+    agents: Sequence[tuple[str, str]],
+    reset_on: str,
+    snapshot: str,
+    from_s3: bool,
+    api_port: int,
+    total_loss: bool,
+) -> list[RestoreStep]:
+    """The restore of an embedded-etcd cluster from one snapshot, as ordered steps: stop every other server,
+    reset `reset_on` from the snapshot, rejoin the other servers one at a time through it (its address, not the
+    URL they recorded), and after a total loss (every machine new) restart the agents."""
+    names = [n for n, _ in servers]
+    if reset_on not in names:
+        raise ValueError(f"restore: {reset_on!r} is not one of the servers ({', '.join(names)})")
+    address = dict(servers)
+    others = [(n, a) for n, a in servers if n != reset_on]
+    via = f"https://{address[reset_on]}:{api_port}"
+    steps = [RestoreStep(n, a, "stop", stop_server_script(n)) for n, a in others]
+    new = [*names, *(n for n, _ in agents)] if total_loss else []
+    reset = RestoreReset(node=reset_on, snapshot=snapshot, from_s3=from_s3, new_machines=new)
+    steps.append(RestoreStep(reset_on, address[reset_on], "reset", restore_reset_script(reset)))
+    steps += [RestoreStep(n, a, "rejoin", restore_rejoin_script(RestoreRejoin(node=n, via=via))) for n, a in others]
+    if total_loss:
+        steps += [RestoreStep(n, a, "restart-agent", restart_agent_script(n)) for n, a in agents]
+    return steps
 
 
 def _seconds(duration: str) -> int:

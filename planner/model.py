@@ -207,6 +207,8 @@ class NodePlan:
     labels: Mapping[str, str]
     taints: tuple[TaintPlan, ...]
     host_key: str | None = None
+    # The machine this entry had is dead: its replacement never connects to the old address.
+    unreachable: bool = False
 
     @property
     def k3s_taints(self) -> list[str]:
@@ -277,6 +279,14 @@ class NodesPlan:
     server_config: Mapping[str, Any]
     nodes: tuple[NodePlan, ...]
     departed: tuple[DepartedNodePlan, ...]
+    # cluster.api_endpoint: kube-vip, external or first-server (an unset mode resolved); with kube-vip, the
+    # nodes stack installs it on the servers, holding api_host on kube_vip_interface (None: the default route's).
+    api_endpoint_mode: str = "first-server"
+    kube_vip_interface: str | None = None
+
+    @property
+    def kube_vip(self) -> bool:
+        return self.api_endpoint_mode == "kube-vip"
 
     @property
     def provisioned(self) -> bool:

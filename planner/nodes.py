@@ -51,6 +51,7 @@ def resolve_nodes(cfg: HelixConfig) -> NodesPlan:
                 labels=dict(n.labels),
                 taints=tuple(TaintPlan(t.key, t.value, t.effect) for t in n.taints),
                 host_key=n.host_key,
+                unreachable=n.unreachable,
             )
             for n in c.nodes
         ),
@@ -58,4 +59,6 @@ def resolve_nodes(cfg: HelixConfig) -> NodesPlan:
             DepartedNodePlan(name=d.name, address=d.address, role=d.role, host_key=d.host_key, unreachable=d.unreachable)
             for d in c.departed_nodes
         ),
+        api_endpoint_mode=cfg.api_endpoint_mode,
+        kube_vip_interface=c.api_endpoint.interface,
     )

@@ -290,6 +290,25 @@ class Node(Strict):
     host_key: HostKey | None = None
     """The machine's SSH host public key ("ssh-ed25519 AAAA..."). Recommended: without it, Terraform does not verify
     the host it pushes the CA keys to."""
+    unreachable: bool = False
+    """The machine this entry had is dead: replacing it (a new address, or -replace) drains and deletes the old
+    node through a surviving server and never connects to the old machine (docs/nodes.md, Replacing a machine)."""
+
+
+class ApiEndpoint(Strict):
+    """What serves cluster.api_host (docs/nodes.md, API endpoint).
+
+    kube-vip: the nodes stack installs kube-vip as a static pod on every server before k3s starts; it holds
+    api_host (an IPv4 address on the node LAN, a VIP) by ARP on the server that leads. external: a load balancer
+    you run in front of the servers; the install checks that it serves the cluster after the first server.
+    first-server: no VIP; api_host is the bootstrap server's address. Unset: first-server without api_host,
+    external with it.
+    """
+
+    mode: Literal["kube-vip", "external", "first-server"] | None = None
+    """kube-vip, external or first-server; unset: first-server without api_host, external with it."""
+    interface: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,15}$")
+    """kube-vip: the network interface that carries the VIP; unset, kube-vip takes the default route's interface."""
 
 
 class DepartedNode(Strict):
@@ -379,6 +398,8 @@ class ClusterConfig(Strict):
     api_host: Host | None = None
     """The API endpoint the other servers, the agents and Terraform use: a VIP, or the bootstrap server's address;
     unset: the bootstrap server's address."""
+    api_endpoint: ApiEndpoint = ApiEndpoint()
+    """What serves api_host: kube-vip (a VIP the nodes stack creates), external (your load balancer), first-server."""
     api_port: int = Field(default=6443, ge=1, le=65535)
     """Port of the Kubernetes API."""
     ha: bool = True
@@ -665,6 +686,14 @@ class HelixConfig(Strict):
         return bootstrap.address if bootstrap else "127.0.0.1"
 
     @property
+    def api_endpoint_mode(self) -> str:
+        """cluster.api_endpoint.mode, or what an unset mode means: external with api_host, else first-server."""
+        mode = self.cluster.api_endpoint.mode
+        if mode is not None:
+            return mode
+        return "external" if self.cluster.api_host else "first-server"
+
+    @property
     def bootstrap_server(self) -> Node | None:
         """The server named by cluster.bootstrap_node, or the first server when unset."""
         servers = self.servers
@@ -779,6 +808,7 @@ def _cluster_mode_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
                             f"bootstrap server's address ({bootstrap.address})",
                         )
                     )
+        out.extend(_endpoint_problems(cfg))
         out.extend(_departed_problems(cfg))
         if not cluster.ha and cluster.etcd_snapshots.s3 is not None:
             out.append(("cluster.etcd_snapshots.s3", "etcd snapshots need embedded etcd (cluster.ha: true)"))
@@ -843,6 +873,31 @@ def _cloudflare_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
     for host in cf.adopt.records:
         if host not in seen_hosts:
             out.append((f"cloudflare.adopt.records.{host}", f"{host!r} is not one of cloudflare.hostnames"))
+    return out
+
+
+def _endpoint_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
+    """cluster.api_endpoint against api_host: every mode names something that will answer."""
+    cluster = cfg.cluster
+    mode = cfg.api_endpoint_mode
+    bootstrap = cfg.bootstrap_server
+    out: list[tuple[str, str]] = []
+    if mode == "kube-vip":
+        if not cluster.api_host or not _is_ipv4(cluster.api_host):
+            out.append(("cluster.api_host", "api_endpoint.mode kube-vip needs api_host: a free IPv4 address on the node LAN (the VIP)"))
+        elif bootstrap is not None and cluster.api_host == bootstrap.address:
+            out.append(("cluster.api_host", f"{cluster.api_host} is {bootstrap.name}'s address; kube-vip needs a free address (the VIP)"))
+    elif mode == "external" and not cluster.api_host:
+        out.append(("cluster.api_host", "api_endpoint.mode external needs api_host: the address or name of your load balancer"))
+    elif mode == "first-server" and cluster.api_host and bootstrap is not None and cluster.api_host != bootstrap.address:
+        out.append(
+            (
+                "cluster.api_host",
+                f"api_endpoint.mode first-server uses the bootstrap server's address ({bootstrap.address}); leave api_host unset",
+            )
+        )
+    if cluster.api_endpoint.interface is not None and mode != "kube-vip":
+        out.append(("cluster.api_endpoint.interface", "only kube-vip uses an interface"))
     return out
 
 

@@ -11,6 +11,7 @@ from constructs_lib.addresses import address_name
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
 from constructs_lib.k3s import DepartedK3sNode, EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
+from constructs_lib.kube_vip import KubeVip
 from planner.model import NodesPlan, PlatformPlan
 from stacks.base import HelixStack
 
@@ -72,6 +73,8 @@ class NodesStack(HelixStack):
                 ],
                 api_host=nodes.api_host,
                 api_port=nodes.api_port,
+                # cluster.api_endpoint: kube-vip holds the VIP (docs/nodes.md, API endpoint).
+                kube_vip=KubeVip(interface=nodes.kube_vip_interface) if nodes.kube_vip else None,
                 ssh=SshAccess(user=ssh_user.string_value, port=ssh_port.number_value, private_key=ssh_private_key.string_value),
                 embedded_etcd=nodes.embedded_etcd,
                 cluster_cidr=nodes.cluster_cidr,
@@ -96,6 +99,7 @@ class NodesStack(HelixStack):
                         labels=dict(n.labels),
                         taints=n.k3s_taints,
                         host_key=n.host_key,
+                        unreachable=n.unreachable,
                     )
                     for n in nodes.nodes
                 ],

@@ -284,12 +284,18 @@ def test_k3s_upgrade_plans(synth, plan):
         assert upgrade["spec"]["concurrency"] == 1
         assert upgrade["spec"]["serviceAccountName"] == "system-upgrade"
     assert server["spec"]["cordon"] is True
+    opt_out = {"key": "k3s-upgrade", "operator": "NotIn", "values": ["false"]}
     assert server["spec"]["nodeSelector"]["matchExpressions"] == [
-        {"key": "node-role.kubernetes.io/control-plane", "operator": "In", "values": ["true"]}
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "In", "values": ["true"]},
+        opt_out,
     ]
     assert agent["spec"]["nodeSelector"]["matchExpressions"] == [
-        {"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"}
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"},
+        opt_out,
     ]
+    # Every taint the config may set on a node (any key, any effect) is tolerated by both Plans' jobs.
+    for upgrade in (server, agent):
+        assert upgrade["spec"]["tolerations"] == [{"operator": "Exists"}]
     # Agents wait for the servers, then are drained one at a time.
     assert agent["spec"]["prepare"] == {"image": "rancher/k3s-upgrade", "args": ["prepare", "k3s-server"]}
     assert agent["spec"]["drain"]["force"] is True and agent["spec"]["drain"]["skipWaitForDeleteTimeout"] > 0

@@ -47,9 +47,9 @@ EXPECTED: dict[str, dict] = {
         "outdir_via": "argv",
         "stacks": {
             "cluster": {
-                "null_resource": 9,  # per node: install, config roll, and destroy-time drain
+                "null_resource": 10,  # per node: install, config roll, and destroy-time drain; the endpoint check
                 "random_password": 2,  # the server and the agent join secrets
-                "terraform_data": 2,  # the cluster-wide flags record and the join version
+                "terraform_data": 3,  # the cluster-wide flags record, the join version, the cluster-init record
                 "tls_private_key": None,
                 "tls_self_signed_cert": None,
                 "tls_cert_request": None,

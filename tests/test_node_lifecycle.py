@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,46 @@ def test_the_drain_order_reaches_the_state_of_clusters_created_before_it(tf):
         "server-1-drain": None,
         "server-2-drain": ["terraform_data.server-1-drain"],
     }
+
+
+# --- initialization: decided by Terraform state, not by what a new machine can reach --------------------------
+
+
+def test_only_the_apply_that_records_the_cluster_may_initialize_it(tf, stacks):
+    """Defect 5: the bootstrap server's may_initialize, evaluated by Terraform: true in the apply that creates the
+    cluster-init record; false when the bootstrap server is replaced (or re-installed) in any later apply; true
+    again only after the documented -replace of the record (a first install that failed before it decided)."""
+    from tests.test_nodes import hosts, install_script, script_var
+
+    base = stacks["base"]
+    data = base["resource"]["terraform_data"]
+    (record,) = [k for k in data if "cluster-init" in k]
+    bootstrap = next(r for r in hosts(base).values() if "plantimestamp" in install_script(r))
+    expression = script_var(install_script(bootstrap), "may_initialize")
+    doc = {
+        "resource": {
+            "terraform_data": {
+                record: _strip(data[record]),
+                # The bootstrap server's install resource, carrying the same expression as its install.sh.
+                "bootstrap": {"input": f"may_initialize={expression}"},
+            }
+        },
+        "output": {"may_initialize": {"value": "${terraform_data.bootstrap.output}"}},
+    }
+
+    def may_initialize() -> str:
+        state = json.loads((tf.path / "terraform.tfstate").read_text())
+        return state["outputs"]["may_initialize"]["value"].removeprefix("may_initialize=")
+
+    tf.apply(doc)
+    assert may_initialize() == "true"
+    # plantimestamp() has a resolution of one second; real applies are further apart than that.
+    time.sleep(1.1)
+    tf.write(doc)
+    replaced = tf.cli.apply(json=False, replace="terraform_data.bootstrap")
+    assert replaced.retcode == 0, replaced.error
+    assert may_initialize() == "false"
+    time.sleep(1.1)
+    again = tf.cli.apply(json=False, replace=[f"terraform_data.{record}", "terraform_data.bootstrap"])
+    assert again.retcode == 0, again.error
+    assert may_initialize() == "true"
