@@ -81,7 +81,11 @@ def nodes(data: dict, servers: int, agents: int, cidr: str | None = None) -> dic
     cluster["departed_nodes"] = []
     cluster["ha"] = servers >= 3
     cluster["bootstrap_node"] = out[0]["name"]
-    cluster["api_host"] = str(ipaddress.ip_address(base + 30)) if servers > 1 else out[0]["address"]
+    if servers > 1:
+        cluster["api_host"] = str(ipaddress.ip_address(base + 30))  # a free address: the VIP
+    else:  # one server is the endpoint itself: no VIP to hold
+        cluster.pop("api_host", None)
+        cluster["api_endpoint"] = {"mode": "first-server"}
     if cluster.get("load_balancer_range"):
         cluster["load_balancer_range"] = f"{ipaddress.ip_address(base + 150)}-{ipaddress.ip_address(base + 180)}"
     return data

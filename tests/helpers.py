@@ -247,3 +247,25 @@ def break_data(data: Path, case: dict) -> None:
     if "append" in case:
         text += case["append"]
     target.write_text(text)
+
+
+# --- the nodes stack's install scripts (tests/test_nodes.py, tests/test_node_lifecycle.py) ---------------
+
+
+def _provisioners(resource: dict) -> list[tuple[str, dict]]:
+    return [next(iter(p.items())) for p in resource.get("provisioner", [])]
+
+
+def _uploaded(resource: dict, destination_suffix: str) -> str:
+    found = [b["content"] for kind, b in _provisioners(resource) if kind == "file" and b["destination"].endswith(destination_suffix)]
+    assert len(found) == 1, destination_suffix
+    return found[0]
+
+
+def install_script(resource: dict) -> str:
+    return _uploaded(resource, "/install.sh")
+
+
+def script_var(script: str, name: str) -> str:
+    (value,) = re.findall(rf"^{name}=(.*)$", script, re.M)
+    return value.strip("'")

@@ -248,7 +248,7 @@ def test_only_the_apply_that_records_the_cluster_may_initialize_it(tf, stacks):
     """Defect 5: the bootstrap server's may_initialize, evaluated by Terraform: true in the apply that creates the
     cluster-init record; false when the bootstrap server is replaced (or re-installed) in any later apply; true
     again only after the documented -replace of the record (a first install that failed before it decided)."""
-    from tests.test_nodes import hosts, install_script, script_var
+    from tests.helpers import hosts, install_script, script_var
 
     base = stacks["base"]
     data = base["resource"]["terraform_data"]

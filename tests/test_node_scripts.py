@@ -573,7 +573,7 @@ VIP_FIXTURE = "kube-vip-endpoint.yaml"
 
 @pytest.fixture(scope="module")
 def kube_vip_nodes() -> dict:
-    from tests.test_nodes import FIXTURES, nodes_stack_of
+    from tests.helpers import FIXTURES, nodes_stack_of
 
     return nodes_stack_of(FIXTURES / "valid" / VIP_FIXTURE)
 
@@ -796,7 +796,7 @@ def test_a_total_loss_is_restored_into_the_reinstalled_machines(tmp_path, machin
 
 
 def test_restore_tool_writes_the_runbook_from_the_config(tmp_path):
-    from tests.test_nodes import FIXTURES
+    from tests.helpers import FIXTURES
     from tools.restore import main
 
     out = tmp_path / "restore"

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_nodes import nodes_stack_of
+from tests.helpers import nodes_stack_of
 
 CA_PEM = "-----BEGIN CERTIFICATE-----\nLAB-CLUSTER-CA\n-----END CERTIFICATE-----\n"
 NET = f"10.231.{os.getpid() % 200 + 20}"

@@ -11,7 +11,17 @@ import yaml
 
 from planner.schema import Node
 from tests.conftest import ROOT, Synth
-from tests.helpers import drains, hosts, load_config, nodes_stack_of, removed_blocks
+from tests.helpers import (
+    _provisioners,
+    _uploaded,
+    drains,
+    hosts,
+    install_script,
+    load_config,
+    nodes_stack_of,
+    removed_blocks,
+    script_var,
+)
 
 FIXTURES = ROOT / "tests" / "fixtures"
 VERSION = "v1.35.5+k3s1"
@@ -21,16 +31,6 @@ API = "https://10.20.0.10:6443"
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
-
-
-def _provisioners(resource: dict) -> list[tuple[str, dict]]:
-    return [next(iter(p.items())) for p in resource.get("provisioner", [])]
-
-
-def _uploaded(resource: dict, destination_suffix: str) -> str:
-    found = [b["content"] for kind, b in _provisioners(resource) if kind == "file" and b["destination"].endswith(destination_suffix)]
-    assert len(found) == 1, destination_suffix
-    return found[0]
 
 
 def rolls(stack: dict) -> dict[str, dict]:
@@ -47,15 +47,6 @@ def config_text(resource: dict) -> tuple[str, str]:
 
 def node_config(resource: dict) -> dict:
     return yaml.safe_load(config_text(resource)[0])
-
-
-def install_script(resource: dict) -> str:
-    return _uploaded(resource, "/install.sh")
-
-
-def script_var(script: str, name: str) -> str:
-    (value,) = re.findall(rf"^{name}=(.*)$", script, re.M)
-    return value.strip("'")
 
 
 def address_of(stack: dict, res: dict) -> str:
