@@ -262,7 +262,11 @@ def _parse(load: Callable[[], Any], shown: str) -> Any:
 
 def read_yaml_mapping(path: Path, shown: str) -> dict[str, Any]:
     """Load one YAML file that must hold a mapping; raise ConfigError with a one-line reason otherwise."""
-    text = _read_text(path, shown)
+    return parse_yaml_mapping(_read_text(path, shown), shown)
+
+
+def parse_yaml_mapping(text: str, shown: str) -> dict[str, Any]:
+    """read_yaml_mapping for text already read (bounded) from the file `shown`."""
     data = _parse(lambda: load_yaml(text), shown)
     if data is None:
         raise ConfigError([Problem(shown, "", "file is empty")])

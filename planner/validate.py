@@ -35,12 +35,11 @@ from planner.files import (
     ConfigError,
     Problem,
     _FastLoader,
-    _parse,
     _plain_for_libyaml,
     _read_text,
     _StrictLoader,
     field_path,
-    load_yaml,
+    parse_yaml_mapping,
     read_bounded,
 )
 from planner.model import PlatformPlan
@@ -68,11 +67,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def read_cluster_mapping(path: Path, shown: str) -> dict[str, Any]:
     """The cluster file as a mapping: read bounded, its YAML 1.1 surprises refused (ConfigError otherwise)."""
     text = _read_text(path, shown)
-    data = _parse(lambda: load_yaml(text), shown)
-    if data is None:
-        raise ConfigError([Problem(shown, "", "file is empty")])
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(shown, "", f"expected a mapping at the top level, got {type(data).__name__}")])
+    data = parse_yaml_mapping(text, shown)
     surprises = yaml11_problems(text, shown)
     if surprises:
         raise ConfigError(surprises)

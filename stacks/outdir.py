@@ -137,6 +137,11 @@ class SynthReport:
         return out
 
 
+def read_stacks(outdir: Path) -> dict[str, dict]:
+    """Each stack's synthesized JSON by name; empty when the folder holds no output (a broken stack: {})."""
+    return {name: document for name, (_, document) in _stack_dirs(outdir).items()}
+
+
 def _stack_dirs(outdir: Path) -> dict[str, tuple[Path, dict]]:
     """name -> (working directory, synthesized JSON) of an output folder's stacks, from its manifest."""
     try:
@@ -148,7 +153,7 @@ def _stack_dirs(outdir: Path) -> dict[str, tuple[Path, dict]]:
     for name, entry in stacks.items():
         try:
             document = json.loads((outdir / entry["synthesizedStackPath"]).read_text())
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             document = {}
         out[name] = (outdir / entry.get("workingDirectory", f"stacks/{name}"), document)
     return out

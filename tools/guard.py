@@ -64,18 +64,9 @@ def resources(document: dict) -> dict[str, dict]:
 
 def read_output(outdir: Path) -> dict[str, dict]:
     """Each stack's synthesized JSON by name; empty when the folder holds no output."""
-    try:
-        manifest = json.loads((outdir / "manifest.json").read_text())
-        stacks = manifest["stacks"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    out = {}
-    for name, entry in stacks.items():
-        try:
-            out[name] = json.loads((outdir / entry["synthesizedStackPath"]).read_text())
-        except (OSError, ValueError, KeyError, TypeError):
-            out[name] = {}
-    return out
+    from stacks.outdir import read_stacks
+
+    return read_stacks(outdir)
 
 
 # --- the rules (data) -------------------------------------------------------------------------------------
