@@ -28,9 +28,9 @@ from planner.catalog import (
     placeholder_values,
     render_placeholders,
 )
-from planner.components import Provider, find_providers, object_store
+from planner.components import Provider, find_providers, node_autoscaler, object_store
 from planner.edge import resolve_edge
-from planner.files import Problem
+from planner.files import Problem, display_path
 from planner.generators import GENERATORS
 from planner.manifests import RawChartFile, load_manifest_file
 from planner.merge import deep_merge
@@ -41,11 +41,13 @@ from planner.model import (
     LayerPlan,
     ManifestPlan,
     NamespacePlan,
+    NodePoolsPlan,
     PlatformPlan,
     SecretPlan,
     ValueRef,
     VariablePlan,
 )
+from planner.node_pools import INSTANCE_TYPES_FILE, plan_node_pools
 from planner.nodes import resolve_nodes
 from planner.schema import HelixConfig
 from planner.validate import BUILTIN_NAMESPACES
@@ -103,6 +105,8 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     problems += _uniqueness_problems(components, extras.manifests, extras.secrets, inputs.catalog, graph.names)
     layers = plan_stacks(inputs, graph, placed, components, namespaces, extras)
     k3s = k3s_plan(inputs.catalog, placed)
+    pools, errs = node_pools_step(inputs)
+    problems += errs
     if problems:
         return None, problems
     raw = ChartSource(inputs.raw_chart.repository, inputs.raw_chart.chart, inputs.raw_chart.version)
@@ -116,9 +120,18 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             nodes=resolve_nodes(cfg),
             edge=resolve_edge(cfg, components),
             state=cfg.state,
+            node_pools=pools,
         ),
         problems,
     )
+
+
+def node_pools_step(inputs: Inputs) -> tuple[NodePoolsPlan | None, list[Problem]]:
+    """The cloud node pools (planner/node_pools.py), their autoscaler's Secret in the autoscaler's namespace."""
+    provider = find_providers(inputs.config, inputs.catalog).get(node_autoscaler.CONCERN)
+    path = inputs.manifests_dir.parent / INSTANCE_TYPES_FILE
+    shown = display_path(path, inputs.root)
+    return plan_node_pools(inputs.config, inputs.config_file, path, shown, node_autoscaler.namespace(provider))
 
 
 # --- the layer graph -------------------------------------------------------------------------------------
@@ -185,12 +198,16 @@ def enable(inputs: Inputs, placed: dict[str, str]) -> tuple[dict[str, Component]
     """The enabled components as installed: catalog defaults merged with the cluster file, placeholders filled."""
     cfg, catalog = inputs.config, inputs.catalog
 
+    providers = find_providers(cfg, catalog)
+    autoscaler = providers.get(node_autoscaler.CONCERN)
+
     def enabled(cid: str) -> bool:
         override = cfg.components.get(cid)
         mode = catalog[cid][0].object_storage
-        return (override is None or override.enabled) and (mode is None or mode == cfg.object_storage.mode)
+        # The node autoscaler only while a cloud node pool exists: nothing to scale otherwise.
+        needed = autoscaler is None or cid != autoscaler.component or node_autoscaler.wanted(cfg)
+        return (override is None or override.enabled) and (mode is None or mode == cfg.object_storage.mode) and needed
 
-    providers = find_providers(cfg, catalog)
     known = placeholder_values(cfg, providers)
     problems: list[Problem] = []
     components: dict[str, Component] = {}
@@ -610,6 +627,7 @@ def plan_stacks(
                 description=layer_specs[name].description,
                 stack_needs=tuple(stack_needs),
                 uses_edge=name in extras.edge_layers,
+                uses_node_pools=any(node_autoscaler.CONCERN in c.provides for c in mine),
                 installed_before=before,
                 namespaces=namespaces.owned[name],
                 components=mine,

@@ -8,6 +8,7 @@ its own thus touches two places: its catalog entry and its concern's module here
     tunnel-origin         tunnel_origin.py         the ingress controller behind the Cloudflare tunnel
     metrics-scraper       metrics_scraper.py       where Prometheus runs (network policies admit its scrapes)
     internal-certificate  internal_certificate.py  the wildcard certificate of the LAN-only names
+    node-autoscaler       node_autoscaler.py       the cluster-autoscaler of the cloud node pools
 
 Generators (objects computed from the config, `generator:` in the catalog) have their own registry,
 planner/generators.py.
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from planner.schema import HelixConfig
 
 # Every concern a catalog entry may provide (checked when the catalog loads).
-CONCERNS = ("object-store", "tunnel-origin", "metrics-scraper", "internal-certificate")
+CONCERNS = ("object-store", "tunnel-origin", "metrics-scraper", "internal-certificate", "node-autoscaler")
 
 
 @dataclass(frozen=True)
