@@ -26,6 +26,7 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cdktf import Fn, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.autoscaling_group import (
@@ -124,7 +125,7 @@ def node_template_tags(labels: Mapping[str, str], taints: Sequence[tuple[str, st
     return tags
 
 
-def _policy(statements: list[dict]) -> str:
+def _policy(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 

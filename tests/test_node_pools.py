@@ -323,7 +323,7 @@ def _free_port() -> int:
 def moto_server(tmp_path):
     if not (MOTO / "moto_server").exists():
         pytest.skip("no moto in .venv-moto (scripts/setup.sh builds it: python3 -m venv .venv-moto && "
-                    ".venv-moto/bin/pip install 'moto[server]')")
+                    ".venv-moto/bin/pip install 'moto[server]==5.2.6')")
     port = _free_port()
     env = _closed_env(tmp_path)
     server = subprocess.Popen([str(MOTO / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], env=env,
