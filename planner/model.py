@@ -398,6 +398,7 @@ class NodePoolPlan:
     on_demand_above_base: int
     ami_ssm_parameter: str
     disk_gib: int
+    root_device: str
     # Every label the nodes register with: the pool's own, plus the pool label (node_pool_label_key).
     labels: tuple[tuple[str, str], ...]
     taints: tuple[TaintPlan, ...]

@@ -99,6 +99,7 @@ def _pool(cfg: HelixConfig, pool: CloudNodePool, size: InstanceType) -> NodePool
         on_demand_above_base=0 if pool.spot else 100,
         ami_ssm_parameter=pool.ami_ssm_parameter,
         disk_gib=pool.disk_gib,
+        root_device=pool.root_device,
         labels=tuple(sorted(labels.items())),
         taints=tuple(TaintPlan(t.key, t.value, t.effect) for t in pool.taints),
         mtu=pool.mtu,

@@ -411,6 +411,9 @@ class CloudNodePool(Strict):
     """The SSM parameter that holds the AMI id (the AMI needs curl, the AWS CLI and systemd)."""
     disk_gib: int = Field(default=50, ge=20, le=16384)
     """Size of the encrypted gp3 root volume."""
+    root_device: str = Field(default="/dev/xvda", pattern=r"^/dev/[a-z0-9]+$")
+    """The AMI's root device name, which the volume settings apply to (/dev/xvda on Amazon Linux, /dev/sda1 on
+    Ubuntu)."""
     labels: dict[NodeLabelKey, LabelValue] = {}
     """Node labels (kubelet-settable keys), also told to the autoscaler for scale from zero."""
     taints: list[Taint] = []

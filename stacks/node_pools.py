@@ -54,6 +54,7 @@ class NodePoolStack(HelixStack):
             on_demand_above_base=pool.on_demand_above_base,
             ami_ssm_parameter=pool.ami_ssm_parameter,
             disk_gib=pool.disk_gib,
+            root_device=pool.root_device,
             boot=boot,
             agent_token=agent_token,
             ingress=[IngressRule(r.description, r.protocol, r.from_port, r.to_port, list(r.cidrs)) for r in pool.ingress],

@@ -190,6 +190,9 @@ def test_launch_template_and_group(pool_synth):
         "instance_metadata_tags": "disabled"}
     (disk,) = template["block_device_mappings"]
     assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volume_type"] == "gp3" and disk["ebs"]["volume_size"] == 60
+    assert disk["device_name"] == "/dev/xvda"
+    (other,) = _one(_stack(pool_synth, "nodepool-gpu-free"), "aws_launch_template")["block_device_mappings"]
+    assert other["device_name"] == "/dev/sda1" and other["ebs"]["volume_size"] == 50
     group = _one(stack, "aws_autoscaling_group")
     assert group["lifecycle"]["ignore_changes"] == ["desired_capacity"]
     assert (group["min_size"], group["max_size"]) == (0, 5)
