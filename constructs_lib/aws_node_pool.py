@@ -17,7 +17,8 @@
 its AWS README lists: describe calls on everything, and SetDesiredCapacity/TerminateInstanceInAutoScalingGroup
 only on groups that carry the cluster's discovery tag; its access key is exposed as sensitive attributes.
 
-Nothing here knows the app that uses it. Importing this module imports the AWS provider package.
+Nothing here knows the app that uses it. Importing this module imports the engine's AWS provider package
+(through constructs_lib.engine): import it only where a pool exists.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdktf import Fn, TerraformResourceLifecycle
-from cdktf_cdktf_provider_aws.autoscaling_group import (
+from constructs import Construct
+
+from constructs_lib.engine import (
     AutoscalingGroup,
     AutoscalingGroupMixedInstancesPolicy,
     AutoscalingGroupMixedInstancesPolicyInstancesDistribution,
@@ -37,27 +39,25 @@ from cdktf_cdktf_provider_aws.autoscaling_group import (
     AutoscalingGroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecification,
     AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride,
     AutoscalingGroupTag,
-)
-from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter
-from cdktf_cdktf_provider_aws.iam_access_key import IamAccessKey
-from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
-from cdktf_cdktf_provider_aws.iam_user import IamUser
-from cdktf_cdktf_provider_aws.iam_user_policy import IamUserPolicy
-from cdktf_cdktf_provider_aws.launch_template import (
+    DataAwsSsmParameter,
+    Fn,
+    IamAccessKey,
+    IamInstanceProfile,
+    IamRole,
+    IamRolePolicy,
+    IamUser,
+    IamUserPolicy,
     LaunchTemplate,
     LaunchTemplateBlockDeviceMappings,
     LaunchTemplateBlockDeviceMappingsEbs,
     LaunchTemplateIamInstanceProfile,
     LaunchTemplateMetadataOptions,
+    SecurityGroup,
+    SsmParameter,
+    TerraformResourceLifecycle,
+    VpcSecurityGroupEgressRule,
+    VpcSecurityGroupIngressRule,
 )
-from cdktf_cdktf_provider_aws.security_group import SecurityGroup
-from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter
-from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import VpcSecurityGroupEgressRule
-from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import VpcSecurityGroupIngressRule
-from constructs import Construct
-
 from constructs_lib.k3s_cloud_init import AgentBoot, render_user_data
 
 DISCOVERY_ENABLED = "k8s.io/cluster-autoscaler/enabled"

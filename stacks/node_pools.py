@@ -6,13 +6,12 @@ constructs_lib.aws_node_pool), so stacks/app.py imports it only when a pool exis
 
 from __future__ import annotations
 
-from cdktf_cdktf_provider_aws.provider import AwsProvider
-from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
 from constructs import Construct
 
 from constructs_lib.aws_node_pool import AutoscalerAwsAccess, AwsK3sAgentPool, AwsK3sAgentPoolProps, IngressRule
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
+from constructs_lib.engine import AwsProvider, SecretV1, SecretV1Metadata
 from constructs_lib.k3s_cloud_init import AgentBoot
 from planner.model import NodePoolPlan, NodePoolsPlan
 from stacks.base import HelixStack
