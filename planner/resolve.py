@@ -105,7 +105,7 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     problems += _uniqueness_problems(components, extras.manifests, extras.secrets, inputs.catalog, graph.names)
     layers = plan_stacks(inputs, graph, placed, components, namespaces, extras)
     k3s = k3s_plan(inputs.catalog, placed)
-    pools, errs = node_pools_step(inputs)
+    pools, errs = node_pools_step(inputs, components)
     problems += errs
     if problems:
         return None, problems
@@ -126,12 +126,32 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     )
 
 
-def node_pools_step(inputs: Inputs) -> tuple[NodePoolsPlan | None, list[Problem]]:
-    """The cloud node pools (planner/node_pools.py), their autoscaler's Secret in the autoscaler's namespace."""
-    provider = find_providers(inputs.config, inputs.catalog).get(node_autoscaler.CONCERN)
+def node_pools_step(
+    inputs: Inputs, components: dict[str, Component]
+) -> tuple[NodePoolsPlan | None, list[Problem]]:
+    """The cloud node pools (planner/node_pools.py), their autoscaler's Secret in the autoscaler's namespace. Pools
+    need the autoscaler installed, and their stacks' names free among the layers'."""
+    cfg = inputs.config
+    provider = find_providers(cfg, inputs.catalog).get(node_autoscaler.CONCERN)
     path = inputs.manifests_dir.parent / INSTANCE_TYPES_FILE
     shown = display_path(path, inputs.root)
-    return plan_node_pools(inputs.config, inputs.config_file, path, shown, node_autoscaler.namespace(provider))
+    pools, problems = plan_node_pools(cfg, inputs.config_file, path, shown, node_autoscaler.namespace(provider))
+    if pools is None:
+        return None, problems
+    if provider is None or provider.component not in components:
+        named = f"`{provider.component}`" if provider else "a component that provides node-autoscaler"
+        problems.append(Problem(inputs.config_file, "cluster.cloud_node_pools",
+                                f"cloud node pools need the cluster-autoscaler: place {named} in a namespace "
+                                f"({node_autoscaler.DEFAULT_NAMESPACE}) and leave it enabled"))
+    layers = set(inputs.layers.layers)
+    for i, pool in enumerate(pools.pools):
+        if pool.stack in layers:
+            problems.append(Problem(inputs.config_file, f"cluster.cloud_node_pools[{i}].name",
+                                    f"its stack {pool.stack} has the name of a layer ({inputs.layers_file})"))
+    if pools.access_stack in layers:
+        problems.append(Problem(inputs.layers_file, f"layers.{pools.access_stack}",
+                                "is the name of the cloud node pools' access stack: rename the layer"))
+    return pools, problems
 
 
 # --- the layer graph -------------------------------------------------------------------------------------
