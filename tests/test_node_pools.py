@@ -417,3 +417,15 @@ def test_apply_scale_and_destroy_against_moto(moto_server, tmp_path):
     assert destroyed.returncode == 0, destroyed.stdout[-3000:] + destroyed.stderr[-3000:]
     state = json.loads((tmp_path / "work" / "state" / "nodepool-burst.tfstate").read_text())
     assert state["resources"] == []
+
+
+def test_doctor_asks_for_aws_credentials_only_for_pool_stacks(tmp_path):
+    from tools.doctor import aws_lines
+
+    assert aws_lines([], {}, home=tmp_path) == []
+    (line,) = aws_lines(["nodepool-burst", "nodepools"], {}, home=tmp_path)
+    assert line.startswith("aws: nodepool-burst, nodepools need AWS credentials")
+    assert aws_lines(["nodepool-burst"], {"AWS_PROFILE": "ops"}, home=tmp_path) == []
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "credentials").write_text("[default]\n")
+    assert aws_lines(["nodepool-burst"], {}, home=tmp_path) == []
