@@ -429,3 +429,9 @@ def test_doctor_asks_for_aws_credentials_only_for_pool_stacks(tmp_path):
     (tmp_path / ".aws").mkdir()
     (tmp_path / ".aws" / "credentials").write_text("[default]\n")
     assert aws_lines(["nodepool-burst"], {}, home=tmp_path) == []
+
+
+def test_pool_output_names_no_path_of_this_machine(pool_synth):
+    for name in ("nodepool-burst", "nodepool-gpu-free", "nodepools"):
+        text = (pool_synth / "stacks" / name / "cdk.tf.json").read_text()
+        assert str(pool_synth.parent) not in text and "/work/" not in text and "/root/" not in text, name
