@@ -28,7 +28,7 @@ from planner.catalog import (
     placeholder_values,
     render_placeholders,
 )
-from planner.components import Provider, find_providers, object_store
+from planner.components import Provider, alerting, find_providers, incident_manager, object_store
 from planner.edge import resolve_edge
 from planner.files import Problem
 from planner.generators import GENERATORS
@@ -94,6 +94,7 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     problems += errs
     components, errs = enable(inputs, placed)
     problems += errs
+    components, alert_warnings = alert_channels(inputs, components)
     components, errs = check_needs(inputs, graph, components)
     problems += errs
     namespaces, errs = own_namespaces(inputs, graph, placed, components)
@@ -116,6 +117,7 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             nodes=resolve_nodes(cfg),
             edge=resolve_edge(cfg, components),
             state=cfg.state,
+            alert_warnings=tuple(alert_warnings),
         ),
         problems,
     )
@@ -252,6 +254,29 @@ def _component(
         provides=tuple(spec.provides),
     )
     return component, problems
+
+
+# --- step: alert channels --------------------------------------------------------------------------------
+
+
+def alert_channels(inputs: Inputs, components: dict[str, Component]) -> tuple[dict[str, Component], list[str]]:
+    """Where alerts reach a person (planner/components/alerting.py, incident_manager.py): Alertmanager's route and
+    receivers from the cluster file's `alerting`, OnCall's mail relay; each under the component's own values (the
+    cluster file's overrides win). With the warnings every synth prints while nobody can be paged."""
+    cfg = inputs.config
+    providers = find_providers(cfg, inputs.catalog)
+    router, pager = providers.get(alerting.CONCERN), providers.get(incident_manager.CONCERN)
+    oncall = pager is not None and pager.component in components
+    out = dict(components)
+    if oncall and pager is not None:
+        comp = components[pager.component]
+        out[comp.id] = replace(comp, values=deep_merge(incident_manager.oncall_values(cfg.alerting), comp.values))
+    routed = router is not None and router.component in components
+    if routed and router is not None:
+        comp = components[router.component]
+        config = alerting.alertmanager_config(cfg.alerting, oncall)
+        out[comp.id] = replace(comp, values=deep_merge(config, comp.values))
+    return out, alerting.warnings(cfg.alerting, routed, oncall)
 
 
 # --- step: needs -----------------------------------------------------------------------------------------

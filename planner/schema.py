@@ -646,6 +646,58 @@ class ObjectStorageConfig(Strict):
     """How long each signal is kept."""
 
 
+class EmailChannel(Strict):
+    """Alerts mailed through an SMTP relay (Alertmanager's email receiver, and OnCall's mail when it is installed).
+    The relay's password is the sensitive variable alerting_smtp_password (empty: no authentication)."""
+
+    to: list[Email] = Field(min_length=1)
+    """Who is mailed every alert."""
+    sender: Email
+    """The From address (one the relay accepts)."""
+    smarthost: str = Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}$")
+    """host:port of the SMTP relay, such as smtp.example.com:587."""
+    username: str | None = Field(default=None, min_length=1)
+    """The relay's user; unset: no authentication."""
+    require_tls: bool = True
+    """STARTTLS required on the relay."""
+
+
+class SlackChannel(Strict):
+    """Alerts posted to Slack through an incoming webhook (its URL: the sensitive variable
+    alerting_slack_webhook_url)."""
+
+    channel: str = Field(pattern=r"^[#@]?[A-Za-z0-9._-]{1,80}$")
+    """The channel (#alerts) or user the webhook posts to."""
+
+
+class AlertingConfig(Strict):
+    """Where alerts reach a person. Alertmanager's own receivers, the path that must always work: every alert
+    goes to each channel set here (and to Grafana OnCall too while it is installed). The secrets are sensitive
+    variables (alerting_*), never set here. No channel: nobody is paged, and every synth says so."""
+
+    email: EmailChannel | None = None
+    """Mail through an SMTP relay."""
+    slack: SlackChannel | None = None
+    """A Slack incoming webhook."""
+    pagerduty: bool = False
+    """PagerDuty Events API v2 (its routing key: the sensitive variable alerting_pagerduty_routing_key)."""
+    webhook: bool = False
+    """A generic webhook (its URL: the sensitive variable alerting_webhook_url)."""
+    heartbeat: bool = False
+    """The Watchdog (an alert that always fires) sent to a dead man's switch (its URL: the sensitive variable
+    alerting_heartbeat_url, such as a healthchecks.io ping URL), which pages when the pings stop: a dead
+    Prometheus, Alertmanager or uplink. false: the Watchdog goes nowhere and their loss goes unnoticed."""
+    oncall_people: list[Email] | None = None
+    """Grafana users that OnCall's default escalation chain notifies (by their own OnCall notification rules);
+    unset: email.to, else acme_email."""
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels set, in a fixed order."""
+        return [name for name, on in (("email", self.email), ("slack", self.slack), ("pagerduty", self.pagerduty),
+                                      ("webhook", self.webhook)) if on]
+
+
 class ComponentOverride(Strict):
     enabled: bool = True
     """false: the component is not installed (its namespace and stack stay)."""
@@ -674,6 +726,8 @@ class HelixConfig(Strict):
     """The repository Flux syncs; unset: no GitOps sync."""
     object_storage: ObjectStorageConfig = ObjectStorageConfig()
     """Where metrics, logs, traces, profiles and backups are kept."""
+    alerting: AlertingConfig = AlertingConfig()
+    """Where alerts reach a person: mail, Slack, PagerDuty, a webhook, and the Watchdog's dead man's switch."""
     components: dict[str, ComponentOverride] = {}
     """Per component: enabled, version and values overrides of the catalog."""
 

@@ -331,7 +331,7 @@ def repeat_on_reuse(plan: PlatformPlan) -> dict:
 
     state = plan.config.state
     return {
-        "warnings": host_key_warnings(plan.config, _shown(config_path_from_env())),
+        "warnings": host_key_warnings(plan.config, _shown(config_path_from_env())) + list(plan.alert_warnings),
         "state_dir": state.local.dir if state.backend == "local" else None,
     }
 
@@ -354,7 +354,8 @@ def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:
     except OSError as exc:
         print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
         return 1
-    for line in host_key_warnings(plan.config, shown):
+    # The preflight of the alert path: said on every synth while no person can be paged.
+    for line in host_key_warnings(plan.config, shown) + list(plan.alert_warnings):
         print(line, file=sys.stderr)
     if plan.config.state.backend == "local":
         try:

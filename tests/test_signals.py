@@ -1,0 +1,225 @@
+"""Signals reach people (issue 26): the alert path ends at a person with no manual step, OnCall talks to Grafana
+in-cluster, and nobody is told "all is well" when no one can be paged. Planner decisions, on the plan (no jsii).
+
+One test (at least) per numbered defect of the issue; each fails on the code before it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from planner.load import load_plan
+from planner.model import PlatformPlan
+from tests.conftest import DESCRIPTION_CONFIG
+from tests.service_refs import owner, releases_of
+
+CHANNEL_KEYS = ("email_configs", "slack_configs", "pagerduty_configs", "webhook_configs")
+ALL_CHANNELS = {
+    "email": {"to": ["ops@example.org", "lead@example.org"], "sender": "am@example.org",
+              "smarthost": "smtp.example.org:587", "username": "am"},
+    "slack": {"channel": "#alerts"},
+    "pagerduty": True,
+    "webhook": True,
+    "heartbeat": True,
+}
+
+
+def plan_with(tmp_path: Path, alerting: dict | None = None, disable: tuple[str, ...] = ()) -> PlatformPlan:
+    cfg = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
+    if alerting is not None:
+        cfg["alerting"] = alerting
+    for cid in disable:
+        cfg.setdefault("components", {})[cid] = {"enabled": False}
+        # Its public hostname goes with it (a hostname needs a backend).
+        hostnames = cfg.get("cloudflare", {}).get("hostnames", [])
+        hostnames[:] = [h for h in hostnames if not (h if isinstance(h, str) else h["name"]).startswith(f"{cid}.")]
+    path = tmp_path / "helix.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return load_plan(path)
+
+
+def provider(plan: PlatformPlan, concern: str):
+    (comp,) = [c for c in plan.components.values() if concern in c.provides]
+    return comp
+
+
+def alertmanager(plan: PlatformPlan) -> dict:
+    return provider(plan, "alerting").values["alertmanager"]
+
+
+def walk(route: dict):
+    yield route
+    for child in route.get("routes", []):
+        yield from walk(child)
+
+
+def secret_files(plan: PlatformPlan, am: dict) -> dict[str, object]:
+    """/etc/alertmanager/secrets/<secret>/<key> -> the ValueRef the planned Secret fills it with."""
+    router = provider(plan, "alerting")
+    out = {}
+    for s in plan.secrets:
+        if s.namespace == router.namespace and s.name in am["alertmanagerSpec"].get("secrets", []):
+            for key, ref in s.data.items():
+                out[f"/etc/alertmanager/secrets/{s.name}/{key}"] = ref
+    return out
+
+
+def targets(receiver: dict) -> list[dict]:
+    return [c for key in CHANNEL_KEYS for c in receiver.get(key, [])]
+
+
+# --- defect 2: nobody is paged -----------------------------------------------------------------------------
+
+
+def test_every_alert_route_ends_at_a_person_when_a_channel_is_set(tmp_path):
+    plan = plan_with(tmp_path, ALL_CHANNELS)
+    am = alertmanager(plan)
+    receivers = {r["name"]: r for r in am["config"]["receivers"]}
+    files = secret_files(plan, am)
+    routes = list(walk(am["config"]["route"]))
+    assert len(routes) > 1
+    for route in routes:
+        receiver = receivers[route["receiver"]]
+        assert targets(receiver), f"route {route} ends in {route['receiver']!r}, which reaches nobody"
+    # The Watchdog pings the dead man's switch, read from a Secret filled from a sensitive variable.
+    (watchdog,) = [r for r in routes if r.get("matchers") == ['alertname = "Watchdog"']]
+    (ping,) = targets(receivers[watchdog["receiver"]])
+    assert files[ping["url_file"]].source == "variable" and files[ping["url_file"]].name == "alerting_heartbeat_url"
+    # Every other alert reaches every configured channel; each secret is a file from a sensitive variable.
+    people = receivers[am["config"]["route"]["receiver"]]
+    assert all(people.get(key) for key in CHANNEL_KEYS)
+    assert people["email_configs"][0]["to"] == "ops@example.org, lead@example.org"
+    assert people["email_configs"][0]["smarthost"] == "smtp.example.org:587"
+    secret_paths = [v for c in targets(people) for k, v in c.items() if k.endswith("_file")]
+    assert len(secret_paths) == 4
+    assert {files[p].name for p in secret_paths} == {
+        "alerting_smtp_password", "alerting_slack_webhook_url", "alerting_pagerduty_routing_key", "alerting_webhook_url"
+    }
+    assert all(files[p].source == "variable" for p in secret_paths)
+    assert not plan.alert_warnings
+    # No secret value is written in the values: only paths.
+    text = json.dumps(am)
+    assert "hooks.slack.com" not in text and "routing_key\"" not in text
+
+
+def test_oncall_is_an_addition_and_the_channels_still_get_every_alert(tmp_path):
+    plan = plan_with(tmp_path, {"slack": {"channel": "#alerts"}})
+    route = alertmanager(plan)["config"]["route"]
+    receivers = {r["name"]: r for r in alertmanager(plan)["config"]["receivers"]}
+    children = [r for r in route["routes"] if "matchers" not in r]
+    # OnCall first, continuing, then the people: a failing OnCall never swallows an alert.
+    assert [c["receiver"] for c in children] == ["oncall", "people"]
+    assert children[0]["continue"] is True
+    assert receivers["people"]["slack_configs"]
+    # Without OnCall, no receiver or mount refers to it.
+    alone = plan_with(tmp_path, {"slack": {"channel": "#alerts"}}, disable=("oncall",))
+    assert "oncall" not in json.dumps(alertmanager(alone))
+    assert [r["receiver"] for r in alertmanager(alone)["config"]["route"]["routes"]] == ["null", "people"]
+
+
+def test_oncall_mails_through_the_configured_relay(tmp_path):
+    plan = plan_with(tmp_path, ALL_CHANNELS)
+    pager = provider(plan, "incident-manager")
+    smtp = pager.values["oncall"]["smtp"]
+    assert smtp["enabled"] is True and smtp["host"] == "smtp.example.org" and smtp["port"] == "587"
+    assert smtp["fromEmail"] == "am@example.org" and smtp["username"] == "am"
+    (secret,) = [s for s in plan.secrets if s.component == pager.id and s.name == f"{pager.release_name}-smtp"]
+    assert secret.data["smtp-password"].name == "alerting_smtp_password"
+    # Before: smtp.enabled with no host (the chart's default), mail that goes nowhere.
+    bare = provider(plan_with(tmp_path), "incident-manager").values["oncall"]["smtp"]
+    assert bare["enabled"] is False
+
+
+def test_no_person_reachable_is_said_on_every_synth(tmp_path):
+    from planner.validate import repeat_on_reuse
+
+    plan = plan_with(tmp_path)
+    assert any("no channel is configured" in w for w in plan.alert_warnings)
+    # The no-op synth (stacks/synth_cache.py) replays what repeat_on_reuse records.
+    assert set(plan.alert_warnings) <= set(repeat_on_reuse(plan)["warnings"])
+    assert all(w.startswith("warning: ") for w in plan.alert_warnings)
+    assert not plan_with(tmp_path, {"webhook": True}).alert_warnings
+
+
+def test_the_watchdog_goes_nowhere_only_without_a_heartbeat(tmp_path):
+    routes = alertmanager(plan_with(tmp_path, {"webhook": True}))["config"]["route"]["routes"]
+    assert routes[0] == {"receiver": "null", "matchers": ['alertname = "Watchdog"']}
+    beat = alertmanager(plan_with(tmp_path, {"webhook": True, "heartbeat": True}))["config"]["route"]["routes"][0]
+    assert beat["receiver"] == "heartbeat" and beat["repeat_interval"] == "1m"
+
+
+@pytest.mark.parametrize(
+    "alerting, fragment",
+    [
+        ({"email": {"to": [], "sender": "a@example.org", "smarthost": "smtp.example.org:25"}}, "alerting.email.to"),
+        ({"email": {"to": ["a@example.org"], "sender": "a@example.org", "smarthost": "smtp.example.org"}},
+         "alerting.email.smarthost"),
+        ({"slack": {"channel": "#no spaces"}}, "alerting.slack.channel"),
+        ({"pager": True}, "alerting.pager"),
+    ],
+)
+def test_bad_alerting_is_refused(tmp_path, alerting, fragment):
+    from planner.files import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        plan_with(tmp_path, alerting)
+    assert any(fragment in f"{p.path}" for p in exc.value.problems), exc.value.problems
+
+
+# --- defects 1 and 2: OnCall set up with no manual step, in-cluster ---------------------------------------
+
+
+def _setup_job(plan: PlatformPlan):
+    """OnCall's manifest release whose Job installs the plugin."""
+    pager = provider(plan, "incident-manager")
+    (release,) = [m for m in plan.manifests if m.component == pager.id and "plugin/install" in json.dumps(m.resources)]
+    return pager, release
+
+
+def test_oncall_plugin_talks_to_grafana_in_cluster(tmp_path):
+    plan = plan_with(tmp_path)
+    grafana = plan.components["grafana"]
+    (cm,) = [o for o in grafana.values.get("extraObjects", []) if o["kind"] == "ConfigMap"]
+    (app,) = yaml.safe_load(next(iter(cm["data"].values())))["apps"]
+    releases = releases_of(plan)
+    urls = {k: urlparse(app["jsonData"][k]) for k in ("grafanaUrl", "onCallApiUrl")}
+    for key, url in urls.items():
+        assert url.scheme == "http" and url.hostname.endswith(".svc"), (key, url)
+    # Without grafanaUrl the plugin falls back to root_url, the public name behind Cloudflare Access.
+    assert owner(*urls["grafanaUrl"].hostname.split(".")[:2], releases) == grafana.id
+    assert owner(*urls["onCallApiUrl"].hostname.split(".")[:2], releases) == provider(plan, "incident-manager").id
+
+
+def test_the_alertmanager_integration_is_made_by_a_job_and_reached_in_cluster(tmp_path):
+    plan = plan_with(tmp_path, {"email": ALL_CHANNELS["email"]})
+    pager, release = _setup_job(plan)
+    assert pager.id in release.after  # after OnCall (and so after Grafana, which OnCall needs)
+    (job,) = [r for r in release.resources if r["kind"] == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    engine = urlparse(env["ONCALL_ENGINE_URL"])
+    assert engine.hostname.endswith(".svc") and owner(*engine.hostname.split(".")[:2], releases_of(plan)) == pager.id
+    assert env["PEOPLE"] == "ops@example.org,lead@example.org"
+    (script_cm,) = [r for r in release.resources if r["kind"] == "ConfigMap"]
+    script = next(iter(script_cm["data"].values()))
+    for step in ("plugin/install", "alert_receive_channels/", "escalation_chains/", "escalation_policies/",
+                 "channel_filters/"):
+        assert step in script, step
+    assert plan.config.domain not in json.dumps(release.resources)
+    # The Secret the Job writes is what Alertmanager's OnCall receiver reads (mounted optional: Alertmanager starts
+    # and pages through its own channels before it exists).
+    am = alertmanager(plan)
+    (hook,) = {r["name"]: r for r in am["config"]["receivers"]}["oncall"]["webhook_configs"]
+    (volume,) = [v for v in am["alertmanagerSpec"]["volumes"] if v["secret"]["secretName"] == env["SECRET_NAME"]]
+    assert volume["secret"]["optional"] is True
+    (mount,) = [m for m in am["alertmanagerSpec"]["volumeMounts"] if m["name"] == volume["name"]]
+    assert hook["url_file"] == f"{mount['mountPath']}/url"
+    # And the Job may write that Secret, and read no other.
+    (role,) = [r for r in release.resources if r["kind"] == "Role"]
+    readable = [rule for rule in role["rules"] if "get" in rule["verbs"]]
+    assert readable and all(rule.get("resourceNames") == [env["SECRET_NAME"]] for rule in readable)
