@@ -209,6 +209,9 @@ class ComponentSpec(_Strict):
     # Wiring to another component, added to `values` only while that component is enabled (planner/wiring.py):
     # component id -> a values fragment (mappings merge, lists and strings are extended).
     values_when_enabled: dict[str, dict[str, Any]] = {}
+    # Its counterpart, added only while that component is not installed: the fallback a pipeline needs when its
+    # usual destination is off (Alloy's OTLP metrics without Mimir).
+    values_when_disabled: dict[str, dict[str, Any]] = {}
 
     @model_validator(mode="after")
     def _chart_for_helm(self) -> ComponentSpec:

@@ -216,12 +216,14 @@ def _component(
     problems: list[Problem] = []
     spec, spec_file = catalog[cid]
     override = cfg.components.get(cid)
-    for target in unknown_targets(spec.values_when_enabled, catalog):
-        problems.append(Problem(spec_file, f"{cid}.values_when_enabled.{target}", f"{target!r} is not a component in the catalog"))
+    for key, fragments in (("values_when_enabled", spec.values_when_enabled), ("values_when_disabled", spec.values_when_disabled)):
+        for target in unknown_targets(fragments, catalog):
+            problems.append(Problem(spec_file, f"{cid}.{key}.{target}", f"{target!r} is not a component in the catalog"))
     if spec.kind == "manifests" and override is not None and (override.version or override.values):
         problems.append(Problem(cfg_file, f"components.{cid}", "a manifests component has no chart: only `enabled` applies"))
     # Wiring to an optional neighbour applies only while it is installed (planner/wiring.py).
-    values = deep_merge(wired_values(spec.values, spec.values_when_enabled, installed), override.values if override else {})
+    wired = wired_values(spec.values, spec.values_when_enabled, installed, spec.values_when_disabled)
+    values = deep_merge(wired, override.values if override else {})
     found: list[tuple[str, str]] = []
     values = render_placeholders(values, known, f"{cid}.values", found)
     problems.extend(Problem(spec_file if not override else cfg_file, p, m) for p, m in found)

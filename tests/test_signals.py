@@ -7,6 +7,7 @@ One test (at least) per numbered defect of the issue; each fails on the code bef
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -223,3 +224,127 @@ def test_the_alertmanager_integration_is_made_by_a_job_and_reached_in_cluster(tm
     (role,) = [r for r in release.resources if r["kind"] == "Role"]
     readable = [rule for rule in role["rules"] if "get" in rule["verbs"]]
     assert readable and all(rule.get("resourceNames") == [env["SECRET_NAME"]] for rule in readable)
+
+
+# --- defect 3: Application Observability ------------------------------------------------------------------
+
+ALLOY_BLOCK = re.compile(r'^\s*([a-z][a-z_.]*[a-z_]) "([A-Za-z0-9_]+)" \{', re.M)
+ALLOY_REF = re.compile(r"\b((?:otelcol|prometheus|loki|pyroscope|discovery|local)(?:\.[a-z_]+)+)\.(input|receiver|output|targets|rules)\b")
+
+
+def alloy_graph(content: str) -> tuple[dict[tuple[str, str], str], set[tuple[str, str]]]:
+    """The Alloy configuration's components ((name, label) -> body) and the components it references."""
+    blocks = {}
+    starts = list(ALLOY_BLOCK.finditer(content))
+    for i, m in enumerate(starts):
+        blocks[(m.group(1), m.group(2))] = content[m.end(): starts[i + 1].start() if i + 1 < len(starts) else len(content)]
+    refs = set()
+    for m in ALLOY_REF.finditer(content):
+        name, _, label = m.group(1).rpartition(".")
+        if name.count(".") >= 1:
+            refs.add((name, label))
+    return blocks, refs
+
+
+def alloy_content(plan: PlatformPlan) -> str:
+    (comp,) = [c for c in plan.components.values() if c.chart == "alloy" and "otelcol.receiver.otlp" in
+               json.dumps(c.values)]
+    return comp.values["alloy"]["configMap"]["content"]
+
+
+def output_targets(body: str, signal: str) -> list[str]:
+    m = re.search(rf"\b{signal}\s*=\s*\[([^\]]*)\]", body)
+    return [t.strip() for t in m.group(1).split(",") if t.strip()] if m else []
+
+
+@pytest.mark.parametrize("disable", [(), ("mimir",)])
+def test_otlp_traces_metrics_and_logs_each_reach_their_store(tmp_path, disable):
+    plan = plan_with(tmp_path, disable=disable)
+    content = alloy_content(plan)
+    blocks, refs = alloy_graph(content)
+    # Every component the configuration references is defined (Alloy refuses to start otherwise).
+    assert refs - set(blocks) == set(), sorted(refs - set(blocks))
+    receiver = blocks[("otelcol.receiver.otlp", "default")]
+    assert "0.0.0.0:4317" in receiver and "0.0.0.0:4318" in receiver
+
+    def ends(component: tuple[str, str], signal: str) -> set[tuple[str, str]]:
+        """The components a signal reaches from `component`, following outputs and forward_to to the end."""
+        body = blocks[component]
+        nxt = output_targets(body, signal) or output_targets(body, "forward_to")
+        if not nxt:
+            return {component}
+        out = set()
+        for target in nxt:
+            name, _, label = target.rsplit(".", 1)[0].rpartition(".")
+            out |= ends((name, label), signal)
+        return out
+
+    start = ("otelcol.receiver.otlp", "default")
+    (traces,) = ends(start, "traces")
+    assert traces[0] == "otelcol.exporter.otlp" and "tempo.monitoring.svc:4317" in blocks[traces]
+    (logs,) = ends(start, "logs")
+    assert logs == ("loki.write", "default") and "loki-gateway.monitoring.svc/loki/api/v1/push" in blocks[logs]
+    (metrics,) = ends(start, "metrics")
+    assert metrics[0] == "prometheus.remote_write"
+    if disable:
+        assert "endpoint" not in blocks[metrics] and "mimir-distributor" not in content
+    else:
+        assert "http://mimir-distributor.monitoring.svc:8080/api/v1/push" in blocks[metrics]
+    # The OTLP ports are on the alloy Service for applications.
+    ports = {p["name"]: p["port"] for p in plan.components["alloy"].values["alloy"]["extraPorts"]}
+    assert ports == {"otlp-grpc": 4317, "otlp-http": 4318}
+
+
+def test_span_metrics_service_graphs_and_the_links_between_signals(tmp_path):
+    plan = plan_with(tmp_path)
+    tempo = plan.components["tempo"].values["tempo"]
+    assert set(tempo["overrides"]["defaults"]["metrics_generator"]["processors"]) == {"service-graphs", "span-metrics"}
+    assert tempo["metricsGenerator"]["enabled"] is True
+    datasources = {d["uid"]: d for d in plan.components["grafana"].values["datasources"]["datasources.yaml"]["datasources"]}
+    links = datasources["tempo"]["jsonData"]
+    for key in ("tracesToLogsV2", "tracesToMetrics", "tracesToProfiles", "serviceMap"):
+        assert links[key]["datasourceUid"] in datasources, key
+    assert datasources[links["tracesToProfiles"]["datasourceUid"]]["type"] == "grafana-pyroscope-datasource"
+    for uid in ("prometheus", "mimir"):
+        (dest,) = datasources[uid]["jsonData"]["exemplarTraceIdDestinations"]
+        assert dest["datasourceUid"] == "tempo"
+    # Grafana expands $VAR in provisioning files: Grafana's own $__tags is escaped.
+    assert all("$$__tags" in q["query"] for q in links["tracesToMetrics"]["queries"])
+    assert plan.components["mimir"].values["mimir"]["structuredConfig"]["limits"]["max_global_exemplars_per_user"] > 0
+
+
+def test_the_application_observability_folder_holds_the_red_view(tmp_path):
+    plan = plan_with(tmp_path)
+    sidecar = plan.components["grafana"].values["sidecar"]["dashboards"]
+    found = [r for m in plan.manifests for r in m.resources
+             if r["kind"] == "ConfigMap" and r["metadata"].get("labels", {}).get(sidecar["label"])
+             and "Application" in r["metadata"].get("annotations", {}).get(sidecar["folderAnnotation"], "")]
+    assert found and sidecar["provider"]["foldersFromFilesStructure"] is True
+    (dashboard,) = [json.loads(v) for v in found[0]["data"].values()]
+    queries = " ".join(t.get("expr", "") for p in dashboard["panels"] for t in p.get("targets", []))
+    for metric in ("traces_spanmetrics_calls_total", "traces_spanmetrics_latency_bucket", "STATUS_CODE_ERROR"):
+        assert metric in queries, metric
+    assert "nodeGraph" in {p["type"] for p in dashboard["panels"]}
+    uids = {d["uid"] for d in plan.components["grafana"].values["datasources"]["datasources.yaml"]["datasources"]}
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} <= uids
+
+
+# --- defect 5: state kept ---------------------------------------------------------------------------------
+
+
+def test_state_outlives_restarts_and_uninstalls(tmp_path):
+    plan = plan_with(tmp_path)
+    # Pyroscope's v2 storage deletes by limits.retention_period (31 days unless set): profiles_days applies.
+    pyro = plan.components["pyroscope"].values["pyroscope"]["structuredConfig"]["limits"]
+    days = plan.config.object_storage.retention.profiles_days
+    assert pyro["retention_period"] == pyro["compactor_blocks_retention_period"] == f"{days * 24}h"
+    # Alloy's positions (and WAL) on a node volume, not in the container's filesystem.
+    alloy = plan.components["alloy"].values
+    storage = alloy["alloy"]["storagePath"]
+    mounts = {m["mountPath"]: m["name"] for m in alloy["alloy"]["mounts"]["extra"]}
+    (mount,) = [path for path in mounts if storage.startswith(path.rstrip("/") + "/")]
+    (volume,) = [v for v in alloy["controller"]["volumes"]["extra"] if v["name"] == mounts[mount]]
+    assert "hostPath" in volume and not storage.startswith("/tmp")
+    # Grafana's PVC (users, the OnCall token, dashboards made in the UI) is kept on uninstall.
+    grafana = plan.components["grafana"].values["persistence"]
+    assert grafana["annotations"]["helm.sh/resource-policy"] == "keep"
