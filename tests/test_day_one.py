@@ -475,10 +475,13 @@ def test_flagger_has_istio_requests_total(synth):
     _, _, kps = _by_name(synth, "kube-prometheus-stack")
     assert flagger["metricsServer"].startswith(f"http://{_values(kps)['fullnameOverride']}-prometheus.{kps['namespace']}")
     monitors = _pod_monitors(synth)
-    envoy = [m for m in monitors.values() if m["podMetricsEndpoints"][0].get("port") == "http-envoy-prom"]
+    envoys = [m for m in monitors.values() if m["podMetricsEndpoints"][0].get("port") == "http-envoy-prom"]
+    tls_mode = {"key": "security.istio.io/tlsMode", "operator": "Exists"}
+    envoy = [m for m in envoys if tls_mode in m["selector"].get("matchExpressions", [])]
     assert len(envoy) == 1 and envoy[0]["namespaceSelector"] == {"any": True}
     assert envoy[0]["podMetricsEndpoints"][0]["path"] == "/stats/prometheus"
-    assert {"key": "security.istio.io/tlsMode", "operator": "Exists"} in envoy[0]["selector"]["matchExpressions"]
+    # The gateways carry no tlsMode label (the gateway injection template): a monitor of their own.
+    assert len(envoys) == 2
     istiod = [m for m in monitors.values() if m["selector"].get("matchLabels") == {"app": "istiod"}]
     assert len(istiod) == 1 and istiod[0]["podMetricsEndpoints"][0]["port"] == "http-monitoring"
 

@@ -348,3 +348,109 @@ def test_state_outlives_restarts_and_uninstalls(tmp_path):
     # Grafana's PVC (users, the OnCall token, dashboards made in the UI) is kept on uninstall.
     grafana = plan.components["grafana"].values["persistence"]
     assert grafana["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+# --- defect 5: no blind spot ------------------------------------------------------------------------------
+
+# How each component's metrics reach Prometheus: ("values", path) a chart value that turns its monitor on;
+# ("podmonitor", name) a PodMonitor of the metrics scraper (its prometheus.additionalPodMonitors); ("manifest",
+# kind) a monitor among its own objects (or a database whose operator makes one); ("scraper", path) a monitor the metrics scraper's chart ships, on unless
+# that value says false; or ("none", why) for what serves no metrics. A component missing here fails the test:
+# whoever adds one decides how it is scraped.
+SCRAPED: dict[str, list[tuple[str, str]]] = {
+    "alloy": [("values", "serviceMonitor.enabled")],
+    "alloy-events": [("values", "serviceMonitor.enabled")],
+    "cert-manager": [("values", "prometheus.servicemonitor.enabled")],
+    "chaos-mesh": [("podmonitor", "chaos-mesh")],
+    "cilium": [("values", "prometheus.serviceMonitor.enabled"), ("values", "operator.prometheus.serviceMonitor.enabled")],
+    "cloudflared": [("manifest", "PodMonitor")],
+    "cloudnative-pg": [("values", "monitoring.podMonitorEnabled")],
+    "coredns": [("scraper", "coreDns.enabled")],
+    "external-dns": [("values", "serviceMonitor.enabled")],
+    "falco": [("values", "serviceMonitor.create"), ("values", "falcosidekick.serviceMonitor.enabled")],
+    "flagger": [("values", "serviceMonitor.enabled")],
+    "flagsmith": [("values", "serviceMonitor.enabled"), ("manifest", "PodMonitor")],
+    "flux2": [("values", "prometheus.podMonitor.create")],
+    "grafana": [("values", "serviceMonitor.enabled")],
+    "ingress-external": [("values", "prometheus.serviceMonitor.create")],
+    "ingress-internal": [("values", "prometheus.serviceMonitor.create")],
+    "internal-wildcard-certificate": [("none", "a Certificate: cert-manager's metrics cover it")],
+    "istio-base": [("none", "CRDs and cluster roles only")],
+    "istio-cni": [("podmonitor", "istio-cni")],
+    "istio-egressgateway": [("podmonitor", "istio-gateways")],
+    "istio-ingressgateway": [("podmonitor", "istio-gateways")],
+    "istiod": [("podmonitor", "istiod")],
+    "kube-prometheus-stack": [("scraper", "prometheus.serviceMonitor.selfMonitor"),
+                              ("scraper", "alertmanager.serviceMonitor.selfMonitor")],
+    "loki": [("values", "monitoring.serviceMonitor.enabled")],
+    "metrics-server": [("values", "serviceMonitor.enabled")],
+    "mimir": [("values", "metaMonitoring.serviceMonitor.enabled")],
+    "mysql-operator": [("none", "the operator serves no metrics; each InnoDBCluster has its exporter sidecar")],
+    "oncall": [("podmonitor", "oncall-engine"), ("values", "oncall.exporter.enabled"), ("manifest", "InnoDBCluster")],
+    "openebs": [("none", "the hostpath provisioner serves no metrics endpoint")],
+    "prometheus-operator-crds": [("none", "CRDs only")],
+    "pyroscope": [("values", "serviceMonitor.enabled")],
+    "redis-operator": [("podmonitor", "redis-operator"), ("podmonitor", "redis-exporters")],
+    "reloader": [("values", "reloader.podMonitor.enabled")],
+    "seaweedfs": [("values", "global.seaweedfs.monitoring.enabled")],
+    "strimzi": [("podmonitor", "strimzi-cluster-operator")],
+    "system-upgrade-controller": [("none", "the upgrade controller serves no metrics endpoint")],
+    "tempo": [("values", "serviceMonitor.enabled")],
+    "trivy-operator": [("values", "serviceMonitor.enabled")],
+}
+
+
+def _at(values: dict, path: str):
+    for key in path.split("."):
+        if not isinstance(values, dict) or key not in values:
+            return None
+        values = values[key]
+    return values
+
+
+def test_every_component_that_serves_metrics_is_scraped(tmp_path):
+    plan = plan_with(tmp_path)
+    scraper = provider(plan, "metrics-scraper")
+    monitors = {m["name"] for m in scraper.values["prometheus"]["additionalPodMonitors"]}
+    unclassified = sorted(set(plan.components) - set(SCRAPED))
+    assert not unclassified, f"say how these are scraped (or why they serve no metrics): {unclassified}"
+    blind = []
+    for cid, ways in SCRAPED.items():
+        comp = plan.components.get(cid)
+        if comp is None:
+            continue
+        # Its own objects: its manifest releases' and, for a component on the raw chart, its values' resources.
+        kinds = [r for m in plan.manifests if m.component == cid for r in m.resources]
+        kinds += [r for r in comp.values.get("resources", []) if isinstance(r, dict) and "kind" in r]
+        for way, what in ways:
+            if way == "values":
+                ok = _at(comp.values, what) is True
+            elif way == "podmonitor":
+                ok = what in monitors
+            elif way == "manifest":
+                # A monitor object, or a database whose operator makes one (InnoDBCluster metrics.monitor).
+                ok = any(r["kind"] == what and (what.endswith("Monitor") or _at(r, "spec.metrics.monitor") is True)
+                         for r in kinds)
+            elif way == "scraper":
+                ok = _at(scraper.values, what) is not False
+            else:
+                ok = bool(what)
+            if not ok:
+                blind.append((cid, way, what))
+    assert blind == []
+
+
+def test_the_gateways_are_scraped_although_istio_envoy_misses_them(tmp_path):
+    """The gateway injection template adds no security.istio.io/tlsMode label, istio-envoy's selector."""
+    plan = plan_with(tmp_path)
+    monitors = {m["name"]: m for m in provider(plan, "metrics-scraper").values["prometheus"]["additionalPodMonitors"]}
+    (expr,) = monitors["istio-gateways"]["selector"]["matchExpressions"]
+    gateways = [c for c in plan.components.values() if c.chart == "gateway"]
+    assert gateways and sorted(expr["values"]) == sorted(c.release_name.removeprefix("istio-") for c in gateways)
+    assert monitors["istio-gateways"]["podMetricsEndpoints"][0]["port"] == "http-envoy-prom"
+
+
+def test_monitors_of_an_optional_component_go_with_it(tmp_path):
+    plan = plan_with(tmp_path, disable=("chaos-mesh",))
+    names = {m["name"] for m in provider(plan, "metrics-scraper").values["prometheus"]["additionalPodMonitors"]}
+    assert "chaos-mesh" not in names and "istio-gateways" in names
