@@ -454,3 +454,18 @@ def test_monitors_of_an_optional_component_go_with_it(tmp_path):
     plan = plan_with(tmp_path, disable=("chaos-mesh",))
     names = {m["name"] for m in provider(plan, "metrics-scraper").values["prometheus"]["additionalPodMonitors"]}
     assert "chaos-mesh" not in names and "istio-gateways" in names
+
+
+def test_the_observability_page_names_services_that_exist(tmp_path):
+    """docs/observability.md names each hop's Service and port: every one is a Service of a component."""
+    from tests.conftest import ROOT
+
+    plan = plan_with(tmp_path)
+    text = (ROOT / "docs" / "observability.md").read_text()
+    named = set(re.findall(r"(?<![\w./-])([a-z][a-z0-9-]*[a-z0-9]):(\d{2,5})\b", text))
+    releases = releases_of(plan)
+    monitoring = provider(plan, "metrics-scraper").namespace
+    unknown = sorted(f"{svc}:{port}" for svc, port in named if owner(svc, monitoring, releases) is None)
+    assert len(named) >= 10 and unknown == []
+    for path in ("Metrics", "Logs", "Traces and profiles", "The alert path"):
+        assert f"## {path}" in text
