@@ -469,3 +469,39 @@ def test_the_observability_page_names_services_that_exist(tmp_path):
     assert len(named) >= 10 and unknown == []
     for path in ("Metrics", "Logs", "Traces and profiles", "The alert path"):
         assert f"## {path}" in text
+
+
+def _policies(plan: PlatformPlan) -> dict[str, tuple[str, dict]]:
+    return {r["metadata"]["name"]: (m.component, r) for m in plan.manifests for r in m.resources
+            if r["kind"] == "NetworkPolicy"}
+
+
+@pytest.mark.parametrize("name, selects", [
+    ("loki", {"app.kubernetes.io/instance": "loki"}),
+    ("mimir", {"app.kubernetes.io/instance": "mimir"}),
+    ("tempo", {"app.kubernetes.io/instance": "tempo"}),
+    ("alertmanager", {"app.kubernetes.io/name": "alertmanager"}),
+    ("flagsmith-db", {"cnpg.io/cluster": "flagsmith-db"}),
+    ("oncall-mysql", {"mysql.oracle.com/cluster": "oncall-mysql"}),
+    ("oncall-redis", {"app": "oncall-redis"}),
+])
+def test_only_the_intended_clients_reach_the_stores_and_databases(tmp_path, name, selects):
+    """Before: no NetworkPolicy, so any pod could post forged alerts, read every log or reach the databases."""
+    plan = plan_with(tmp_path)
+    policies = _policies(plan)
+    assert name in policies, sorted(policies)
+    cid, policy = policies[name]
+    assert policy["spec"]["podSelector"] == {"matchLabels": selects}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    scraper_ns = provider(plan, "metrics-scraper").namespace
+    for rule in policy["spec"]["ingress"]:
+        assert rule.get("from"), f"{name}: a rule without `from` admits every pod"
+        for peer in rule["from"]:
+            ns = peer.get("namespaceSelector")
+            if ns is None:
+                assert peer.get("podSelector") is not None  # its own namespace
+            elif ns == {}:
+                # Any namespace, but only pods of one kind (an operator, falcosidekick).
+                assert peer.get("podSelector", {}).get("matchLabels"), f"{name}: every pod of every namespace"
+            else:
+                assert ns == {"matchLabels": {"kubernetes.io/metadata.name": scraper_ns}}
