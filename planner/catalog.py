@@ -13,7 +13,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from planner.components import CONCERNS, Provider, incident_manager, internal_certificate, metrics_scraper, object_store
+from planner.components import (
+    CONCERNS,
+    Provider,
+    incident_manager,
+    internal_certificate,
+    metrics_scraper,
+    object_store,
+    service_mesh,
+)
 from planner.files import MAX_FILE_BYTES, Problem, display_path, parse_model, read_bounded, read_yaml_mapping
 from planner.generators import GENERATORS
 from planner.merge import deep_merge  # noqa: F401 - re-exported for code that imports it from here
@@ -280,6 +288,7 @@ def placeholder_values(cfg: HelixConfig, providers: Mapping[str, Provider] | Non
         **internal_certificate.placeholders(found.get(internal_certificate.CONCERN)),
         **metrics_scraper.placeholders(found.get(metrics_scraper.CONCERN)),
         **incident_manager.placeholders(cfg),
+        **service_mesh.placeholders(cfg),
     }
 
 

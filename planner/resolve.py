@@ -28,7 +28,15 @@ from planner.catalog import (
     placeholder_values,
     render_placeholders,
 )
-from planner.components import Provider, alerting, find_providers, incident_manager, object_store
+from planner.components import (
+    Provider,
+    alerting,
+    find_providers,
+    incident_manager,
+    object_store,
+    service_mesh,
+    tunnel_origin,
+)
 from planner.edge import resolve_edge
 from planner.files import Problem
 from planner.generators import GENERATORS
@@ -104,6 +112,9 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     problems += _uniqueness_problems(components, extras.manifests, extras.secrets, inputs.catalog, graph.names)
     layers = plan_stacks(inputs, graph, placed, components, namespaces, extras)
     k3s = k3s_plan(inputs.catalog, placed)
+    edge = resolve_edge(cfg, components)
+    origin = find_providers(cfg, inputs.catalog).get(tunnel_origin.CONCERN)
+    problems += service_mesh.strict_problems(cfg, inputs.config_file, edge, components, origin.namespace if origin else None)
     if problems:
         return None, problems
     raw = ChartSource(inputs.raw_chart.repository, inputs.raw_chart.chart, inputs.raw_chart.version)
@@ -115,7 +126,7 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             k3s=k3s,
             raw_chart=raw,
             nodes=resolve_nodes(cfg),
-            edge=resolve_edge(cfg, components),
+            edge=edge,
             state=cfg.state,
             alert_warnings=tuple(alert_warnings),
         ),

@@ -698,6 +698,34 @@ class AlertingConfig(Strict):
                                       ("webhook", self.webhook)) if on]
 
 
+class PermissiveWorkload(Strict):
+    """Ports of one workload that non-mesh clients reach in plain text under STRICT mTLS (Istio's port-level
+    PeerAuthentication needs a workload selector)."""
+
+    namespace: DnsLabel
+    """The workload's namespace (one with istio-injection: enabled)."""
+    match_labels: dict[LabelKey, LabelValue] = Field(min_length=1)
+    """The workload's pod labels."""
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=1)
+    """Its container ports left PERMISSIVE (a metrics port Prometheus scrapes, a port an operator calls)."""
+    why: str = Field(min_length=1)
+    """Who the non-mesh client is (kept in the PeerAuthentication's annotation)."""
+
+
+class MeshConfig(Strict):
+    """The Istio mesh's policies (docs/mesh.md)."""
+
+    mtls: Literal["permissive", "strict"] = "permissive"
+    """strict: PeerAuthentication STRICT in every namespace labelled istio-injection: enabled (sidecars accept only
+    mTLS). Refused while a public hostname is served from such a namespace through an ingress controller outside
+    the mesh (its plain-text requests would be refused: docs/mesh.md, The cut-over)."""
+    permissive: list[PermissiveWorkload] = []
+    """Under strict: workloads' ports left PERMISSIVE for clients outside the mesh."""
+    egress: Literal["allow-any", "registry-only"] = "allow-any"
+    """registry-only: sidecars reach only Services and ServiceEntries Istio knows (meshConfig.outboundTrafficPolicy
+    REGISTRY_ONLY); every external host then needs a ServiceEntry."""
+
+
 class ComponentOverride(Strict):
     enabled: bool = True
     """false: the component is not installed (its namespace and stack stay)."""
@@ -728,6 +756,8 @@ class HelixConfig(Strict):
     """Where metrics, logs, traces, profiles and backups are kept."""
     alerting: AlertingConfig = AlertingConfig()
     """Where alerts reach a person: mail, Slack, PagerDuty, a webhook, and the Watchdog's dead man's switch."""
+    mesh: MeshConfig = MeshConfig()
+    """The Istio mesh's mTLS mode, its PERMISSIVE exceptions and its egress policy."""
     components: dict[str, ComponentOverride] = {}
     """Per component: enabled, version and values overrides of the catalog."""
 

@@ -30,10 +30,17 @@ ALL_CHANNELS = {
 }
 
 
-def plan_with(tmp_path: Path, alerting: dict | None = None, disable: tuple[str, ...] = ()) -> PlatformPlan:
+def plan_with(
+    tmp_path: Path, alerting: dict | None = None, disable: tuple[str, ...] = (), mesh: dict | None = None,
+    drop_hostnames: tuple[str, ...] = (),
+) -> PlatformPlan:
     cfg = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
     if alerting is not None:
         cfg["alerting"] = alerting
+    if mesh is not None:
+        cfg["mesh"] = mesh
+    hostnames = cfg.get("cloudflare", {}).get("hostnames", [])
+    hostnames[:] = [h for h in hostnames if not (h if isinstance(h, str) else h["name"]).startswith(drop_hostnames)]
     for cid in disable:
         cfg.setdefault("components", {})[cid] = {"enabled": False}
         # Its public hostname goes with it (a hostname needs a backend).
@@ -505,3 +512,56 @@ def test_only_the_intended_clients_reach_the_stores_and_databases(tmp_path, name
                 assert peer.get("podSelector", {}).get("matchLabels"), f"{name}: every pod of every namespace"
             else:
                 assert ns == {"matchLabels": {"kubernetes.io/metadata.name": scraper_ns}}
+
+
+# --- defect 4: the mesh and public traffic ----------------------------------------------------------------
+
+
+def _peer_authentications(plan: PlatformPlan) -> list[dict]:
+    return [r for m in plan.manifests for r in m.resources if r["kind"] == "PeerAuthentication"]
+
+
+def test_strict_mtls_is_refused_while_public_traffic_stays_outside_the_mesh(tmp_path):
+    """The tested decision: NGINX (not injected) sends plain text to meshed backends, so STRICT would cut every
+    public hostname served from an injected namespace until cloudflared sends to the Istio ingress gateway."""
+    from planner.files import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        plan_with(tmp_path, mesh={"mtls": "strict"})
+    problems = [p for p in exc.value.problems if p.path == "mesh.mtls"]
+    assert problems and all("docs/mesh.md" in p.message for p in problems)
+    assert any("flagsmith" in p.message for p in problems)
+    # Permissive (Istio's default) renders no PeerAuthentication at all: nothing changes for today's traffic.
+    assert _peer_authentications(plan_with(tmp_path)) == []
+
+
+def test_strict_mtls_with_its_permissive_exceptions(tmp_path):
+    permissive = [{"namespace": "production", "match_labels": {"app.kubernetes.io/name": "flagsmith"},
+                   "ports": [8000], "why": "Prometheus scrapes the API's /metrics"}]
+    plan = plan_with(tmp_path, mesh={"mtls": "strict", "permissive": permissive}, drop_hostnames=("flagsmith.",))
+    policies = _peer_authentications(plan)
+    injected = sorted(ns for ns, spec in plan.config.namespaces.items() if spec.labels.get("istio-injection") == "enabled")
+    defaults = [p for p in policies if "selector" not in p["spec"]]
+    assert sorted(p["metadata"]["namespace"] for p in defaults) == injected and len(injected) >= 2
+    assert all(p["spec"]["mtls"]["mode"] == "STRICT" for p in policies)
+    (exception,) = [p for p in policies if "selector" in p["spec"]]
+    assert exception["spec"]["portLevelMtls"] == {"8000": {"mode": "PERMISSIVE"}}
+    assert exception["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "flagsmith"}
+    # After istiod (its validating webhook) and so after the CRDs.
+    (release,) = [m for m in plan.manifests if any(r["kind"] == "PeerAuthentication" for r in m.resources)]
+    assert release.after == (provider(plan, "service-mesh").id,)
+
+
+def test_a_permissive_exception_names_a_meshed_namespace(tmp_path):
+    from planner.files import ConfigError
+
+    bad = [{"namespace": "monitoring", "match_labels": {"app": "x"}, "ports": [9090], "why": "scrapes"}]
+    with pytest.raises(ConfigError) as exc:
+        plan_with(tmp_path, mesh={"mtls": "strict", "permissive": bad}, drop_hostnames=("flagsmith.",))
+    assert [p.path for p in exc.value.problems] == ["mesh.permissive[0].namespace"]
+
+
+@pytest.mark.parametrize("egress, mode", [(None, "ALLOW_ANY"), ("registry-only", "REGISTRY_ONLY")])
+def test_the_egress_policy_is_an_option(tmp_path, egress, mode):
+    plan = plan_with(tmp_path, mesh={"egress": egress} if egress else None)
+    assert provider(plan, "service-mesh").values["meshConfig"]["outboundTrafficPolicy"] == {"mode": mode}
