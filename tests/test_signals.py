@@ -161,6 +161,21 @@ def test_the_watchdog_goes_nowhere_only_without_a_heartbeat(tmp_path):
     assert beat["receiver"] == "heartbeat" and beat["repeat_interval"] == "1m"
 
 
+def test_the_synth_and_the_doctor_say_when_nobody_is_paged(tmp_path, monkeypatch, capsys):
+    """The preflight of the alert path: the synth's stderr (and `task doctor`) carry the warning."""
+    from tests.conftest import ROOT
+    from tests.helpers import main_in_process
+    from tools.doctor import doctor
+
+    (tmp_path / "work").mkdir()
+    run = main_in_process(str(DESCRIPTION_CONFIG.relative_to(ROOT)), tmp_path / "work", monkeypatch, capsys)
+    assert run.returncode == 0, run.stderr
+    assert "warning: alerting: no channel is configured" in run.stderr
+    said: list[str] = []
+    doctor(DESCRIPTION_CONFIG, tmp_path / "work" / "cdktf.out", [], ssh=False, environ={}, out=said.append)
+    assert any(line.startswith("warning: alerting: no channel") for line in said)
+
+
 @pytest.mark.parametrize(
     "alerting, fragment",
     [
