@@ -331,9 +331,15 @@ def repeat_on_reuse(plan: PlatformPlan) -> dict:
 
     state = plan.config.state
     return {
-        "warnings": host_key_warnings(plan.config, _shown(config_path_from_env())) + list(plan.alert_warnings),
+        "warnings": host_key_warnings(plan.config, _shown(config_path_from_env())) + post_synth_warnings(plan),
         "state_dir": state.local.dir if state.backend == "local" else None,
     }
+
+
+def post_synth_warnings(plan: PlatformPlan) -> list[str]:
+    """What a successful synth says last (stacks/app.py; the no-op synth replays it through repeat_on_reuse): the
+    alert path's preflight, while no person can be paged (planner/components/alerting.py)."""
+    return list(plan.alert_warnings)
 
 
 def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:
@@ -354,8 +360,7 @@ def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:
     except OSError as exc:
         print(f"error: cannot write the output folder {outdir}: {exc.strerror or exc}; nothing was changed", file=sys.stderr)
         return 1
-    # The preflight of the alert path: said on every synth while no person can be paged.
-    for line in host_key_warnings(plan.config, shown) + list(plan.alert_warnings):
+    for line in host_key_warnings(plan.config, shown):
         print(line, file=sys.stderr)
     if plan.config.state.backend == "local":
         try:
