@@ -580,3 +580,14 @@ def test_a_permissive_exception_names_a_meshed_namespace(tmp_path):
 def test_the_egress_policy_is_an_option(tmp_path, egress, mode):
     plan = plan_with(tmp_path, mesh={"egress": egress} if egress else None)
     assert provider(plan, "service-mesh").values["meshConfig"]["outboundTrafficPolicy"] == {"mode": mode}
+
+
+@pytest.mark.parametrize("cid, path", [
+    ("loki", "monitoring.dashboards.enabled"),
+    ("cloudnative-pg", "monitoring.grafanaDashboard.create"),
+    ("seaweedfs", "global.seaweedfs.monitoring.enabled"),  # the chart's dashboard ConfigMap comes with its monitors
+])
+def test_the_charts_own_dashboards_are_on(tmp_path, cid, path):
+    plan = plan_with(tmp_path)
+    assert _at(plan.components[cid].values, path) is True
+    assert plan.components["grafana"].values["sidecar"]["dashboards"]["searchNamespace"] == "ALL"
