@@ -171,6 +171,8 @@ class PlatformPlan:
     edge: EdgePlan
     # Where every stack keeps its state (rendered by stacks/base.py's backend_from_config).
     state: StateConfig
+    # What every synth says about the alert path while no person can be paged (planner/components/alerting.py).
+    alert_warnings: tuple[str, ...] = ()
     # Autoscaled pools of k3s agents in a cloud, one stack each (planner/node_pools.py); empty by default.
     node_pools: NodePoolsPlan | None = None
 

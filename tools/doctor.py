@@ -164,6 +164,9 @@ def doctor(config: Path, outdir: Path, patterns: list[str], *, ssh: bool = True,
         wanted = {p.stack for p in pools.pools} | {pools.access_stack}
         lines += aws_lines([s for s in stacks if s in wanted], environ)
     lines += terraform_lines()
+    # Said, not counted as a thing to fix: a cluster may deploy before its alert channels exist.
+    for line in plan.alert_warnings:
+        out(line)
     for line in lines:
         out(line)
     if lines:
