@@ -27,6 +27,9 @@ What the construct creates:
 - with ``kube_vip``, kube-vip's static pod on every server (written before k3s starts) holding ``api_host``; and
   ``endpoint-check``, run on the bootstrap server once it is ready: the endpoint serves the cluster CA before the
   second server and the agents join (agents fall back to the servers while it does not);
+- ``token-rotate``, on a server before the config rolls: a changed server secret (``server_token_rotation``) is
+  rotated in the cluster with ``k3s token rotate``; the rolls then restart every node with its new token files
+  (their triggers hold a sha256 of the secrets, never a secret);
 - ``terraform_data`` ``join-version``: the k3s version new nodes install. It records ``version`` at the first apply
   and keeps it when ``version`` changes (the upgrade Plans move existing nodes), so a node added in the same
   change never runs newer than the servers; a ``check`` block shows the difference until it is recorded again;
@@ -232,6 +235,10 @@ class K3sClusterProps:
         ready_timeout: seconds a node waits for k3s to be ready after (re)starting it.
         drain_timeout: seconds a drain may take when a node is removed (like join_timeout and ready_timeout).
         protect_pki: prevent_destroy on the CAs, the keys and the tokens.
+        server_token_rotation: 0 uses the server secret generated at the first apply; any other number a secret
+            generated for that number: changing it rotates the server token (`k3s token rotate` on a server, then
+            every server restarted with the new token file, one at a time).
+        agent_token_rotation: the same for the agent secret (every server restarted with it, then every agent).
         server_config: extra keys merged into every server's config.yaml.
         agent_config: extra keys merged into every agent's config.yaml.
     """
@@ -266,6 +273,8 @@ class K3sClusterProps:
     ready_timeout: int = 300
     drain_timeout: int = 300
     protect_pki: bool = True
+    server_token_rotation: int = 0
+    agent_token_rotation: int = 0
     server_config: Mapping[str, Any] = field(default_factory=dict)
     agent_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -330,13 +339,14 @@ class K3sCluster(Construct):
 
         # Alphanumeric secrets: they need no quoting anywhere. The resource id "token" is kept from earlier
         # versions (the server secret stays what existing clusters were bootstrapped with).
-        server_secret = Password(self, "token", length=48, special=False, lifecycle=protect).result
-        agent_secret = Password(self, "agent-token", length=48, special=False, lifecycle=protect).result
+        server_secret = self._secret("token", props.server_token_rotation, protect)
+        agent_secret = self._secret("agent-token", props.agent_token_rotation, protect)
         self._pki(protect)
         ca_hash = Fn.sha256(self.cluster_ca_certificate)
         self.server_token = f"K10{ca_hash}::server:{server_secret}"
         self.agent_token = f"K10{ca_hash}::node:{agent_secret}"
         self._agent_secret = agent_secret
+        self._server_secret = server_secret
         # Kept for callers of earlier versions: the server secret (not CA-pinned).
         self.token = server_secret
 
@@ -378,8 +388,10 @@ class K3sCluster(Construct):
             server_hosts = [*server_hosts, self.endpoint_check]
         for node in agents:
             self._node(node, depends_on=server_hosts)
+        # A new server secret reaches the cluster first (k3s token rotate), then the servers' files (the rolls).
+        self.token_rotate = self._token_rotate(after=server_hosts)
         # Config rolls: one node at a time, servers first.
-        rolled: list[NullResource] = []
+        rolled: list[NullResource] = [self.token_rotate]
         for node in [*ordered, *agents]:
             rolled.append(self._config_roll(node, after=rolled[-1:]))
         # Drains, destroyed in reverse: agents (depend on every server's drain) before servers, and servers one at
@@ -391,6 +403,34 @@ class K3sCluster(Construct):
             self._drain(node, after=server_drains)
         self._departed()
         self.kubeconfig = self._kubeconfig()
+
+    def _secret(self, id: str, rotation: int, protect: TerraformResourceLifecycle | None) -> str:
+        """A join secret: the one generated at the first apply (kept, prevent_destroy), or for rotation N > 0 one
+        generated for N (its `keepers`): a change of N replaces it, which rotates the token."""
+        original = Password(self, id, length=48, special=False, lifecycle=protect).result
+        if rotation == 0:
+            return original
+        return Password(self, f"{id}-rotated", length=48, special=False, keepers={"rotation": str(rotation)}).result
+
+    def _token_rotate(self, *, after: Sequence[ITerraformDependable]) -> NullResource:
+        """On a server, before any config roll: a changed server token is rotated in the cluster (k3s token
+        rotate, authenticated with the installed token); nothing happens when the installed token is current."""
+        node = self._via("")
+        script = scripts.terraform_escape(scripts.token_rotate_script(node.name))
+        return NullResource(
+            self,
+            "token-rotate",
+            # A hash of the token (never the token): a new secret replaces this resource, which rotates it.
+            triggers={"token": Fn.sha256(self._server_secret)},
+            connection=self._connection(node.address, node.host_key),
+            provisioners=[
+                self._staging(),
+                FileProvisioner(type="file", content=self.server_token, destination=f"{STAGING_DIR}/token"),
+                FileProvisioner(type="file", content=script, destination=f"{STAGING_DIR}/rotate-token.sh"),
+                RemoteExecProvisioner(type="remote-exec", inline=[f"sh {STAGING_DIR}/rotate-token.sh"]),
+            ],
+            depends_on=list(after),
+        )
 
     # --- PKI -------------------------------------------------------------------------------------------
 
@@ -759,9 +799,10 @@ class K3sCluster(Construct):
         script = scripts.terraform_escape(self.render_reconfigure_script(node))
         triggers = {"node": node.name, "fingerprint": self.fingerprint(node)}
         secret = self._secret_keys(node)
-        if secret:
-            # Rotated S3 keys reach every server: a hash of them (never the keys) is part of what the roll tracks.
-            triggers["secrets"] = Fn.sha256(Fn.join("\n", [secret[k] for k in sorted(secret)]))
+        # Rotated tokens and S3 keys reach every node: a hash of them (never the values) is part of what the roll
+        # tracks.
+        tokens = [self._server_secret, self._agent_secret] if node.role == "server" else [self._agent_secret]
+        triggers["secrets"] = Fn.sha256(Fn.join("\n", [*tokens, *(secret[k] for k in sorted(secret))]))
         roll = NullResource(
             self,
             f"{node.name}-config",

@@ -319,6 +319,45 @@ def reconfigure_script(p: ReconfigureScript) -> str:
     return "\n".join(lines)
 
 
+def token_rotate_script(node: str, *, root: str = "") -> str:
+    """On one server, before the config rolls: rotate the cluster's server token to the staged one.
+
+    k3s token rotate (pkg/cli/token, pkg/server/handlers/token.go) authenticates as `server` with the token it is
+    given (--token/K3S_TOKEN, else <data-dir>/server/token, which only a server has) and takes the new token's bare
+    secret (it stores --new-token as the password as given). Already current: nothing to do. A re-run after the
+    rotation succeeded finds the new token accepted. The token files and the restarts (which k3s asks for after a
+    rotation) are the config rolls' that follow, one server at a time."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Rotate the server token of the cluster on {node} (the other servers get it from the config rolls).",
+            PRELUDE,
+            f"root={q(root)}",
+            f"staging=\"$root\"{STAGING_DIR}",
+            f"node={q(node)}",
+            f"installed=\"$root\"{CONFIG_DIR}/token",
+            'trap \'rm -rf "$staging"\' EXIT',
+            '[ -s "$installed" ] || fail "no server token at $installed: k3s is not installed as a server on $node"',
+            'if cmp -s "$staging/token" "$installed"; then',
+            '  log "$node: the server token is current, nothing to rotate"',
+            "  exit 0",
+            "fi",
+            "new=$(sed -n 's/^K10[0-9a-f]*::server://p' \"$staging/token\")",
+            '[ -n "$new" ] || fail "the staged token is not a secure server token (K10<ca hash>::server:<secret>)"',
+            "# k3s hides its arguments from ps (it sets its process title); the old token goes in the environment.",
+            'if K3S_TOKEN="$(cat "$installed")" timeout 60 k3s token rotate --new-token "$new" >&2; then',
+            '  log "$node: server token rotated"',
+            'elif K3S_TOKEN="$(cat "$staging/token")" timeout 60 k3s token rotate --new-token "$new" >&2; then',
+            '  log "$node: the cluster already accepts the new server token (an earlier run rotated it)"',
+            "else",
+            '  fail "k3s token rotate failed on $node: neither the installed token nor the new one is accepted"',
+            "fi",
+            "# The token file is the config roll's: it installs it and restarts k3s, on this server as on the others.",
+            "",
+        ]
+    )
+
+
 # A dead node's pods never finish terminating (no kubelet confirms it): the drain deletes them instead of evicting
 # (no PodDisruptionBudget can be honoured by a machine that is gone) and stops waiting for a pod whose deletion
 # is older than this many seconds (kubectl drain --skip-wait-for-delete-timeout; "must be greater than 0").
@@ -494,6 +533,8 @@ class RestoreReset:
     # Machines that are new since the snapshot: their Nodes' node-password secrets are deleted after the reset,
     # or k3s would refuse their (new) passwords when they reconnect.
     new_machines: Sequence[str] = ()
+    # The server token the snapshot was taken with: a snapshot from before a token rotation needs the old one.
+    token_file: str = f"{CONFIG_DIR}/token"
     reset_timeout: int = 900
     ready_timeout: int = 300
     interval: int = 5
@@ -520,7 +561,8 @@ def restore_reset_script(p: RestoreReset) -> str:
         "ready() { timeout 10 k3s kubectl get --raw /readyz >/dev/null 2>&1; }",
         "",
         'command -v k3s >/dev/null 2>&1 || fail "k3s is not installed on $node: install it first (docs/nodes.md, Total loss)"',
-        '[ -s "$config_dir/token" ] || fail "no server token at $config_dir/token (docs/nodes.md, Total loss)"',
+        f"token_file=\"$root\"{q(p.token_file)}",
+        '[ -s "$token_file" ] || fail "no server token at $token_file (docs/nodes.md, Total loss)"',
     ]
     if not p.from_s3:
         lines.append('[ -s "$root$snapshot" ] || fail "no snapshot file $snapshot on $node"')
@@ -531,7 +573,7 @@ def restore_reset_script(p: RestoreReset) -> str:
         'timeout 120 systemctl stop "$service" || fail "could not stop k3s on $node"',
         "# The join decision: a server URL here makes k3s refuse the reset. Kept aside, replaced after the reset.",
         'if [ -e "$dropin" ]; then mv "$dropin" "$dropin.before-restore"; fi',
-        f'if ! K3S_TOKEN="$(cat "$config_dir/token")" timeout {p.reset_timeout} k3s server --cluster-reset{s3_flag} \\',
+        f'if ! K3S_TOKEN="$(cat "$token_file")" timeout {p.reset_timeout} k3s server --cluster-reset{s3_flag} \\',
         '    --cluster-reset-restore-path="$snapshot" >&2; then',
         '  fail "k3s could not reset $node from $snapshot (its journal and the output above say why)"',
         "fi",
@@ -654,6 +696,7 @@ def restore_runbook(
     from_s3: bool,
     api_port: int,
     total_loss: bool,
+    token_file: str = f"{CONFIG_DIR}/token",
 ) -> list[RestoreStep]:
     """The restore of an embedded-etcd cluster from one snapshot, as ordered steps: stop every other server,
     reset `reset_on` from the snapshot, rejoin the other servers one at a time through it (its address, not the
@@ -666,7 +709,7 @@ def restore_runbook(
     via = f"https://{address[reset_on]}:{api_port}"
     steps = [RestoreStep(n, a, "stop", stop_server_script(n)) for n, a in others]
     new = [*names, *(n for n, _ in agents)] if total_loss else []
-    reset = RestoreReset(node=reset_on, snapshot=snapshot, from_s3=from_s3, new_machines=new)
+    reset = RestoreReset(node=reset_on, snapshot=snapshot, from_s3=from_s3, new_machines=new, token_file=token_file)
     steps.append(RestoreStep(reset_on, address[reset_on], "reset", restore_reset_script(reset)))
     steps += [RestoreStep(n, a, "rejoin", restore_rejoin_script(RestoreRejoin(node=n, via=via))) for n, a in others]
     if total_loss:

@@ -61,4 +61,6 @@ def resolve_nodes(cfg: HelixConfig) -> NodesPlan:
         ),
         api_endpoint_mode=cfg.api_endpoint_mode,
         kube_vip_interface=c.api_endpoint.interface,
+        server_token_rotation=c.token_rotation.server,
+        agent_token_rotation=c.token_rotation.agent,
     )

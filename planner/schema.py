@@ -362,6 +362,17 @@ class EtcdSnapshots(Strict):
     """Also upload the snapshots to this bucket; unset: on the servers' disks only."""
 
 
+class TokenRotation(Strict):
+    """Rotation of the k3s join secrets (docs/nodes.md, Rotation): change a number and apply the nodes stack."""
+
+    server: int = Field(default=0, ge=0)
+    """Change it (raise it by one) to rotate the server token: a new secret, `k3s token rotate` on a server, then
+    every server restarted with it, one at a time. 0: the secret generated at the first apply."""
+    agent: int = Field(default=0, ge=0)
+    """Change it to rotate the agent token: a new secret on every server (restarted one at a time), then on every
+    agent. 0: the secret generated at the first apply."""
+
+
 class ExistingCluster(Strict):
     """Target a cluster provisioned elsewhere: no nodes stack, providers read this kubeconfig."""
 
@@ -422,6 +433,8 @@ class ClusterConfig(Strict):
     """Extra SANs for the API server certificate; the API host is always included."""
     etcd_snapshots: EtcdSnapshots = EtcdSnapshots()
     """Scheduled etcd snapshots on every server (embedded etcd only)."""
+    token_rotation: TokenRotation = TokenRotation()
+    """Rotation of the server and agent join tokens: change a number and apply."""
     nodes: list[Node] = []
     """The machines of the cluster (mode provision)."""
     bootstrap_node: DnsLabel | None = None
