@@ -628,8 +628,10 @@ def test_kube_vip_is_installed_as_a_static_pod_before_k3s_starts_on_every_server
     assert manifest.exists() and oct(manifest.stat().st_mode & 0o777) == "0o600"
     pod = yaml.safe_load(manifest.read_text())
     (container,) = pod["spec"]["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert pod["spec"]["hostNetwork"] is True
+    # The lease holder is the node's name, not a hostname that cloned machines may share.
+    assert env["vip_nodename"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert container["image"] == "ghcr.io/kube-vip/kube-vip:v1.2.3"
     assert env["address"] == "10.20.0.10" and env["port"] == "6443" and env["vip_interface"] == "eth0"
     assert env["vip_arp"] == env["cp_enable"] == env["vip_leaderelection"] == "true"
