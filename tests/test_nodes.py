@@ -937,3 +937,19 @@ def test_rotating_a_token_changes_its_secret_the_rotation_step_and_the_rolls_and
     assert {f"null_resource.{k}" for k, r in after["resource"]["null_resource"].items() if r in hosts(after).values()
             and r["triggers"]["role"] == "server"} <= set(rotate["depends_on"])
     assert rotate_address in rolls(after)["server-1"]["depends_on"]
+
+
+def test_every_procedure_in_the_nodes_docs_names_tests_that_exist():
+    """docs/nodes.md, "Procedures and the tests that run them": every row names a test, and every test it names
+    exists (a renamed or deleted test turns the table red, not silently stale)."""
+    text = (ROOT / "docs" / "nodes.md").read_text()
+    section = text.split("### Procedures and the tests that run them", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| procedure")]
+    assert len(rows) >= 15, rows
+    defined = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
+    for row in rows:
+        named = re.findall(r"`(test_\w+)`", row)
+        assert named, f"a procedure without a test: {row}"
+        assert set(named) <= defined, (set(named) - defined, row)
