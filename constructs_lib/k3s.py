@@ -8,7 +8,9 @@ What the construct creates:
 - the cluster PKI with the tls provider: the server, client and request-header CAs, the two etcd CAs and the
   service-account signing key (all ``prevent_destroy``). They are uploaded to the server that initializes the
   cluster before k3s first starts, so Terraform knows the admin credentials without reading anything back;
-- an admin client certificate signed by the client CA, in the ``system:masters`` group;
+- an admin client certificate signed by the client CA, in ``admin_group``: ``system:masters`` by default, or a group
+  bound to cluster-admin by a ClusterRoleBinding in every server's manifests directory, which a change of the group
+  revokes for every certificate issued before;
 - per node, an install ``null_resource``: it uploads config.yaml, the token file and the server CA, and runs
   ``install.sh`` (see ``constructs_lib/k3s_scripts.py``): check that the API endpoint's ``/cacerts`` serves this
   cluster's CA (which also waits for a VIP), join through it, or - only on the bootstrap server, and only when
@@ -78,7 +80,7 @@ from constructs import Construct
 from constructs_lib import k3s_scripts as scripts
 from constructs_lib.addresses import address_name
 from constructs_lib.cluster_access import ClusterAccess
-from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR
+from constructs_lib.k3s_scripts import ADMIN_BINDING, CONFIG_DIR, STAGING_DIR
 from constructs_lib.kube_vip import KubeVip, static_pod_manifest
 from constructs_lib.providers import ensure_provider
 
@@ -239,6 +241,11 @@ class K3sClusterProps:
             generated for that number: changing it rotates the server token (`k3s token rotate` on a server, then
             every server restarted with the new token file, one at a time).
         agent_token_rotation: the same for the agent secret (every server restarted with it, then every agent).
+        admin_group: the group (O=) of Terraform's admin certificate. 'system:masters' (the default) can't be revoked
+            by RBAC; any other group is bound to cluster-admin by the ClusterRoleBinding `terraform-admin`, written
+            into every server's manifests directory (k3s's deploy controller applies it, and prunes what a changed
+            file no longer holds). Changing the group re-issues the certificate and moves the binding: every
+            certificate issued for the old group (a leaked kubeconfig) loses its access.
         server_config: extra keys merged into every server's config.yaml.
         agent_config: extra keys merged into every agent's config.yaml.
     """
@@ -275,6 +282,7 @@ class K3sClusterProps:
     protect_pki: bool = True
     server_token_rotation: int = 0
     agent_token_rotation: int = 0
+    admin_group: str = "system:masters"
     server_config: Mapping[str, Any] = field(default_factory=dict)
     agent_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -304,6 +312,18 @@ def _validate(props: K3sClusterProps) -> None:
         raise ValueError(f"K3sCluster: pass installer_sha256 for install.sh at {tag} (install.sh.sha256sum at the tag)")
 
 
+def admin_binding_manifest(group: str) -> str:
+    """A ClusterRoleBinding of `group` to cluster-admin, for k3s's manifests directory."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": ADMIN_BINDING},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+    }
+    return yaml.safe_dump(binding, sort_keys=False, default_flow_style=False)
+
+
 def _hcl_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "$${").replace("%{", "%%{") + '"'
 
@@ -316,7 +336,7 @@ class K3sCluster(Construct):
     Attributes:
         api_url: https://<api_host>:<api_port> (a Terraform local, so other stacks reference it).
         cluster_ca_certificate: PEM of the server CA (what the API server presents).
-        client_certificate: PEM of the admin client certificate (O=system:masters).
+        client_certificate: PEM of the admin client certificate (O=admin_group).
         client_key: PEM of its private key.
         kubeconfig: a kubeconfig (YAML) with these credentials.
         access: the same credentials as a ClusterAccess, for ClusterProviders in this or another stack.
@@ -460,7 +480,7 @@ class K3sCluster(Construct):
             self,
             "admin-csr",
             private_key_pem=admin_key.private_key_pem,
-            subject=[CertRequestSubject(common_name="terraform-admin", organization="system:masters")],
+            subject=[CertRequestSubject(common_name="terraform-admin", organization=self.props.admin_group)],
         )
         admin = LocallySignedCert(
             self,
@@ -672,6 +692,9 @@ class K3sCluster(Construct):
         manifest = self.kube_vip_manifest()
         if manifest is not None and node.role == "server":
             rolled["kube-vip static pod"] = manifest
+        binding = self.admin_binding_manifest()
+        if binding is not None and node.role == "server":
+            rolled["admin binding"] = binding
         return hashlib.sha256(json.dumps(rolled, sort_keys=True).encode()).hexdigest()
 
     def _peers(self, node: K3sNode) -> list[str]:
@@ -697,6 +720,7 @@ class K3sCluster(Construct):
                 embedded_etcd=p.embedded_etcd,
                 may_initialize="@MAY_INITIALIZE@" if node is self.bootstrap else False,
                 kube_vip=p.kube_vip is not None and node.role == "server",
+                admin_group=self._bound_group(node),
                 join_timeout=p.join_timeout,
                 ready_timeout=p.ready_timeout,
                 root=root,
@@ -711,16 +735,35 @@ class K3sCluster(Construct):
                 ready_timeout=self.props.ready_timeout,
                 root=root,
                 kube_vip=self.props.kube_vip is not None and node.role == "server",
+                admin_group=self._bound_group(node),
             )
         )
 
+    def admin_binding_manifest(self) -> str | None:
+        """The ClusterRoleBinding of the admin group to cluster-admin (None for system:masters)."""
+        if self.props.admin_group == "system:masters":
+            return None
+        return admin_binding_manifest(self.props.admin_group)
+
+    def _bound_group(self, node: K3sNode) -> str | None:
+        return self.props.admin_group if node.role == "server" and self.admin_binding_manifest() is not None else None
+
     def _kube_vip_upload(self, node: K3sNode) -> list[FileProvisioner]:
-        manifest = self.kube_vip_manifest()
-        if manifest is None or node.role != "server":
+        """The files a server installs besides config.yaml and the tokens: kube-vip's static pod, the admin binding."""
+        if node.role != "server":
             return []
-        return [
-            FileProvisioner(type="file", content=scripts.terraform_escape(manifest), destination=f"{STAGING_DIR}/kube-vip.yaml")
-        ]
+        uploads = []
+        manifest = self.kube_vip_manifest()
+        if manifest is not None:
+            uploads.append(
+                FileProvisioner(type="file", content=scripts.terraform_escape(manifest), destination=f"{STAGING_DIR}/kube-vip.yaml")
+            )
+        binding = self.admin_binding_manifest()
+        if binding is not None:
+            uploads.append(
+                FileProvisioner(type="file", content=scripts.terraform_escape(binding), destination=f"{STAGING_DIR}/{ADMIN_BINDING}.yaml")
+            )
+        return uploads
 
     def _connection(self, host: str, host_key: str | None) -> SSHProvisionerConnection:
         ssh = self.props.ssh

@@ -25,6 +25,11 @@ POD_MANIFESTS_DIR = "/var/lib/rancher/k3s/agent/pod-manifests"
 # Kept by the removal of a server: k3s-uninstall.sh deletes /var/lib/rancher/k3s, snapshots included.
 SNAPSHOT_KEEP_DIR = "/var/backups/k3s-etcd-snapshots"
 SNAPSHOT_DIR = "/var/lib/rancher/k3s/server/db/snapshots"
+# k3s's deploy controller applies every file here on each server (at start, and within 15 s of a change), and
+# prunes the objects a changed file no longer holds (pkg/deploy/controller.go).
+SERVER_MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
+# The ClusterRoleBinding of the admin group to cluster-admin (its name, and its file's basename there).
+ADMIN_BINDING = "terraform-admin"
 
 
 def q(value: str) -> str:
@@ -56,6 +61,35 @@ wait_ready() {{
 """
 
 
+def admin_binding_install() -> list[str]:
+    """Install the staged admin binding into k3s's manifests directory when it differs (no restart: k3s's deploy
+    controller applies a changed file within 15 s)."""
+    return [
+        f'binding="$root"{SERVER_MANIFESTS_DIR}/{ADMIN_BINDING}.yaml',
+        f'if ! cmp -s "$staging/{ADMIN_BINDING}.yaml" "$binding"; then',
+        f'  install -d -m 0700 "$root"{SERVER_MANIFESTS_DIR}',
+        f'  install -m 0600 "$staging/{ADMIN_BINDING}.yaml" "$binding"',
+        "fi",
+    ]
+
+
+def admin_binding_wait(group: str, *, timeout: int = 120, interval: int = 5) -> list[str]:
+    """Wait, bounded, until the API serves the binding with `group`: the admin certificate of that group works
+    before anything uses it."""
+    jsonpath = "{.subjects[0].name}"
+    return [
+        f"# The admin certificate's group ({group}) is bound to cluster-admin before anything uses it.",
+        "i=0",
+        f"until [ \"$(timeout 10 k3s kubectl get clusterrolebinding {ADMIN_BINDING} -o jsonpath='{jsonpath}' 2>/dev/null)\" = {q(group)} ]; do",
+        "  i=$((i + 1))",
+        f'  if [ "$i" -ge {max(1, timeout // interval)} ]; then',
+        f'    fail "k3s did not bind {group} to cluster-admin within {timeout}s ({SERVER_MANIFESTS_DIR}/{ADMIN_BINDING}.yaml; kubectl -n kube-system get addon {ADMIN_BINDING})"',
+        "  fi",
+        f"  sleep {interval}",
+        "done",
+    ]
+
+
 @dataclass(frozen=True)
 class InstallScript:
     """Values of one node's install.sh."""
@@ -73,6 +107,8 @@ class InstallScript:
     may_initialize: bool | str = False
     # kube-vip's static pod is staged (servers with a kube-vip endpoint): installed before k3s starts.
     kube_vip: bool = False
+    # The admin certificate's group, bound by a staged manifest (servers; None: system:masters, nothing to bind).
+    admin_group: str | None = None
     init_probe_rounds: int = 3
     join_timeout: int = 300
     ready_timeout: int = 300
@@ -229,6 +265,8 @@ def install_script(p: InstallScript) -> str:
             f'install -d -m 0755 "$root"{POD_MANIFESTS_DIR}',
             f'install -m 0600 "$staging/kube-vip.yaml" "$root"{POD_MANIFESTS_DIR}/kube-vip.yaml',
         ]
+    if p.admin_group:
+        body += ["", "# The admin group's binding to cluster-admin, applied by k3s when it starts.", *admin_binding_install()]
     body += [
         "",
         "# The official installer from the release tag, checked against its sha256; a failed download stops here.",
@@ -246,6 +284,7 @@ def install_script(p: InstallScript) -> str:
         "# Type=notify: a blocking start would wait forever for a node that never gets ready.",
         'timeout 30 systemctl start --no-block "$service"',
         "wait_ready",
+        *(admin_binding_wait(p.admin_group, interval=p.interval) if p.admin_group else []),
         'log "k3s $version $role $node is ready"',
         "",
     ]
@@ -260,6 +299,7 @@ class ReconfigureScript:
     interval: int = 5
     root: str = ""
     kube_vip: bool = False  # a kube-vip static pod is staged: kubelet picks up a changed one without a restart
+    admin_group: str | None = None  # the admin binding is staged: k3s applies a changed one without a restart
 
 
 def reconfigure_script(p: ReconfigureScript) -> str:
@@ -299,6 +339,7 @@ def reconfigure_script(p: ReconfigureScript) -> str:
             if p.kube_vip
             else []
         ),
+        *([*admin_binding_install(), *admin_binding_wait(p.admin_group, interval=p.interval)] if p.admin_group else []),
         "changed=",
         f"for f in {files}; do",
         '  if ! cmp -s "$staging/$f" "$config_dir/$f"; then changed="$changed $f"; fi',

@@ -93,6 +93,7 @@ class NodesStack(HelixStack):
                 server_config=dict(nodes.server_config),
                 server_token_rotation=nodes.server_token_rotation,
                 agent_token_rotation=nodes.agent_token_rotation,
+                admin_group=nodes.admin_group,
                 nodes=[
                     K3sNode(
                         name=n.name,

@@ -142,6 +142,11 @@ case "$name" in
         [ -e "$SANDBOX/node-gone" ] && { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1; }
         case "$5" in jsonpath=*) cat "$SANDBOX/etcd-removed" 2>/dev/null; exit 0 ;; esac
         echo "node/$3"; exit 0 ;;
+      "get clusterrolebinding")
+        # k3s's deploy controller applied the manifests directory: the binding's group, from the file.
+        [ "${BINDING:-applied}" = never ] && exit 0
+        sed -n '/kind: Group/{n;s/.*name: //p;}' "$SANDBOX/root/var/lib/rancher/k3s/server/manifests/$3.yaml" 2>/dev/null
+        exit 0 ;;
       "annotate node")
         # k3s's etcd member controller removes the member and records removed-node-name.
         [ "${ETCD_REMOVE:-ok}" = ok ] && echo "$3" > "$SANDBOX/etcd-removed"
@@ -816,6 +821,54 @@ def test_a_rotated_server_token_is_rotated_in_the_cluster_then_rolled_onto_every
     assert rolled.returncode == 0, rolled.stderr
     assert "restarted with new token" in rolled.stderr
     assert (two.root / "etc/rancher/k3s/token").read_text() == "K10abc::server:new\n"
+
+
+# --- the admin credential: a group bound to cluster-admin, not system:masters -------------------------------------
+
+
+def test_a_server_binds_the_admin_group_before_k3s_starts_and_waits_until_it_is_served(box, machines):
+    """Issue 24: the admin credential was system:masters, which no RBAC change revokes."""
+    server = machines["helix-server-2"]
+    box.stage(server)
+    run = box.run(uploaded_script(server, "install.sh"), CACERTS_OK=ENDPOINT)
+    assert run.returncode == 0, run.stderr
+    binding = yaml.safe_load((box.root / "var/lib/rancher/k3s/server/manifests/terraform-admin.yaml").read_text())
+    assert binding["kind"] == "ClusterRoleBinding" and binding["roleRef"]["name"] == "cluster-admin"
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "helix-admins-0"}]
+    started = run.calls.index("systemctl start --no-block k3s")
+    waited = [i for i, c in enumerate(run.calls) if c.startswith("k3s kubectl get clusterrolebinding terraform-admin")]
+    assert waited and waited[0] > started
+    agent = machines["helix-agent-1"]
+    assert not any(
+        next(iter(p.values())).get("destination", "").endswith("terraform-admin.yaml") for p in agent["provisioner"]
+    )
+
+
+def test_a_binding_k3s_never_serves_fails_the_install_after_a_bounded_wait(box, machines):
+    server = machines["helix-server-2"]
+    box.stage(server)
+    run = box.run(uploaded_script(server, "install.sh"), CACERTS_OK=ENDPOINT, BINDING="never")
+    assert run.returncode == 1
+    assert "k3s did not bind helix-admins-0 to cluster-admin within 120s" in run.stderr
+    assert len(run.called("k3s kubectl get clusterrolebinding")) == 24
+
+
+def test_a_rotated_admin_group_moves_the_binding_without_restarting_k3s(box, nodes):
+    resource, script = roll_script(nodes, "helix-server-1")
+    box.stage(resource)
+    staging = box.root / "tmp/k3s-provision"
+    config_dir = box.root / "etc/rancher/k3s"
+    config_dir.mkdir(parents=True)
+    for name in ("config.yaml", "token", "agent-token"):
+        (config_dir / name).write_text((staging / name).read_text())
+    manifests = box.root / "var/lib/rancher/k3s/server/manifests"
+    manifests.mkdir(parents=True)
+    (manifests / "terraform-admin.yaml").write_text((staging / "terraform-admin.yaml").read_text().replace("helix-admins-0", "helix-admins-7"))
+    run = box.run(script)
+    assert run.returncode == 0, run.stderr
+    assert "name: helix-admins-0" in (manifests / "terraform-admin.yaml").read_text()
+    assert not run.called("systemctl restart"), "k3s applies a changed manifest without a restart"
+    assert run.called("k3s kubectl get clusterrolebinding terraform-admin")
 
 
 # --- restore (docs/nodes.md, Restore): the scripts tools.restore renders, against a k3s stub with k3s's rules ---

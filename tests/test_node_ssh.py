@@ -123,6 +123,10 @@ case "$name" in
         case "$5" in jsonpath=*) cat "$lab/etcd-removed-$3" 2>/dev/null; exit 0 ;; esac
         echo "node/$3"; exit 0 ;;
       "annotate node") echo "$3" > "$lab/etcd-removed-$3"; exit 0 ;;
+      "get clusterrolebinding")
+        [ -e "$root/running" ] || exit 1
+        sed -n '/kind: Group/{n;s/.*name: //p;}' "$root/var/lib/rancher/k3s/server/manifests/$3.yaml" 2>/dev/null
+        exit 0 ;;
       "delete node") rm -f "$lab/nodes/$3"; exit 0 ;;
     esac
     exit 0 ;;

@@ -307,7 +307,7 @@ def test_pki_is_uploaded_to_the_bootstrap_server_before_k3s_first_starts(nodes):
             assert not any("/tls/" in b.get("destination", "") for _, b in _provisioners(res)), name
 
 
-def test_admin_certificate_is_signed_by_the_client_ca_as_system_masters(nodes):
+def test_admin_certificate_is_signed_by_the_client_ca_in_the_bound_admin_group(nodes):
     certs = nodes["resource"]["tls_self_signed_cert"]
     by_cn = {c["subject"][0]["common_name"]: k for k, c in certs.items()}
     assert set(by_cn) == {"k3s-server-ca", "k3s-client-ca", "k3s-request-header-ca", "k3s-etcd-peer-ca", "k3s-etcd-server-ca"}
@@ -315,7 +315,8 @@ def test_admin_certificate_is_signed_by_the_client_ca_as_system_masters(nodes):
     assert admin["ca_cert_pem"] == f"${{tls_self_signed_cert.{by_cn['k3s-client-ca']}.cert_pem}}"
     assert "client_auth" in admin["allowed_uses"]
     (csr,) = nodes["resource"]["tls_cert_request"].values()
-    assert csr["subject"][0]["organization"] == "system:masters"
+    # Not system:masters (no RBAC change revokes it): a group the servers bind to cluster-admin.
+    assert csr["subject"][0]["organization"] == "helix-admins-0"
     # The API server presents a certificate of the server CA: that is what clients must trust.
     assert nodes["output"]["cluster_ca_certificate"]["value"] == f"${{tls_self_signed_cert.{by_cn['k3s-server-ca']}.cert_pem}}"
 
@@ -556,9 +557,9 @@ def variants():
     cfg = load_config(FIXTURES / "valid" / "etcd-s3-snapshots.yaml")
     bumped = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"k3s_version": "v1.36.1+k3s1"})})
     out["bumped"] = nodes_stack_of(bumped)
-    for role in ("server", "agent"):
-        rotation = cfg.cluster.token_rotation.model_copy(update={role: 1})
-        rotated = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"token_rotation": rotation})})
+    for role in ("server", "agent", "admin"):
+        rotation = cfg.cluster.rotation.model_copy(update={"admin" if role == "admin" else f"{role}_token": 1})
+        rotated = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"rotation": rotation})})
         out[f"{role}-rotated"] = nodes_stack_of(rotated)
     return out
 
@@ -901,7 +902,7 @@ def test_turning_off_a_component_keeps_the_disable_list_and_removing_it_is_refus
 
 
 def test_rotating_a_token_changes_its_secret_the_rotation_step_and_the_rolls_and_reinstalls_nothing(variants):
-    """cluster.token_rotation: the secrets had no rotation path (k3s token rotate exists; issue 24)."""
+    """cluster.rotation: the secrets had no rotation path (k3s token rotate exists; issue 24)."""
     before = variants["etcd-s3-snapshots"]
 
     def secrets(stack: dict) -> dict[str, dict]:
@@ -953,3 +954,29 @@ def test_every_procedure_in_the_nodes_docs_names_tests_that_exist():
         named = re.findall(r"`(test_\w+)`", row)
         assert named, f"a procedure without a test: {row}"
         assert set(named) <= defined, (set(named) - defined, row)
+
+
+def test_the_admin_certificate_is_a_revocable_group_and_a_rotation_moves_it(variants):
+    """Issue 24: the admin credential was O=system:masters forever (no RBAC change revokes it)."""
+    before, after = variants["etcd-s3-snapshots"], variants["admin-rotated"]
+
+    def group(stack: dict) -> str:
+        (csr,) = stack["resource"]["tls_cert_request"].values()
+        return csr["subject"][0]["organization"]
+
+    def binding(resource: dict) -> str | None:
+        for kind, body in _provisioners(resource):
+            if kind == "file" and body["destination"].endswith("/terraform-admin.yaml"):
+                return yaml.safe_load(body["content"])["subjects"][0]["name"]
+        return None
+
+    assert group(before) == "helix-admins-0" and group(after) == "helix-admins-1"
+    for stack, expected in ((before, "helix-admins-0"), (after, "helix-admins-1")):
+        for name, resource in [*hosts(stack).items(), *rolls(stack).items()]:
+            role = hosts(stack)[name]["triggers"]["role"]
+            assert binding(resource) == (expected if role == "server" else None), name
+    # The key stays (prevent_destroy); the certificate is re-issued; the servers' rolls move the binding.
+    assert after["resource"]["tls_private_key"] == before["resource"]["tls_private_key"]
+    assert {n: h["triggers"] for n, h in hosts(after).items()} == {n: h["triggers"] for n, h in hosts(before).items()}
+    changed = {n for n, r in rolls(after).items() if r["triggers"] != rolls(before)[n]["triggers"]}
+    assert changed == {n for n, h in hosts(after).items() if h["triggers"]["role"] == "server"}
