@@ -23,10 +23,9 @@ EDGE = "edge"
 
 def build_app(plan: PlatformPlan, outdir: str) -> Any:
     """All stacks of the platform, with the dependencies the plan gives. Imports jsii only when called."""
-    from cdktf import App
-
     from constructs_lib.addons import RawChart
     from constructs_lib.cluster_access import ClusterAccess
+    from constructs_lib.engine import App
     from stacks.base import backend_from_config
     from stacks.edge import EdgeStack
     from stacks.nodes import NodesStack, add_node_objects
