@@ -101,7 +101,15 @@ case "$name" in
       show) cat "$root/invocation" 2>/dev/null; exit 0 ;;
       cat) [ -e "$root/installed" ] && exit 0; exit 1 ;;
       start|restart)
-        echo "run-$(date +%s%N)" > "$root/invocation"; touch "$root/running"
+        echo "run-$(date +%s%N)" > "$root/invocation"
+        if [ "$3" = k3s ]; then
+          # The first server's token is the cluster's; after a rotation, a server with another token can't
+          # decrypt the bootstrap data and never gets ready.
+          secret=$(sed 's/^.*::server://' "$root/etc/rancher/k3s/token")
+          [ -s "$lab/cluster-secret" ] || echo "$secret" > "$lab/cluster-secret"
+          if [ "$secret" != "$(cat "$lab/cluster-secret")" ]; then rm -f "$root/running"; exit 0; fi
+        fi
+        touch "$root/running"
         touch "$lab/serving/$host"
         # kube-vip's static pod: the VIP answers once a server with it runs.
         manifest="$root/var/lib/rancher/k3s/agent/pod-manifests/kube-vip.yaml"
@@ -115,7 +123,14 @@ case "$name" in
     esac
     exit 0 ;;
   k3s)
-    shift
+    if [ "$1 $2" = "token rotate" ]; then
+      # k3s token rotate: only on a running server, authenticated with the cluster's current server token.
+      [ -e "$root/running" ] && [ -d "$root/var/lib/rancher/k3s/server" ] || { echo "connection refused" >&2; exit 1; }
+      [ "${K3S_TOKEN##*::server:}" = "$(cat "$lab/cluster-secret")" ] || { echo "401 Unauthorized" >&2; exit 1; }
+      [ "$3" = --new-token ] && printf '%s\n' "$4" > "$lab/cluster-secret"
+      exit 0
+    fi
+    shift  # kubectl
     case "$1 $2" in
       "get --raw") [ -e "$root/running" ] && exit 0; exit 1 ;;
       "get node")
@@ -136,6 +151,7 @@ exit 0
 
 INSTALLER = r"""#!/bin/sh
 touch "$root_dir/installed"
+if [ "$INSTALL_K3S_EXEC" = server ]; then mkdir -p "$root_dir/var/lib/rancher/k3s/server"; fi
 """
 
 
@@ -259,6 +275,7 @@ def lab_config(
     endpoint: str = "kube-vip",
     replaced: dict[str, str] | None = None,
     unreachable: Sequence[str] = (),
+    rotation: dict[str, int] | None = None,
 ):
     from planner.schema import HelixConfig
 
@@ -284,16 +301,20 @@ def lab_config(
                 "bootstrap_node": "server-1",
                 "nodes": [entry(n) for n in nodes],
                 "departed_nodes": [{k: v for k, v in entry(n).items() if k != "unreachable"} | {"unreachable": dead} for n, dead in departed],
+                "rotation": rotation or {},
             },
         }
     )
 
 
 def _literal(match: re.Match) -> str:
+    """A provider value as a literal: the server CA's PEM, a hash as 64 hex digits, else a stand-in of its own (so
+    a rotated secret differs from the one it replaces)."""
     expr = match.group(0)
     if "server-ca" in expr and "cert_pem" in expr and "sha256" not in expr:
         return CA_PEM
-    return "stand-in"
+    digest = hashlib.sha256(expr.encode()).hexdigest()
+    return digest if expr.startswith("${sha256(") else f"stand-in-{digest[:12]}"
 
 
 def stand_ins(lab: Lab, stack: dict) -> dict:
@@ -529,6 +550,27 @@ def test_a_replaced_bootstrap_server_never_starts_a_second_cluster(lab):
     assert (lab.path / "nodes" / "server-1").exists()
 
 
+def test_rotating_the_server_token_rotates_it_on_one_server_then_restarts_every_server_with_it(lab):
+    """cluster.rotation.server_token: k3s token rotate on the bootstrap server (authenticated with the installed
+    token), then each server's roll installs the new token file and restarts k3s, which only gets ready with it."""
+    replaced = {"server-3": "server-3-new", "server-2": "server-2-new", "server-1": "server-1-new"}
+    old = (lab.path / "cluster-secret").read_text().strip()
+    before = len(lab.calls())
+    stack = nodes_stack_of(lab_config(lab, [*SERVERS, "agent-1", "agent-3"], replaced=replaced, rotation={"server_token": 1}))
+    result = lab.apply(stand_ins(lab, stack))
+    assert result.returncode == 0, failure(result)
+    new = (lab.path / "cluster-secret").read_text().strip()
+    assert new != old
+    calls = lab.calls()[before:]
+    rotate = [i for i, c in enumerate(calls) if c.startswith(f"{HOSTS['server-1-new']} k3s token rotate --new-token ")]
+    restarts = [i for i, c in enumerate(calls) if " systemctl restart --no-block k3s" in c and not c.endswith("k3s-agent")]
+    assert len(rotate) == 1 and len(restarts) == 3 and rotate[0] < min(restarts), calls
+    for server in replaced.values():
+        assert (lab.root(server) / "etc/rancher/k3s/token").read_text().endswith(f"::server:{new}"), server
+        assert (lab.root(server) / "running").exists(), server
+    assert not any(c.startswith(HOSTS[h] + " ") for c in calls for h in ("agent-1", "agent-3")), "agents keep their token"
+
+
 def test_first_server_mode_installs_with_the_bootstrap_server_as_the_endpoint(lab):
     """No VIP at all: the endpoint is server-1's own address, which its install makes answer."""
     for host in HOSTS:
@@ -538,6 +580,7 @@ def test_first_server_mode_installs_with_the_bootstrap_server_as_the_endpoint(la
     for d in ("serving", "nodes"):
         shutil.rmtree(lab.path / d)
         (lab.path / d).mkdir()
+    (lab.path / "cluster-secret").unlink(missing_ok=True)
     shutil.rmtree(lab.tf)
     lab.tf.mkdir()
     stack = nodes_stack_of(
