@@ -153,3 +153,41 @@ def test_renovate_config_validator_accepts_the_config(tmp_path):
     (tmp_path / "renovate.json").write_text(json.dumps(broken))
     rejected = _validate(tmp_path)
     assert rejected.returncode != 0 and "groupNmae" in rejected.stdout, rejected.stdout
+
+
+NODE_MATCHES = r"""
+const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const out = [];
+for (const [i, pattern] of input.patterns.entries()) {
+  const rx = new RegExp(pattern, 'gd');
+  for (const [file, text] of Object.entries(input.texts)) {
+    // offsets in code points, as Python counts them (JavaScript counts UTF-16 units)
+    for (const m of text.matchAll(rx)) out.push([i, file, [...text.slice(0, m.indices.groups.currentValue[0])].length]);
+  }
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def test_javascript_reads_the_regexes_as_this_check_does():
+    """Renovate runs the regexes in JavaScript: on every file they apply to, node finds the same currentValue
+    captures as the Python translation the coverage check uses."""
+    env = _tool_env()
+    if shutil.which("node", path=env["PATH"]) is None:
+        pytest.skip("node is not installed")
+    managers = pins.custom_managers(CONFIG)
+    files = [f for f in pins._project_files(ROOT) if any(m.applies_to(f) for m in managers)]
+    texts = {f: (ROOT / f).read_text(errors="replace") for f in files}
+    patterns, owners = [], []
+    for i, raw in enumerate(m for m in CONFIG["customManagers"] if m.get("customType") == "regex"):
+        for pattern in raw["matchStrings"]:
+            patterns.append(pattern)
+            owners.append(i)
+    run = subprocess.run(["node", "-e", NODE_MATCHES], input=json.dumps({"patterns": patterns, "texts": texts}),
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    in_js = {(owners[i], file, offset) for i, file, offset in json.loads(run.stdout)
+             if managers[owners[i]].applies_to(file)}
+    in_python = {(i, file, m.start("currentValue")) for i, manager in enumerate(managers) for file in files
+                 if manager.applies_to(file) for rx in manager.match_strings for m in rx.finditer(texts[file])}
+    assert in_js == in_python and len(in_js) >= 50, sorted(in_js ^ in_python)[:10]
