@@ -125,8 +125,8 @@ _LIST_PARAMETERS: dict[tuple[type, str], bool] = {}
 
 def block(cls: type, parameter: str, value: Any) -> Any:
     """`value`, a nested block's struct, as `cls` takes its `parameter`: the struct itself, or a one-item list where
-    the engine's provider declares the block a list. A provider generation can change that: hashicorp/kubernetes
-    3.x makes `kubernetes_namespace_v1.metadata` a list (the cdktn bindings), 2.x a single block (cdktf's)."""
+    the engine's binding declares the block a list. Bindings differ there: cdktn's kubernetes bindings
+    (hashicorp/kubernetes 3.4.0) take `kubernetes_namespace_v1.metadata` as a list, cdktf's (2.38.0) as one block."""
     key = (cls, parameter)
     if key not in _LIST_PARAMETERS:
         import inspect

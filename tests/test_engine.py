@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -268,3 +270,20 @@ def test_choosing_the_other_engine_runs_its_environment(tmp_path):
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["version"] == engine.version()
+
+
+def test_block_passes_a_nested_block_as_the_binding_declares_it():
+    # Annotations as jsii writes them (strings here, as under `from __future__ import annotations`).
+    class OneBlock:
+        def __init__(self, *, metadata: Any | dict[str, Any]) -> None: ...
+
+    class ListOfBlocks:
+        def __init__(self, *, metadata: Any | Sequence[Any | dict[str, Any]]) -> None: ...
+
+    value = {"name": "a"}
+    assert engine.block(OneBlock, "metadata", value) is value
+    assert engine.block(ListOfBlocks, "metadata", value) == [value]
+    assert engine.block(ListOfBlocks, "metadata", [value]) == [value]
+    # The real binding: a list under cdktn's kubernetes bindings, one block under cdktf's.
+    shaped = engine.block(engine.NamespaceV1, "metadata", value)
+    assert shaped == ([value] if engine.NAME == "cdktn" else value)
