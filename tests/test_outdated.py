@@ -105,3 +105,17 @@ def test_a_chart_folder_that_is_not_one_is_refused(project):
 def test_version_order():
     assert outdated.version_key("v1.21.1") == (1, 21, 1) and outdated.version_key("1.2.0-rc.1") is None
     assert outdated.version_key("10.0.0") > outdated.version_key("9.47.0")
+
+
+def test_offline_reads_the_cached_index(project, tmp_path):
+    root, config, charts = project
+    cache = tmp_path / "cache"
+    (cache / "outdated").mkdir(parents=True)
+    shutil.copy(charts / "index" / f"{repository_key(AUTOSCALER_REPO)}.yaml",
+                cache / "outdated" / f"{repository_key(AUTOSCALER_REPO)}.yaml")
+    run = subprocess.run([sys.executable, "-m", "tools.outdated", "--offline", "--root", str(root)], cwd=ROOT,
+                         env={"PATH": "/usr/bin:/bin", "HELIX_CONFIG": str(config), "HELIX_CHARTS_CACHE": str(cache)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "9.47.0" in _line(run.stdout, "example-autoscaler")
+    assert "1 with a newer version, 0 up to date, 2 not checked" in run.stdout
