@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 # The Node 22 LTS scripts/setup.sh installs into the project when the system's node is older (jsii starts it).
 PROJECT_NODE = ROOT / ".node" / "node_modules" / ".bin" / "node"
+# Each engine's environment (scripts/setup.sh builds them; docs/engine.md).
+ENGINE_VENVS = {"cdktf": ".venv", "cdktn": ".venv-cdktn"}
 
 if __name__ == "__main__":
     if str(ROOT) not in sys.path:  # `python -I`/`-P` leave the script's folder off the path
@@ -24,6 +26,12 @@ if __name__ == "__main__":
     if engine.NAME not in engine.ENGINES:
         print(f"error: {engine.VARIABLE}: {engine.problem()}", file=sys.stderr)
         sys.exit(2)
+    # The selected engine lives in its own environment (scripts/setup.sh): run there when this one lacks it, so
+    # that `CDK_ENGINE=cdktn` alone switches every entry point (cdktf.json's app, task, plain python).
+    engine_python = ROOT / ENGINE_VENVS[engine.NAME] / "bin" / "python"
+    chosen = os.environ.get(engine.VARIABLE)  # only an explicit choice moves to another environment
+    if chosen and engine.problem() and engine_python.exists() and os.path.abspath(sys.executable) != str(engine_python):
+        os.execv(engine_python, [str(engine_python), *(["-O"] if sys.flags.optimize else []), __file__, *sys.argv[1:]])
     missing = [name for name in (engine.CORE, "pydantic", "yaml") if find_spec(name) is None]
     if missing:
         print(

@@ -32,6 +32,7 @@ from constructs_lib.engine import (
     SecretV1Metadata,
     TerraformResource,
     TerraformResourceLifecycle,
+    block,
 )
 from constructs_lib.providers import ensure_provider
 
@@ -275,7 +276,7 @@ class AddOnLayer(Construct):
                 self,
                 f"namespace-{ns.name}",
                 provider=providers.kubernetes,
-                metadata=NamespaceV1Metadata(name=ns.name, labels=dict(ns.labels) or None),
+                metadata=block(NamespaceV1, "metadata", NamespaceV1Metadata(name=ns.name, labels=dict(ns.labels) or None)),
                 lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if ns.protect else None,
             )
 
@@ -405,7 +406,7 @@ class AddOnLayer(Construct):
         """The random value of `key` in a secret generated for `addon` (a token; usable from other stacks, where
         cdktf passes it as a sensitive cross-stack output)."""
         try:
-            return self._passwords[(addon, secret, key)].result
+            return str(self._passwords[(addon, secret, key)].result)
         except KeyError:
             raise ValueError(f"{self.node.path}: add-on {addon!r} generates no random key {key!r} in {secret!r}") from None
 

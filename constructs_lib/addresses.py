@@ -21,4 +21,4 @@ def address_name(path: Sequence[str]) -> str:
     scope: Construct = TerraformStack(App(), "scratch")
     for cid in path[:-1]:
         scope = Construct(scope, cid)
-    return TerraformLocal(scope, path[-1], "").friendly_unique_id
+    return str(TerraformLocal(scope, path[-1], "").friendly_unique_id)

@@ -120,6 +120,24 @@ def core_module(submodule: str | None = None) -> ModuleType:
     return importlib.import_module(f"{CORE}.{submodule}" if submodule else CORE)
 
 
+_LIST_PARAMETERS: dict[tuple[type, str], bool] = {}
+
+
+def block(cls: type, parameter: str, value: Any) -> Any:
+    """`value`, a nested block's struct, as `cls` takes its `parameter`: the struct itself, or a one-item list where
+    the engine's binding declares the block a list. Bindings differ there: cdktn's kubernetes bindings
+    (hashicorp/kubernetes 3.4.0) take `kubernetes_namespace_v1.metadata` as a list, cdktf's (2.38.0) as one block."""
+    key = (cls, parameter)
+    if key not in _LIST_PARAMETERS:
+        import inspect
+
+        init = vars(cls).get("__init__")  # a binding class declares its own (signature(cls) is jsii's metaclass')
+        parameters = inspect.signature(init).parameters if init is not None else {}
+        annotation = parameters[parameter].annotation if parameter in parameters else ""
+        _LIST_PARAMETERS[key] = "Sequence[" in str(annotation).split("Dict[", 1)[0]
+    return [value] if _LIST_PARAMETERS[key] and not isinstance(value, list) else value
+
+
 # Names of the engine's core package that the project uses.
 CORE_NAMES = frozenset(
     {

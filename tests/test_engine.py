@@ -8,12 +8,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from constructs_lib import engine
 from stacks import synth_cache
+from tools import engine_compare
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_FILE = ROOT / "constructs_lib" / "engine.py"
@@ -188,3 +191,99 @@ def test_the_synth_cache_key_covers_the_engine_and_its_version(monkeypatch):
     other_version = synth_cache.input_key(environ)
     assert len({before, other_version, other_engine}) == 3
     assert synth_cache.environment_key(environ) != synth_cache.environment_key({**environ, engine.VARIABLE: other})
+
+
+# --- the two engines side by side (tools/engine_compare.py) -------------------------------------------------------
+
+ENGINE_PYTHONS = {name: venv / "bin" / "python" for name, venv in engine_compare.VENVS.items()}
+
+
+def _both_engines() -> None:
+    missing = [f"{name} ({path.relative_to(ROOT)})" for name, path in ENGINE_PYTHONS.items() if not path.exists()]
+    if missing:
+        pytest.skip(f"no environment for {', '.join(missing)}: `CDK_ENGINE=<engine> bash scripts/setup.sh` builds it")
+
+
+def test_engines_synthesize_alike_but_for_the_listed_differences(capsys):
+    """The shipped config and every valid fixture, synthesized with cdktf and with cdktn: every difference is one
+    of engine_compare.ACCEPTED (with its reason), and each accepted difference does occur (none is stale)."""
+    _both_engines()
+    configs = engine_compare.default_configs()
+    assert len(configs) > 5
+    code = engine_compare.main([])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"{len(configs)} config(s) synthesized" in out
+    for entry in engine_compare.ACCEPTED:
+        assert f": {entry.reason}" in out, f"stale accepted difference: {entry.reason}"
+
+
+def _write(folder: Path, stack: dict, version: str) -> Path:
+    (folder / "stacks" / "s").mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"version": version, "stacks": {"s": {}}}))
+    (folder / "stacks" / "s" / "cdk.tf.json").write_text(json.dumps(stack))
+    return folder
+
+
+def _stack(namespace_metadata: object, helm: str = "3.1.1", source: str = "kubernetes", chart: str = "1.0.0") -> dict:
+    return {
+        "//": {"metadata": {"version": "0.21.0"}},
+        "terraform": {"required_providers": {"helm": {"version": helm}, "kubernetes": {"source": source}}},
+        "resource": {
+            "kubernetes_namespace_v1": {"ns": {"metadata": namespace_metadata}},
+            "helm_release": {"r": {"version": chart}},
+        },
+    }
+
+
+def test_the_comparison_accepts_only_what_it_lists(tmp_path):
+    meta = {"name": "a"}
+    cdktf = _write(tmp_path / "cdktf", _stack(meta), "0.21.0")
+    same_but_listed = _write(tmp_path / "ok", _stack([meta], helm="3.3.0", source="hashicorp/kubernetes"), "0.24.0")
+    result = engine_compare.compare(cdktf, same_but_listed)
+    assert result.unlisted == [] and sum(result.accepted.values()) == 4, result
+    # A chart version, a namespace whose list holds something else, a provider from elsewhere: all reported.
+    for name, stack in {
+        "chart": _stack([meta], chart="1.0.1"),
+        "metadata": _stack([{"name": "b"}]),
+        "source": _stack([meta], source="someone/kubernetes"),
+        "version": _stack([meta], helm="latest"),
+    }.items():
+        result = engine_compare.compare(cdktf, _write(tmp_path / name, stack, "0.24.0"))
+        assert len(result.unlisted) == 1, (name, result)
+
+
+def test_tests_read_list_blocks_as_single_blocks():
+    stack = _stack([{"name": "a"}])
+    assert engine_compare.single_blocks(stack)["resource"]["kubernetes_namespace_v1"]["ns"]["metadata"] == {"name": "a"}
+    assert engine_compare.single_blocks(_stack({"name": "a"})) == _stack({"name": "a"})
+
+
+def test_choosing_the_other_engine_runs_its_environment(tmp_path):
+    """CDK_ENGINE alone switches: main.py started by the other environment's interpreter moves to the chosen one."""
+    _both_engines()
+    other = "cdktn" if engine.NAME == "cdktf" else "cdktf"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CDKTF_OUTDIR")}
+    env.update({engine.VARIABLE: engine.NAME, "CDKTF_OUTDIR": str(tmp_path / "out"), "HELIX_SYNTH_CACHE": "0",
+                "HELIX_CONFIG": str(engine_compare.FIXTURES / "existing-cluster.yaml")})
+    run = subprocess.run([str(ENGINE_PYTHONS[other]), "-O", "main.py"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["version"] == engine.version()
+
+
+def test_block_passes_a_nested_block_as_the_binding_declares_it():
+    # Annotations as jsii writes them (strings here, as under `from __future__ import annotations`).
+    class OneBlock:
+        def __init__(self, *, metadata: Any | dict[str, Any]) -> None: ...
+
+    class ListOfBlocks:
+        def __init__(self, *, metadata: Any | Sequence[Any | dict[str, Any]]) -> None: ...
+
+    value = {"name": "a"}
+    assert engine.block(OneBlock, "metadata", value) is value
+    assert engine.block(ListOfBlocks, "metadata", value) == [value]
+    assert engine.block(ListOfBlocks, "metadata", [value]) == [value]
+    # The real binding: a list under cdktn's kubernetes bindings, one block under cdktf's.
+    shaped = engine.block(engine.NamespaceV1, "metadata", value)
+    assert shaped == ([value] if engine.NAME == "cdktn" else value)

@@ -3,6 +3,7 @@ workflow that cannot lose state."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -10,10 +11,12 @@ import subprocess
 import sys
 import tomllib
 from importlib.metadata import distribution
+from typing import Any
 
 import pytest
 import yaml
 
+from constructs_lib import engine
 from tests.conftest import ROOT, cli_env
 from tools import order
 
@@ -57,13 +60,26 @@ def _lower_bound(spec: str) -> tuple[int, ...]:
     return tuple(int(x) for x in match.group(1).split(".")) if match else (0,)
 
 
+def _engine_requirements() -> Any:
+    """scripts/engine_requirements.py (a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("engine_requirements", ROOT / "scripts" / "engine_requirements.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_requires_python_is_what_the_dependencies_need():
     """No dependency (at the version installed, read from its metadata) needs a newer Python than the library's
     floor, and that floor is the Python CI tests on (tests/test_library.py checks the docs state the same)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     needs = {}
-    for requirement in project["dependencies"]:
-        name = re.split(r"[=<>~!\[ ]", requirement, maxsplit=1)[0]
+    names = [re.split(r"[=<>~!\[ ]", requirement, maxsplit=1)[0] for requirement in project["dependencies"]]
+    if engine.NAME != "cdktf":  # the library declares cdktf's packages; this environment holds the other engine's
+        requirements = _engine_requirements()
+        names = [n for n in names if not requirements.REPLACED.match(_name(n))]
+        names += [n for n in requirements.pins(engine.NAME) if requirements.REPLACED.match(n) or n.startswith(engine.NAME)]
+    for name in names:
         needs[name] = _lower_bound(distribution(name).metadata.get("Requires-Python"))
     floor = max(needs.values())
     assert floor >= (3, 10), needs  # constructs 10.8.1
@@ -84,7 +100,10 @@ def test_python_tree_is_pinned_without_a_registry_host():
     assert "Pipfile.lock" not in tracked
     pipfile = tomllib.loads((ROOT / "Pipfile").read_text())
     assert [s["url"] for s in pipfile["source"]] == ["${PIP_INDEX_URL}"]
-    pins = {_name(k): v for section in ("packages", "dev-packages") for k, v in pipfile[section].items()}
+    # The running engine's environment: the Pipfile as it is for cdktf, with the engine swapped for cdktn.
+    pins = _engine_requirements().pins(engine.NAME)
+    if engine.NAME == "cdktf":
+        assert pins == {_name(k): v for section in ("packages", "dev-packages") for k, v in pipfile[section].items()}
     assert all(re.fullmatch(r"==[0-9][0-9A-Za-z.+!-]*", v) for v in pins.values()), pins
     for name, pin in pins.items():
         assert distribution(name).version == pin[2:], f"{name}: the venv holds {distribution(name).version}, not {pin}"
