@@ -17,7 +17,14 @@ ROOT = Path(__file__).resolve().parent
 PROJECT_NODE = ROOT / ".node" / "node_modules" / ".bin" / "node"
 
 if __name__ == "__main__":
-    missing = [name for name in ("cdktf", "pydantic", "yaml") if find_spec(name) is None]
+    if str(ROOT) not in sys.path:  # `python -I`/`-P` leave the script's folder off the path
+        sys.path.insert(0, str(ROOT))
+    from constructs_lib import engine
+
+    if engine.NAME not in engine.ENGINES:
+        print(f"error: {engine.VARIABLE}: {engine.problem()}", file=sys.stderr)
+        sys.exit(2)
+    missing = [name for name in (engine.CORE, "pydantic", "yaml") if find_spec(name) is None]
     if missing:
         print(
             f"error: {sys.executable} lacks this project's packages ({', '.join(missing)}): "

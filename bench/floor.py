@@ -3,7 +3,7 @@
     python bench/floor.py helm kubernetes cloudflare random tls          # strict floor
     python bench/floor.py --eager helm kubernetes cloudflare random tls  # eager floor
 
-It imports `cdktf._jsii`, `constructs._jsii` and `cdktf_cdktf_provider_<name>._jsii` for each name. Importing
+It imports the engine's `_jsii` (constructs_lib/engine.py), `constructs._jsii` and each named provider package's `_jsii`. Importing
 `pkg._jsii` runs `pkg/__init__.py` first, and a prebuilt provider's `__init__.py` imports every resource
 module of the provider (559 for Cloudflare). The strict floor runs those package roots through
 constructs_lib.lazy_providers, so it loads the assemblies and nothing else; `--eager` runs them as
@@ -26,10 +26,12 @@ def main(argv: list[str]) -> int:
         from constructs_lib import lazy_providers
 
         lazy_providers.install()
-    importlib.import_module("cdktf._jsii")
+    from constructs_lib import engine
+
+    engine.core_module("_jsii")
     importlib.import_module("constructs._jsii")
     for name in providers:
-        importlib.import_module(f"cdktf_cdktf_provider_{name}._jsii")
+        engine.provider_module(name, "_jsii")
     return 0
 
 

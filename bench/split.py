@@ -72,8 +72,12 @@ def one_run() -> dict:
     from constructs_lib import lazy_providers
 
     lazy_providers.install()
-    for module in ["cdktf._jsii", "constructs._jsii", *(f"cdktf_cdktf_provider_{p}._jsii" for p in PROVIDERS)]:
-        importlib.import_module(module)
+    from constructs_lib import engine
+
+    engine.core_module("_jsii")
+    importlib.import_module("constructs._jsii")
+    for p in PROVIDERS:
+        engine.provider_module(p, "_jsii")
     marks.append(mark())
     from stacks.app import build_app
 

@@ -16,15 +16,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from cdktf import ITerraformDependable, TerraformResource, TerraformResourceLifecycle
-from cdktf_cdktf_provider_helm.release import Release, ReleaseSet, ReleaseSetSensitive
-from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1, NamespaceV1Metadata
-from cdktf_cdktf_provider_kubernetes.secret_v1 import SecretV1, SecretV1Metadata
-from cdktf_cdktf_provider_random.password import Password
-from cdktf_cdktf_provider_random.provider import RandomProvider
 from constructs import Construct
 
 from constructs_lib.cluster_access import ClusterProviders
+from constructs_lib.engine import (
+    ITerraformDependable,
+    NamespaceV1,
+    NamespaceV1Metadata,
+    Password,
+    RandomProvider,
+    Release,
+    ReleaseSet,
+    ReleaseSetSensitive,
+    SecretV1,
+    SecretV1Metadata,
+    TerraformResource,
+    TerraformResourceLifecycle,
+)
 from constructs_lib.providers import ensure_provider
 
 

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 def address_name(path: Sequence[str]) -> str:
     """The Terraform name (after `<type>.`) cdktf gives an element whose construct ids below its stack are `path`."""
-    from cdktf import App, TerraformLocal, TerraformStack
     from constructs import Construct
+
+    from constructs_lib.engine import App, TerraformLocal, TerraformStack
 
     if not path:
         raise ValueError("address_name: the construct path below the stack is empty")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from cdktf import CloudBackend, LocalBackend, NamedCloudWorkspace, PgBackend, S3Backend, TerraformStack
+from constructs_lib.engine import CloudBackend, LocalBackend, NamedCloudWorkspace, PgBackend, S3Backend, TerraformStack
 
 # Terraform runs each stack in <outdir>/stacks/<stack>; with the default outdir (cdktf.out at the project
 # root) this climbs back to the project root.

@@ -16,23 +16,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdktf import TerraformProvider, TerraformResourceLifecycle
-from cdktf_cdktf_provider_cloudflare.data_cloudflare_zero_trust_tunnel_cloudflared_token import (
+from constructs import Construct
+
+from constructs_lib.addons import ensure_random_provider
+from constructs_lib.engine import (
+    Bytes,
     DataCloudflareZeroTrustTunnelCloudflaredToken,
-)
-from cdktf_cdktf_provider_cloudflare.dns_record import DnsRecord
-from cdktf_cdktf_provider_cloudflare.notification_policy import (
+    DnsRecord,
     NotificationPolicy,
     NotificationPolicyFilters,
     NotificationPolicyMechanisms,
     NotificationPolicyMechanismsEmail,
-)
-from cdktf_cdktf_provider_cloudflare.zero_trust_access_application import (
+    TerraformProvider,
+    TerraformResourceLifecycle,
     ZeroTrustAccessApplication,
     ZeroTrustAccessApplicationDestinations,
     ZeroTrustAccessApplicationPolicies,
-)
-from cdktf_cdktf_provider_cloudflare.zero_trust_access_policy import (
     ZeroTrustAccessPolicy,
     ZeroTrustAccessPolicyInclude,
     ZeroTrustAccessPolicyIncludeEmail,
@@ -41,20 +40,14 @@ from cdktf_cdktf_provider_cloudflare.zero_trust_access_policy import (
     ZeroTrustAccessPolicyIncludeGroup,
     ZeroTrustAccessPolicyIncludeLoginMethod,
     ZeroTrustAccessPolicyIncludeServiceToken,
-)
-from cdktf_cdktf_provider_cloudflare.zero_trust_tunnel_cloudflared import ZeroTrustTunnelCloudflared
-from cdktf_cdktf_provider_cloudflare.zero_trust_tunnel_cloudflared_config import (
+    ZeroTrustTunnelCloudflared,
     ZeroTrustTunnelCloudflaredConfigA,
     ZeroTrustTunnelCloudflaredConfigConfig,
     ZeroTrustTunnelCloudflaredConfigConfigIngress,
     ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequest,
     ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequestAccess,
+    ZoneSetting,
 )
-from cdktf_cdktf_provider_cloudflare.zone_setting import ZoneSetting
-from cdktf_cdktf_provider_random.bytes import Bytes
-from constructs import Construct
-
-from constructs_lib.addons import ensure_random_provider
 
 # cloudflared answers every request that no rule matched; the last ingress rule must match everything.
 CATCH_ALL_404 = "http_status:404"

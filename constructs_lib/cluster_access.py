@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cdktf_cdktf_provider_helm.provider import HelmProvider, HelmProviderKubernetes
-from cdktf_cdktf_provider_kubernetes.provider import KubernetesProvider
 from constructs import Construct
+
+from constructs_lib.engine import HelmProvider, HelmProviderKubernetes, KubernetesProvider
 
 
 @dataclass(frozen=True)

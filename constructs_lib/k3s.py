@@ -48,33 +48,35 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
-from cdktf import (
-    DataResource,
-    FileProvisioner,
-    Fn,
-    ITerraformDependable,
-    Op,
-    RemoteExecProvisioner,
-    SSHProvisionerConnection,
-    TerraformLocal,
-    TerraformResourceLifecycle,
-    TerraformStack,
-    Token,
-)
-from cdktf_cdktf_provider_null.provider import NullProvider
-from cdktf_cdktf_provider_null.resource import Resource as NullResource
-from cdktf_cdktf_provider_random.password import Password
-from cdktf_cdktf_provider_random.provider import RandomProvider
-from cdktf_cdktf_provider_tls.cert_request import CertRequest, CertRequestSubject
-from cdktf_cdktf_provider_tls.locally_signed_cert import LocallySignedCert
-from cdktf_cdktf_provider_tls.private_key import PrivateKey
-from cdktf_cdktf_provider_tls.provider import TlsProvider
-from cdktf_cdktf_provider_tls.self_signed_cert import SelfSignedCert, SelfSignedCertSubject
 from constructs import Construct
 
 from constructs_lib import k3s_scripts as scripts
 from constructs_lib.addresses import address_name
 from constructs_lib.cluster_access import ClusterAccess
+from constructs_lib.engine import (
+    CertRequest,
+    CertRequestSubject,
+    DataResource,
+    FileProvisioner,
+    Fn,
+    ITerraformDependable,
+    LocallySignedCert,
+    NullProvider,
+    NullResource,
+    Op,
+    Password,
+    PrivateKey,
+    RandomProvider,
+    RemoteExecProvisioner,
+    SelfSignedCert,
+    SelfSignedCertSubject,
+    SSHProvisionerConnection,
+    TerraformLocal,
+    TerraformResourceLifecycle,
+    TerraformStack,
+    TlsProvider,
+    Token,
+)
 from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR
 from constructs_lib.kube_vip import KubeVip, static_pod_manifest
 from constructs_lib.providers import ensure_provider

@@ -1,8 +1,8 @@
 """Import prebuilt cdktf provider packages without importing every resource module they contain.
 
-A prebuilt provider package (cdktf_cdktf_provider_<name>) ends its `__init__.py` with one
+A prebuilt provider package (`<engine prefix><name>`, see constructs_lib/engine.py) ends its `__init__.py` with one
 `from . import <resource>` line per resource type: 559 for Cloudflare, 109 for Kubernetes. Python runs that
-file before any submodule, so `from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider`
+file before any submodule, so importing the Cloudflare provider class from its `provider` module
 builds the Python classes of every Cloudflare resource (seconds of CPU and tens of MB), although the app
 uses a handful. The jsii assembly itself is loaded by the package's `_jsii` module either way.
 
@@ -26,7 +26,9 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-PREFIX = "cdktf_cdktf_provider_"
+from constructs_lib.engine import PROVIDER_PREFIX
+
+PREFIX = PROVIDER_PREFIX  # the selected engine's prebuilt provider packages (constructs_lib/engine.py)
 # The first of the trailing submodule imports, after `publication.publish()`.
 _SUBMODULE_IMPORT = re.compile(r"^from \. import \w+\s*$", re.MULTILINE)
 

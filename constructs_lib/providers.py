@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from cdktf import TerraformProvider, TerraformStack
 from constructs import Construct
+
+from constructs_lib.engine import TerraformProvider, TerraformStack
 
 P = TypeVar("P", bound=TerraformProvider)
 

@@ -18,8 +18,6 @@ import constructs_lib
 # Opt in before any provider class is imported: only the resource modules used are loaded.
 constructs_lib.enable_lazy_providers()
 
-from cdktf import App, TerraformStack  # noqa: E402
-
 from constructs_lib import (  # noqa: E402
     AddOnLayer,
     ClusterAccess,
@@ -29,6 +27,7 @@ from constructs_lib import (  # noqa: E402
     LocalStateBackend,
     NamespaceSpec,
 )
+from constructs_lib.engine import App, TerraformStack  # noqa: E402
 
 STACK = "addons"
 

@@ -22,8 +22,6 @@ import constructs_lib
 # Opt in before any provider class is imported: only the resource modules used are loaded.
 constructs_lib.enable_lazy_providers()
 
-from cdktf import App, TerraformOutput, TerraformStack, TerraformVariable  # noqa: E402
-
 from constructs_lib import (  # noqa: E402
     AddOnLayer,
     ClusterProviders,
@@ -34,6 +32,7 @@ from constructs_lib import (  # noqa: E402
     LocalStateBackend,
     SshAccess,
 )
+from constructs_lib.engine import App, TerraformOutput, TerraformStack, TerraformVariable  # noqa: E402
 
 # Documentation addresses (RFC 5737): replace with your machines.
 NODES = [

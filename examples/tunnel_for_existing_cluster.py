@@ -21,9 +21,6 @@ import constructs_lib
 # Opt in before any provider class is imported: the Cloudflare package alone has 559 resource modules.
 constructs_lib.enable_lazy_providers()
 
-from cdktf import App, TerraformStack, TerraformVariable  # noqa: E402
-from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider  # noqa: E402
-
 from constructs_lib import (  # noqa: E402
     AddOnLayer,
     CloudflareTunnel,
@@ -34,6 +31,12 @@ from constructs_lib import (  # noqa: E402
     LocalStateBackend,
     NamespaceSpec,
     TunnelRoute,
+)
+from constructs_lib.engine import (  # noqa: E402
+    App,
+    CloudflareProvider,  # noqa: E402
+    TerraformStack,
+    TerraformVariable,
 )
 
 STACK = "tunnel"

@@ -13,7 +13,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from planner.components import CONCERNS, Provider, internal_certificate, metrics_scraper, object_store
+from planner.components import (
+    CONCERNS,
+    Provider,
+    incident_manager,
+    internal_certificate,
+    metrics_scraper,
+    object_store,
+    service_mesh,
+)
 from planner.files import MAX_FILE_BYTES, Problem, display_path, parse_model, read_bounded, read_yaml_mapping
 from planner.generators import GENERATORS
 from planner.merge import deep_merge  # noqa: F401 - re-exported for code that imports it from here
@@ -221,6 +229,9 @@ class ComponentSpec(_Strict):
     # Wiring to another component, added to `values` only while that component is enabled (planner/wiring.py):
     # component id -> a values fragment (mappings merge, lists and strings are extended).
     values_when_enabled: dict[str, dict[str, Any]] = {}
+    # Its counterpart, added only while that component is not installed: the fallback a pipeline needs when its
+    # usual destination is off (Alloy's OTLP metrics without Mimir).
+    values_when_disabled: dict[str, dict[str, Any]] = {}
 
     @model_validator(mode="after")
     def _chart_for_helm(self) -> ComponentSpec:
@@ -288,6 +299,8 @@ def placeholder_values(cfg: HelixConfig, providers: Mapping[str, Provider] | Non
         "internal_domain": cfg.cloudflare.internal_domain_of(cfg.domain),
         **internal_certificate.placeholders(found.get(internal_certificate.CONCERN)),
         **metrics_scraper.placeholders(found.get(metrics_scraper.CONCERN)),
+        **incident_manager.placeholders(cfg),
+        **service_mesh.placeholders(cfg),
     }
 
 

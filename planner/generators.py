@@ -87,7 +87,42 @@ def istio_mesh_telemetry(cfg: HelixConfig, component: Component) -> list[dict[st
     ]
 
 
+def istio_mesh_policies(cfg: HelixConfig, component: Component) -> list[dict[str, Any]]:
+    """Under `mesh.mtls: strict`: a namespace-wide PeerAuthentication STRICT in every injected namespace, and one
+    per `mesh.permissive` workload leaving its ports PERMISSIVE for clients outside the mesh (port-level mTLS needs
+    a workload selector). Nothing under permissive, Istio's default."""
+    from planner.components.service_mesh import injected
+
+    if cfg.mesh.mtls != "strict":
+        return []
+    out: list[dict[str, Any]] = [
+        {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "PeerAuthentication",
+            "metadata": {"name": "default", "namespace": ns},
+            "spec": {"mtls": {"mode": "STRICT"}},
+        }
+        for ns in injected(cfg)
+    ]
+    for i, workload in enumerate(cfg.mesh.permissive):
+        out.append(
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "metadata": {"name": f"permissive-{i}", "namespace": workload.namespace,
+                             "annotations": {"helix/why": workload.why}},
+                "spec": {
+                    "selector": {"matchLabels": dict(workload.match_labels)},
+                    "mtls": {"mode": "STRICT"},
+                    "portLevelMtls": {str(port): {"mode": "PERMISSIVE"} for port in workload.ports},
+                },
+            }
+        )
+    return out
+
+
 GENERATORS: dict[str, Callable[[HelixConfig, Component], list[dict[str, Any]]]] = {
     "cilium-lb-ipam": cilium_lb_ipam,
     "istio-mesh-telemetry": istio_mesh_telemetry,
+    "istio-mesh-policies": istio_mesh_policies,
 }

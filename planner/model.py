@@ -168,6 +168,8 @@ class PlatformPlan:
     edge: EdgePlan
     # Where every stack keeps its state (rendered by stacks/base.py's backend_from_config).
     state: StateConfig
+    # What every synth says about the alert path while no person can be paged (planner/components/alerting.py).
+    alert_warnings: tuple[str, ...] = ()
 
     @property
     def components(self) -> dict[str, Component]:

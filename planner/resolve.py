@@ -28,7 +28,15 @@ from planner.catalog import (
     placeholder_values,
     render_placeholders,
 )
-from planner.components import Provider, find_providers, object_store
+from planner.components import (
+    Provider,
+    alerting,
+    find_providers,
+    incident_manager,
+    object_store,
+    service_mesh,
+    tunnel_origin,
+)
 from planner.edge import resolve_edge
 from planner.files import Problem
 from planner.generators import GENERATORS
@@ -94,6 +102,7 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     problems += errs
     components, errs = enable(inputs, placed)
     problems += errs
+    components, alert_warnings = alert_channels(inputs, components)
     components, errs = check_needs(inputs, graph, components)
     problems += errs
     namespaces, errs = own_namespaces(inputs, graph, placed, components)
@@ -103,6 +112,9 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     problems += _uniqueness_problems(components, extras.manifests, extras.secrets, inputs.catalog, graph.names)
     layers = plan_stacks(inputs, graph, placed, components, namespaces, extras)
     k3s = k3s_plan(inputs.catalog, placed)
+    edge = resolve_edge(cfg, components)
+    origin = find_providers(cfg, inputs.catalog).get(tunnel_origin.CONCERN)
+    problems += service_mesh.strict_problems(cfg, inputs.config_file, edge, components, origin.namespace if origin else None)
     if problems:
         return None, problems
     raw = ChartSource(inputs.raw_chart.repository, inputs.raw_chart.chart, inputs.raw_chart.version)
@@ -114,8 +126,9 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             k3s=k3s,
             raw_chart=raw,
             nodes=resolve_nodes(cfg),
-            edge=resolve_edge(cfg, components),
+            edge=edge,
             state=cfg.state,
+            alert_warnings=tuple(alert_warnings),
         ),
         problems,
     )
@@ -214,12 +227,14 @@ def _component(
     problems: list[Problem] = []
     spec, spec_file = catalog[cid]
     override = cfg.components.get(cid)
-    for target in unknown_targets(spec.values_when_enabled, catalog):
-        problems.append(Problem(spec_file, f"{cid}.values_when_enabled.{target}", f"{target!r} is not a component in the catalog"))
+    for key, fragments in (("values_when_enabled", spec.values_when_enabled), ("values_when_disabled", spec.values_when_disabled)):
+        for target in unknown_targets(fragments, catalog):
+            problems.append(Problem(spec_file, f"{cid}.{key}.{target}", f"{target!r} is not a component in the catalog"))
     if spec.kind == "manifests" and override is not None and (override.version or override.values):
         problems.append(Problem(cfg_file, f"components.{cid}", "a manifests component has no chart: only `enabled` applies"))
     # Wiring to an optional neighbour applies only while it is installed (planner/wiring.py).
-    values = deep_merge(wired_values(spec.values, spec.values_when_enabled, installed), override.values if override else {})
+    wired = wired_values(spec.values, spec.values_when_enabled, installed, spec.values_when_disabled)
+    values = deep_merge(wired, override.values if override else {})
     found: list[tuple[str, str]] = []
     values = render_placeholders(values, known, f"{cid}.values", found)
     problems.extend(Problem(spec_file if not override else cfg_file, p, m) for p, m in found)
@@ -252,6 +267,29 @@ def _component(
         provides=tuple(spec.provides),
     )
     return component, problems
+
+
+# --- step: alert channels --------------------------------------------------------------------------------
+
+
+def alert_channels(inputs: Inputs, components: dict[str, Component]) -> tuple[dict[str, Component], list[str]]:
+    """Where alerts reach a person (planner/components/alerting.py, incident_manager.py): Alertmanager's route and
+    receivers from the cluster file's `alerting`, OnCall's mail relay; each under the component's own values (the
+    cluster file's overrides win). With the warnings every synth prints while nobody can be paged."""
+    cfg = inputs.config
+    providers = find_providers(cfg, inputs.catalog)
+    router, pager = providers.get(alerting.CONCERN), providers.get(incident_manager.CONCERN)
+    oncall = pager is not None and pager.component in components
+    out = dict(components)
+    if oncall and pager is not None:
+        comp = components[pager.component]
+        out[comp.id] = replace(comp, values=deep_merge(incident_manager.oncall_values(cfg.alerting), comp.values))
+    routed = router is not None and router.component in components
+    if routed and router is not None:
+        comp = components[router.component]
+        config = alerting.alertmanager_config(cfg.alerting, oncall)
+        out[comp.id] = replace(comp, values=deep_merge(config, comp.values))
+    return out, alerting.warnings(cfg.alerting, routed, oncall)
 
 
 # --- step: needs -----------------------------------------------------------------------------------------

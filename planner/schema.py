@@ -646,6 +646,86 @@ class ObjectStorageConfig(Strict):
     """How long each signal is kept."""
 
 
+class EmailChannel(Strict):
+    """Alerts mailed through an SMTP relay (Alertmanager's email receiver, and OnCall's mail when it is installed).
+    The relay's password is the sensitive variable alerting_smtp_password (empty: no authentication)."""
+
+    to: list[Email] = Field(min_length=1)
+    """Who is mailed every alert."""
+    sender: Email
+    """The From address (one the relay accepts)."""
+    smarthost: str = Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:[0-9]{1,5}$")
+    """host:port of the SMTP relay, such as smtp.example.com:587."""
+    username: str | None = Field(default=None, min_length=1)
+    """The relay's user; unset: no authentication."""
+    require_tls: bool = True
+    """STARTTLS required on the relay."""
+
+
+class SlackChannel(Strict):
+    """Alerts posted to Slack through an incoming webhook (its URL: the sensitive variable
+    alerting_slack_webhook_url)."""
+
+    channel: str = Field(pattern=r"^[#@]?[A-Za-z0-9._-]{1,80}$")
+    """The channel (#alerts) or user the webhook posts to."""
+
+
+class AlertingConfig(Strict):
+    """Where alerts reach a person. Alertmanager's own receivers, the path that must always work: every alert
+    goes to each channel set here (and to Grafana OnCall too while it is installed). The secrets are sensitive
+    variables (alerting_*), never set here. No channel: nobody is paged, and every synth says so."""
+
+    email: EmailChannel | None = None
+    """Mail through an SMTP relay."""
+    slack: SlackChannel | None = None
+    """A Slack incoming webhook."""
+    pagerduty: bool = False
+    """PagerDuty Events API v2 (its routing key: the sensitive variable alerting_pagerduty_routing_key)."""
+    webhook: bool = False
+    """A generic webhook (its URL: the sensitive variable alerting_webhook_url)."""
+    heartbeat: bool = False
+    """The Watchdog (an alert that always fires) sent to a dead man's switch (its URL: the sensitive variable
+    alerting_heartbeat_url, such as a healthchecks.io ping URL), which pages when the pings stop: a dead
+    Prometheus, Alertmanager or uplink. false: the Watchdog goes nowhere and their loss goes unnoticed."""
+    oncall_people: list[Email] | None = None
+    """Grafana users that OnCall's default escalation chain notifies (by their own OnCall notification rules);
+    unset: email.to, else acme_email."""
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels set, in a fixed order."""
+        return [name for name, on in (("email", self.email), ("slack", self.slack), ("pagerduty", self.pagerduty),
+                                      ("webhook", self.webhook)) if on]
+
+
+class PermissiveWorkload(Strict):
+    """Ports of one workload that non-mesh clients reach in plain text under STRICT mTLS (Istio's port-level
+    PeerAuthentication needs a workload selector)."""
+
+    namespace: DnsLabel
+    """The workload's namespace (one with istio-injection: enabled)."""
+    match_labels: dict[LabelKey, LabelValue] = Field(min_length=1)
+    """The workload's pod labels."""
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=1)
+    """Its container ports left PERMISSIVE (a metrics port Prometheus scrapes, a port an operator calls)."""
+    why: str = Field(min_length=1)
+    """Who the non-mesh client is (kept in the PeerAuthentication's annotation)."""
+
+
+class MeshConfig(Strict):
+    """The Istio mesh's policies (docs/mesh.md)."""
+
+    mtls: Literal["permissive", "strict"] = "permissive"
+    """strict: PeerAuthentication STRICT in every namespace labelled istio-injection: enabled (sidecars accept only
+    mTLS). Refused while a public hostname is served from such a namespace through an ingress controller outside
+    the mesh (its plain-text requests would be refused: docs/mesh.md, The cut-over)."""
+    permissive: list[PermissiveWorkload] = []
+    """Under strict: workloads' ports left PERMISSIVE for clients outside the mesh."""
+    egress: Literal["allow-any", "registry-only"] = "allow-any"
+    """registry-only: sidecars reach only Services and ServiceEntries Istio knows (meshConfig.outboundTrafficPolicy
+    REGISTRY_ONLY); every external host then needs a ServiceEntry."""
+
+
 class ComponentOverride(Strict):
     enabled: bool = True
     """false: the component is not installed (its namespace and stack stay)."""
@@ -674,6 +754,10 @@ class HelixConfig(Strict):
     """The repository Flux syncs; unset: no GitOps sync."""
     object_storage: ObjectStorageConfig = ObjectStorageConfig()
     """Where metrics, logs, traces, profiles and backups are kept."""
+    alerting: AlertingConfig = AlertingConfig()
+    """Where alerts reach a person: mail, Slack, PagerDuty, a webhook, and the Watchdog's dead man's switch."""
+    mesh: MeshConfig = MeshConfig()
+    """The Istio mesh's mTLS mode, its PERMISSIVE exceptions and its egress policy."""
     components: dict[str, ComponentOverride] = {}
     """Per component: enabled, version and values overrides of the catalog."""
 

@@ -331,9 +331,15 @@ def repeat_on_reuse(plan: PlatformPlan) -> dict:
 
     state = plan.config.state
     return {
-        "warnings": host_key_warnings(plan.config, _shown(config_path_from_env())),
+        "warnings": host_key_warnings(plan.config, _shown(config_path_from_env())) + post_synth_warnings(plan),
         "state_dir": state.local.dir if state.backend == "local" else None,
     }
+
+
+def post_synth_warnings(plan: PlatformPlan) -> list[str]:
+    """What a successful synth says last (stacks/app.py; the no-op synth replays it through repeat_on_reuse): the
+    alert path's preflight, while no person can be paged (planner/components/alerting.py)."""
+    return list(plan.alert_warnings)
 
 
 def pre_synth_checks(plan: PlatformPlan, outdir: Path) -> int | None:

@@ -8,7 +8,8 @@ every reference to it instead of leaving a client pointing at a Service that no 
 Adding, not replacing: mappings merge key by key, a list gets the fragment's items appended (a datasource, a
 remote-write target), a string gets the fragment's text appended (Alloy's configuration is one string); any
 other value replaces the base's. Fragments apply in the order of their keys, before the cluster file's own
-overrides and placeholders, so both apply to the wiring too.
+overrides and placeholders, so both apply to the wiring too. `values_when_disabled` fragments are their
+counterpart: added only while the neighbour is off (the fallback of a pipeline whose destination is optional).
 """
 
 from __future__ import annotations
@@ -32,12 +33,21 @@ def extend(base: Any, fragment: Any) -> Any:
     return copy.deepcopy(fragment)
 
 
-def wired_values(values: dict[str, Any], when_enabled: dict[str, dict[str, Any]], enabled: Collection[str]) -> dict[str, Any]:
-    """`values` plus the fragment of every enabled component named in `when_enabled`."""
+def wired_values(
+    values: dict[str, Any],
+    when_enabled: dict[str, dict[str, Any]],
+    enabled: Collection[str],
+    when_disabled: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """`values` plus the fragment of every enabled component named in `when_enabled`, then the fragment of every
+    component named in `when_disabled` that is not enabled (a fallback for when the usual destination is off)."""
     out = values
     for target in sorted(when_enabled):
         if target in enabled:
             out = extend(out, when_enabled[target])
+    for target in sorted(when_disabled or {}):
+        if target not in enabled:
+            out = extend(out, (when_disabled or {})[target])
     return out
 
 

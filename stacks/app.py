@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from planner.files import ConfigError
 from planner.load import load_plan
 from planner.model import PlatformPlan
-from planner.validate import pre_synth_checks, repeat_on_reuse
+from planner.validate import post_synth_warnings, pre_synth_checks, repeat_on_reuse
 from stacks.outguard import OutputRefused
 
 if TYPE_CHECKING:
@@ -23,10 +23,9 @@ EDGE = "edge"
 
 def build_app(plan: PlatformPlan, outdir: str) -> Any:
     """All stacks of the platform, with the dependencies the plan gives. Imports jsii only when called."""
-    from cdktf import App
-
     from constructs_lib.addons import RawChart
     from constructs_lib.cluster_access import ClusterAccess
+    from constructs_lib.engine import App
     from stacks.base import backend_from_config
     from stacks.edge import EdgeStack
     from stacks.nodes import NodesStack, add_node_objects
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
         print(f"error: cannot write the output folder {given} ({where}: {reason}); the previous output is unchanged",
               file=sys.stderr)
         return 1
-    for line in notes + report.lines():
+    for line in notes + report.lines() + post_synth_warnings(plan):
         print(line, file=sys.stderr)
     print(summary_line(Path(given), plan.config_file, before), file=sys.stderr)
     return 0

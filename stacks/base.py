@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformStack
 from constructs import Construct
 
 from constructs_lib.backend import (
@@ -12,6 +11,7 @@ from constructs_lib.backend import (
     S3StateBackend,
     StateBackend,
 )
+from constructs_lib.engine import TerraformStack
 from planner.schema import StateConfig
 
 

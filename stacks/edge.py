@@ -10,8 +10,6 @@ destroys what its state still holds (docs/edge.md, "Turning Cloudflare off").
 
 from __future__ import annotations
 
-from cdktf import TerraformLocal, TerraformOutput, TerraformVariable
-from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider
 from constructs import Construct
 
 from constructs_lib.backend import StateBackend
@@ -24,6 +22,7 @@ from constructs_lib.cloudflare_tunnel import (
     TunnelAdoption,
     TunnelRoute,
 )
+from constructs_lib.engine import CloudflareProvider, TerraformLocal, TerraformOutput, TerraformVariable
 from planner.components.tunnel_origin import ingress_origin  # noqa: F401
 
 # The token constants and the rules that resolve the edge live in the planner; re-exported for the docs' tests.

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformOutput, TerraformVariable
-from cdktf_cdktf_provider_kubernetes.labels import Labels, LabelsMetadata
-from cdktf_cdktf_provider_kubernetes.node_taint import NodeTaint, NodeTaintMetadata, NodeTaintTaint
 from constructs import Construct
 
 from constructs_lib.addresses import address_name
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
+from constructs_lib.engine import (
+    Labels,
+    LabelsMetadata,
+    NodeTaint,
+    NodeTaintMetadata,
+    NodeTaintTaint,
+    TerraformOutput,
+    TerraformVariable,
+)
 from constructs_lib.k3s import DepartedK3sNode, EtcdS3Target, K3sCluster, K3sClusterProps, K3sNode, SshAccess
 from constructs_lib.kube_vip import KubeVip
 from planner.model import NodesPlan, PlatformPlan

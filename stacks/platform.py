@@ -7,7 +7,6 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from cdktf import TerraformResource, TerraformVariable, TerraformVariableValidationConfig
 from constructs import Construct
 
 from constructs_lib.addons import (
@@ -21,6 +20,7 @@ from constructs_lib.addons import (
 )
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
+from constructs_lib.engine import TerraformResource, TerraformVariable, TerraformVariableValidationConfig
 from planner.model import LayerPlan, PlatformPlan, ValueRef, VariablePlan
 from stacks.base import HelixStack
 

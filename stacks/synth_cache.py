@@ -2,8 +2,9 @@
 
 A synth is a pure function of its inputs: the cluster file, the data files under config/ (or $HELIX_DATA_DIR and
 $HELIX_CATALOG_DIR), the environment variables the app and cdktf read (HELIX_*, CDKTF_*, JSII_*), the project's
-own source (main.py, cdktf.json, planner/, stacks/, constructs_lib/), the installed packages with their
-versions (engine, providers, jsii, pydantic, ...), Python and the Node binary jsii starts. The key below hashes
+own source (main.py, cdktf.json, planner/, stacks/, constructs_lib/), the engine that synthesizes (cdktf or cdktn,
+and its version: constructs_lib/engine.py), the installed packages with their versions (providers, jsii,
+pydantic, ...), Python and the Node binary jsii starts. The key below hashes
 all of them. Each successful synth writes the key and a digest of every file it generated into the output
 folder (STAMP). The next synth with the same key, whose generated files are all still there unchanged, has
 nothing to do: it says so and exits 0 in a fraction of the jsii floor. Any other case synthesizes in full.
@@ -21,6 +22,8 @@ import shutil
 import stat
 import sys
 from pathlib import Path
+
+from constructs_lib import engine
 
 # Bump when what the key covers or the stamp's format changes.
 FORMAT = "helix-synth-cache/1"
@@ -121,6 +124,7 @@ def _node_identity(environ: os._Environ[str] | dict[str, str]) -> str:
 def _environment(h: _Hasher, environ: os._Environ[str] | dict[str, str]) -> None:
     env = {k: v for k, v in environ.items() if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED}
     h.add("env", json.dumps(env, sort_keys=True).encode())
+    h.add("engine", engine.identity(environ).encode())
     h.add("packages", "\n".join(_installed_packages()).encode())
     h.add("python", f"{sys.version}|{sys.implementation.cache_tag}".encode())
     h.add("node", _node_identity(environ).encode())

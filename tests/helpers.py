@@ -110,9 +110,8 @@ def removed_blocks(stack: dict) -> dict[str, dict[str, dict]]:
 
 def nodes_stack_of(path_or_config) -> dict:
     """A nodes stack alone, synthesized with Testing.synth (no cross-stack refs needed)."""
-    from cdktf import App, Testing
-
     from constructs_lib.backend import LocalStateBackend
+    from constructs_lib.engine import App, Testing
     from planner.load import load_plan, resolve_config
     from stacks.nodes import NodesStack
 

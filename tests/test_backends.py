@@ -30,9 +30,8 @@ CASES = {
 
 def _synth_backend(state: dict) -> dict:
     # Imported here, not at collection: the background work of conftest starts only after collection.
-    from cdktf import App, TerraformOutput, TerraformStack
-    from cdktf import Testing as CdktfTesting
-
+    from constructs_lib.engine import App, TerraformOutput, TerraformStack
+    from constructs_lib.engine import Testing as CdktfTesting
     from stacks.base import backend_from_config
 
     app = App(stack_traces=False)

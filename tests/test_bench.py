@@ -106,16 +106,18 @@ def test_broken_config_is_reported_before_any_jsii_import(broken_config_run):
 
 
 def test_provider_roots_are_lazy(synth):
-    import cdktf_cdktf_provider_kubernetes as k8s
+    from constructs_lib import engine
 
-    loaded = [m for m in sys.modules if m.startswith("cdktf_cdktf_provider_cloudflare.")]
+    k8s = engine.provider_module("kubernetes")
+    loaded = [m for m in sys.modules if m.startswith(engine.provider_package("cloudflare") + ".")]
     # The root imports 559 resource modules when eager; the app uses the provider and little else.
     assert 0 < len(loaded) < 50, loaded
     # Submodules still resolve on first use, by attribute and by from-import.
     assert k8s.config_map_v1.ConfigMapV1.__name__ == "ConfigMapV1"
-    from cdktf_cdktf_provider_kubernetes import service_account_v1
+    # `from <package> import service_account_v1`, with the package named by the engine.
+    service_account_v1 = __import__(engine.provider_package("kubernetes"), fromlist=["service_account_v1"]).service_account_v1
 
-    assert service_account_v1.ServiceAccountV1.__module__ == "cdktf_cdktf_provider_kubernetes.service_account_v1"
+    assert service_account_v1.ServiceAccountV1.__module__ == engine.provider_package("kubernetes") + ".service_account_v1"
     with pytest.raises(AttributeError):
         k8s.no_such_resource
 

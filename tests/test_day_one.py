@@ -331,19 +331,27 @@ def _from_sensitive_variable(synth, stack: str, value: str) -> str:
 
 
 def test_alertmanager_routes_every_alert_to_oncall(synth):
+    """As rendered (the description has no alert channel): every alert but the Watchdog goes to OnCall, whose
+    integration URL (it carries a token) is read from the Secret the oncall-setup Job writes, never from values;
+    the channels' secrets come from sensitive variables."""
     stack, logical, kps = _by_name(synth, "kube-prometheus-stack")
     am = _values(kps)["alertmanager"]
     route, receivers = am["config"]["route"], {r["name"]: r for r in am["config"]["receivers"]}
     assert route["receiver"] != "null" and route["receiver"] in receivers
     (hook,) = receivers[route["receiver"]]["webhook_configs"]
-    # The URL (it carries OnCall's integration token) is read from a mounted Secret, never written in values.
-    assert "url" not in hook and hook["url_file"].startswith("/etc/alertmanager/secrets/")
-    secret_name, key = hook["url_file"].split("/")[-2:]
-    assert secret_name in am["alertmanagerSpec"]["secrets"]
-    address, secret = _secret(synth, stack, secret_name)
-    assert _from_sensitive_variable(synth, stack, secret["data"][key]) == "oncall_alertmanager_url"
+    assert "url" not in hook
+    mounts = {m["mountPath"]: m["name"] for m in am["alertmanagerSpec"]["volumeMounts"]}
+    volumes = {v["name"]: v for v in am["alertmanagerSpec"]["volumes"]}
+    folder = hook["url_file"].rsplit("/", 1)[0]
+    assert volumes[mounts[folder]]["secret"] == {"secretName": "oncall-alertmanager-integration", "optional": True}
+    (name,) = am["alertmanagerSpec"]["secrets"]
+    address, secret = _secret(synth, stack, name)
+    assert {_from_sensitive_variable(synth, stack, v) for v in secret["data"].values()} == {
+        "alerting_smtp_password", "alerting_slack_webhook_url", "alerting_pagerduty_routing_key",
+        "alerting_webhook_url", "alerting_heartbeat_url",
+    }
     assert f"kubernetes_secret_v1.{address}" in kps["depends_on"]
-    # Only the heartbeat stays on the 'null' receiver.
+    # Only the heartbeat stays on the 'null' receiver (no alerting.heartbeat in the description).
     assert [r["matchers"] for r in route["routes"] if r["receiver"] == "null"] == [['alertname = "Watchdog"']]
 
 
@@ -467,10 +475,13 @@ def test_flagger_has_istio_requests_total(synth):
     _, _, kps = _by_name(synth, "kube-prometheus-stack")
     assert flagger["metricsServer"].startswith(f"http://{_values(kps)['fullnameOverride']}-prometheus.{kps['namespace']}")
     monitors = _pod_monitors(synth)
-    envoy = [m for m in monitors.values() if m["podMetricsEndpoints"][0].get("port") == "http-envoy-prom"]
+    envoys = [m for m in monitors.values() if m["podMetricsEndpoints"][0].get("port") == "http-envoy-prom"]
+    tls_mode = {"key": "security.istio.io/tlsMode", "operator": "Exists"}
+    envoy = [m for m in envoys if tls_mode in m["selector"].get("matchExpressions", [])]
     assert len(envoy) == 1 and envoy[0]["namespaceSelector"] == {"any": True}
     assert envoy[0]["podMetricsEndpoints"][0]["path"] == "/stats/prometheus"
-    assert {"key": "security.istio.io/tlsMode", "operator": "Exists"} in envoy[0]["selector"]["matchExpressions"]
+    # The gateways carry no tlsMode label (the gateway injection template): a monitor of their own.
+    assert len(envoys) == 2
     istiod = [m for m in monitors.values() if m["selector"].get("matchLabels") == {"app": "istiod"}]
     assert len(istiod) == 1 and istiod[0]["podMetricsEndpoints"][0]["port"] == "http-monitoring"
 

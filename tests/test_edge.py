@@ -60,9 +60,6 @@ def policy_of(resources: dict, app: dict) -> dict:
 def construct_json():
     """Two tunnels in one small stack: one protected with Access, machine paths, rotation, adoption and an alert;
     one unprotected and plain. Plus zone settings."""
-    from cdktf import TerraformStack, Testing
-    from cdktf_cdktf_provider_cloudflare.provider import CloudflareProvider
-
     from constructs_lib.cloudflare_tunnel import (
         AccessProtection,
         CloudflareTunnel,
@@ -72,6 +69,7 @@ def construct_json():
         TunnelAdoption,
         TunnelRoute,
     )
+    from constructs_lib.engine import CloudflareProvider, TerraformStack, Testing
 
     app = Testing.app()
     stack = TerraformStack(app, "t")
@@ -522,8 +520,7 @@ def test_extras_declare_the_dns_token_secrets_the_stacks_create(synth, plan):
 
 def _edge_json(plan, tmp_path, edit) -> dict:
     """The edge stack alone, synthesized for the default config changed by `edit(data)`."""
-    from cdktf import App
-
+    from constructs_lib.engine import App
     from planner.load import load_plan
     from stacks.base import backend_from_config
     from stacks.edge import EdgeStack
@@ -619,8 +616,7 @@ def test_adopting_existing_records_and_tunnel_synthesizes_import_blocks(synth, p
 def test_cloudflare_off_keeps_an_edge_stack_that_destroys(tmp_path):
     """Built (not synthesized): with cloudflare.enabled false the edge stack remains, with its provider and no
     resources, so deploying it destroys what it created; the network layer no longer depends on it."""
-    from cdktf import Testing
-
+    from constructs_lib.engine import Testing
     from planner.load import load_plan
     from stacks.app import build_app
 

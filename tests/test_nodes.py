@@ -718,10 +718,9 @@ def with_cluster(cfg, **update):
 
 
 def node_objects_of(cfg) -> dict:
-    from cdktf import App, Testing
-
     from constructs_lib.backend import LocalStateBackend
     from constructs_lib.cluster_access import ClusterAccess
+    from constructs_lib.engine import App, Testing
     from planner.nodes import resolve_nodes
     from stacks.nodes import NodeObjectsStack
 

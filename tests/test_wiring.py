@@ -95,3 +95,20 @@ def test_a_fragment_for_an_unknown_component_is_refused(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_plan(DESCRIPTION_CONFIG, data)
     assert any(p.path == "flagger.values_when_enabled.kube-prometheus-stak" for p in err.value.problems), err.value.problems
+
+
+def test_a_fallback_applies_only_while_its_target_is_off():
+    """values_when_disabled: Alloy's OTLP metrics sink without Mimir, replaced by the real one with it."""
+    base = {"content": "a"}
+    assert wired_values(base, {}, {"mimir"}, {"mimir": {"content": "fallback"}}) == base
+    assert wired_values(base, {}, set(), {"mimir": {"content": "fallback"}}) == {"content": "a\n\nfallback"}
+
+
+def test_an_unknown_fallback_target_is_refused(tmp_path):
+    from tests.helpers import break_data, copy_data
+
+    data = copy_data(tmp_path)
+    break_data(data, {"edit": "catalog/monitoring.yaml", "replace": ["  values_when_disabled:\n    mimir:", "  values_when_disabled:\n    mimr:"]})
+    with pytest.raises(ConfigError) as err:
+        load_plan(DESCRIPTION_CONFIG, data)
+    assert any(p.path == "alloy.values_when_disabled.mimr" for p in err.value.problems), err.value.problems

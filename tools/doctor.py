@@ -155,6 +155,9 @@ def doctor(config: Path, outdir: Path, patterns: list[str], *, ssh: bool = True,
         port = int(environ.get("TF_VAR_ssh_port") or 22)
         lines += ssh_lines([(n.name, str(n.address)) for n in cluster.nodes], port)
     lines += terraform_lines()
+    # Said, not counted as a thing to fix: a cluster may deploy before its alert channels exist.
+    for line in plan.alert_warnings:
+        out(line)
     for line in lines:
         out(line)
     if lines:

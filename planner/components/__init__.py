@@ -8,6 +8,9 @@ its own thus touches two places: its catalog entry and its concern's module here
     tunnel-origin         tunnel_origin.py         the ingress controller behind the Cloudflare tunnel
     metrics-scraper       metrics_scraper.py       where Prometheus runs (network policies admit its scrapes)
     internal-certificate  internal_certificate.py  the wildcard certificate of the LAN-only names
+    alerting              alerting.py              Alertmanager: its route and receivers from the cluster file's alerting
+    incident-manager      incident_manager.py      Grafana OnCall: its mail, the people its escalation chain notifies
+    service-mesh          service_mesh.py          Istio: mTLS mode (refused STRICT while public traffic is outside), egress
 
 Generators (objects computed from the config, `generator:` in the catalog) have their own registry,
 planner/generators.py.
@@ -24,7 +27,8 @@ if TYPE_CHECKING:
     from planner.schema import HelixConfig
 
 # Every concern a catalog entry may provide (checked when the catalog loads).
-CONCERNS = ("object-store", "tunnel-origin", "metrics-scraper", "internal-certificate")
+CONCERNS = ("object-store", "tunnel-origin", "metrics-scraper", "internal-certificate", "alerting", "incident-manager",
+            "service-mesh")
 
 
 @dataclass(frozen=True)
