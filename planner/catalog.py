@@ -181,6 +181,18 @@ K3sPackaged = Literal[
 ]
 
 
+HELM_NEEDS_CHART = "a helm component needs `repository` and `chart`"
+
+
+def missing_chart_fields(raw: Any, shown: str, cid: str) -> list[Problem]:
+    """A helm entry's missing `repository` and `chart`, one problem each. pydantic runs the model's own check only
+    once every field validates, so without this a new entry would report them a round after its other fields."""
+    if not isinstance(raw, Mapping) or raw.get("kind", "helm") != "helm":
+        return []
+    return [Problem(shown, f"{cid}.{key}", f"required field is missing ({HELM_NEEDS_CHART})")
+            for key in ("repository", "chart") if raw.get(key) is None]
+
+
 class ComponentSpec(_Strict):
     description: str
     seed_name: str
@@ -227,7 +239,7 @@ class ComponentSpec(_Strict):
         if any(v.object_store is not None for v in self.sensitive_values.values()):
             raise ValueError("the object store's keys reach a chart through a Secret (`secrets`), not sensitive_values")
         if self.kind == "helm" and (self.repository is None or self.chart is None):
-            raise ValueError("a helm component needs `repository` and `chart`")
+            raise ValueError(HELM_NEEDS_CHART)
         if self.kind == "manifests":
             if self.repository is not None or self.chart is not None or self.values or self.sensitive_values or self.values_from:
                 raise ValueError(
@@ -384,7 +396,8 @@ def _parse_catalog(
                 problems.append(Problem(shown, str(cid), "a component id is lowercase letters, digits and '-'"))
                 continue
             spec, errs = parse_model(ComponentSpec, raw, shown, prefix=(cid,))
-            problems.extend(errs)
+            chart = missing_chart_fields(raw, shown, cid)
+            problems.extend([e for e in errs if not (chart and e.message == HELM_NEEDS_CHART)] + chart)
             if spec is None:
                 continue
             if cid in specs:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the project needs, then synthesize.
-#   Python packages: pipenv, into .venv/, exactly the versions the Pipfile pins (every package of the tree).
+#   Python packages: into .venv/, exactly the versions the Pipfile pins (every package of the tree), one pip install.
 #                    CDK_ENGINE=cdktn: the cdktn engine instead, into .venv-cdktn/ with pip: the same pins less
 #                    cdktf, its providers and constructs, plus requirements-cdktn.txt (docs/engine.md)
 #   Node:            Node 22, a maintained LTS (end of life 2027-04-30). When the system's node is another major,
@@ -54,13 +54,20 @@ if [ -z "${PIP_INDEX_URL:-}" ]; then
   export PIP_INDEX_URL
 fi
 if [ "$ENGINE" = cdktf ]; then
-  if [ ! -x .venv/bin/pipenv ]; then
-    python3 -m venv .venv
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check pipenv==2026.10.3
-  fi
-  # Every package of the tree, direct or not, is pinned exactly in the Pipfile, so this resolves the same versions
-  # on every machine; the Pipfile.lock it writes stays local (git-ignored: the house rules keep locks out of git).
-  .venv/bin/pipenv install --dev
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  # Every package of the tree, direct or not, is pinned exactly in the Pipfile ([packages] and [dev-packages]), so one
+  # `pip install` of all the pins resolves once and installs the same versions on every machine. (`pipenv install
+  # --dev` resolved the tree twice: its lock resolves [packages], then [dev-packages] with [packages]' pins as
+  # constraints, hashing every file, before it installs; the lock it wrote was git-ignored anyway. `pipenv install
+  # --dev` still works on this Pipfile for whoever prefers it.)
+  .venv/bin/python - > .venv/pins.txt <<'PY'
+import tomllib
+pipfile = tomllib.load(open("Pipfile", "rb"))
+for section in ("packages", "dev-packages"):
+    for name, pin in pipfile[section].items():
+        print(f"{name}{pin}")
+PY
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r .venv/pins.txt
 else
   # The same exact pins with the engine swapped (scripts/engine_requirements.py); setuptools as pipenv's
   # venv has it (pip builds a source distribution with its bdist_wheel).

@@ -135,11 +135,22 @@ VARIANTS: dict[str, Callable[[dict], dict]] = {
 
 
 def write_variant(source: Path, variant: str, dest: Path) -> Path:
-    data = yaml.safe_load(source.read_text())
-    data = VARIANTS[variant](data)
+    """The variant, under the source's leading comment lines (its schema modeline first), as an edit keeps them."""
+    text = source.read_text()
+    header = "".join(line for line in _leading_comments(text))
+    data = VARIANTS[variant](yaml.safe_load(text))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(yaml.safe_dump(data, sort_keys=False))
+    dest.write_text(header + yaml.safe_dump(data, sort_keys=False))
     return dest
+
+
+def _leading_comments(text: str) -> list[str]:
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return lines
 
 
 if __name__ == "__main__":

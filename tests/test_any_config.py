@@ -85,3 +85,16 @@ def test_a_variant_gets_an_address_snapshot_of_its_own(shipped_variant, tmp_path
     synthesize(plan, tmp_path / "again")
     again = Synth(tmp_path / "again")
     assert snap.compare(snap.read(path), {n: again.stack(n) for n in again.stack_names}) == ({}, {})
+
+
+
+def test_a_variant_keeps_the_files_leading_comments(tmp_path):
+    """The schema modeline (tests/test_config_reference.py checks the cluster file starts with it) survives."""
+    from tests.conftest import DESCRIPTION_CONFIG
+    from tools.config_reference import MODELINE
+
+    body = "".join(line for line in DESCRIPTION_CONFIG.read_text().splitlines(keepends=True) if not line.startswith("#"))
+    source = tmp_path / "source.yaml"
+    source.write_text(f"{MODELINE}\n# a team's note\n{body}")
+    lines = write_variant(source, "big-other-network", tmp_path / "v.yaml").read_text().splitlines()
+    assert lines[:2] == [MODELINE, "# a team's note"] and not lines[2].startswith("#")

@@ -216,12 +216,34 @@ def test_doctor_reports_terraform_missing_or_too_old(fake_terraform):
     assert line.startswith("terraform: not on the PATH")
 
 
+def _listener(banner: bytes | None):
+    """A local port that accepts one connection and sends `banner` (None: says nothing, as a proxy that accepts
+    every connection does)."""
+    import threading
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+
+    def serve() -> None:
+        conn, _ = listening.accept()
+        with conn:
+            if banner is not None:
+                conn.sendall(banner)
+            conn.recv(1)  # until the probe closes
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listening
+
+
 def test_doctor_probes_ssh_with_a_bounded_timeout():
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen()
-        open_port = listening.getsockname()[1]
-        assert doctor.ssh_lines([("up", "127.0.0.1")], open_port, timeout=1) == []
+    with _listener(b"SSH-2.0-OpenSSH_9.6\r\n") as ssh_server:
+        assert doctor.ssh_lines([("up", "127.0.0.1")], ssh_server.getsockname()[1], timeout=1) == []
+    with _listener(None) as silent:  # the connection opens, but nothing speaks SSH
+        port = silent.getsockname()[1]
+        (line,) = doctor.ssh_lines([("mute", "127.0.0.1")], port, timeout=1)
+        assert line == (f"ssh: mute (127.0.0.1:{port}) does not answer: the port accepts a connection but no SSH "
+                        "server identified itself within 1 s")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]

@@ -34,6 +34,8 @@ ALLOWED = {
     ("test_synth_cache.py", "test_each_input_changes_the_key"): "edits the copy's file, whatever it holds",
     ("test_any_config.py", "test_the_variants_cover_every_edit_of_the_issue"): "compares variants with it",
     ("test_review.py", "test_worktree_head_reviews_uncommitted_changes"): "a fake `git status` line, no read",
+    ("test_deploy_workflow_local.py", "write_config"): "writes a fixture over a fresh copy's file",
+    ("test_deploy_workflow_local.py", "shipped_with_remote_state"): "deploy.yml's steps on it (backend made remote)",
     ("heavy_edits.py", "<module>"): "`python -m tests.heavy_edits` writes a variant of it (by hand)",
 }
 

@@ -82,11 +82,21 @@ def variable_lines(outdir: Path, stacks: list[str], environ: dict[str, str], des
 
 
 def _probe(address: str, port: int, timeout: float) -> str | None:
+    """None when an SSH server answers: a TCP connection alone is not enough (a firewall or a transparent proxy
+    accepts every connection), the server must send its identification string (`SSH-...`, RFC 4253 4.2)."""
     try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return None
+        conn = socket.create_connection((address, port), timeout=timeout)
     except OSError as err:
         return err.strerror or type(err).__name__
+    with conn:
+        conn.settimeout(timeout)
+        try:
+            banner = conn.recv(1024)
+        except OSError:
+            banner = b""
+    if b"SSH-" in banner:
+        return None
+    return f"the port accepts a connection but no SSH server identified itself within {timeout:g} s"
 
 
 def ssh_lines(nodes: list[tuple[str, str]], port: int, timeout: float = SSH_TIMEOUT) -> list[str]:

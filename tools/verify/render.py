@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from tools.verify import schema_refs
 from tools.verify.charts import ChartInfo, ChartMissing, ChartStore, load_chart
 from tools.verify.plan import Release
 
@@ -68,6 +69,8 @@ class Rendered:
     error: str | None = None          # helm's message, or why the chart could not be obtained
     missing_chart: bool = False
     api_versions: list[str] = field(default_factory=list)
+    # values.schema.json references that cannot be read without the network (tools/verify/schema_refs.py)
+    unresolved_refs: list[str] = field(default_factory=list)
 
 
 def helm_args(release: Release, chart_path: Path, kube_version: str | None, api_versions: list[str],
@@ -126,7 +129,12 @@ def render_one(store: ChartStore, release: Release, kube_version: str | None, ap
         result.error, result.missing_chart = str(exc), True
         return result
     with tempfile.TemporaryDirectory(prefix="helix-verify-") as tmp:
-        args = helm_args(release, result.chart_path, kube_version, api_versions, Path(tmp))
+        # Remote Kubernetes $refs of its schemas pointed at local definitions: no network while helm validates.
+        path, result.unresolved_refs = schema_refs.prepare(result.chart_path, Path(tmp))
+        if result.unresolved_refs:
+            result.error = f"{len(result.unresolved_refs)} values.schema.json reference(s) not readable offline"
+            return result
+        args = helm_args(release, path, kube_version, api_versions, Path(tmp))
         env = store._helm_env()
         try:
             proc = subprocess.run([store.helm, *args], capture_output=True, text=True, env=env, timeout=300)

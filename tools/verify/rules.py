@@ -154,6 +154,11 @@ class RenderRule(Rule):
             if res.missing_chart:
                 yield finding(self.name, release, "chart", res.error)
                 continue
+            for ref in res.unresolved_refs:   # one line each, never helm's "failing loading" over the network
+                yield finding(self.name, release, f"chart {release.chart} {release.version}",
+                              f"not rendered: {ref}")
+            if res.unresolved_refs:
+                continue
             msg = res.error.removeprefix("Error: ")
             if "incompatible with Kubernetes" in msg:
                 msg = f"the chart's kubeVersion excludes Kubernetes {ctx.kube_version}: {msg}"
