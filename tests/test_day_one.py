@@ -502,3 +502,43 @@ def test_layers_wait_only_for_real_needs(synth):
         if synth.resources(stack, "helm_release") and stack not in ("cni", "foundation"):
             assert {"cni", "foundation"} <= deps[stack], stack
 
+
+
+# --- 8. issue 26 against the charts: OnCall mails the way Alertmanager does -------------------------------------
+# Facts of grafana/oncall at v1.16.5 (helm/oncall/templates/_env.tpl, engine/common/utils.py), as data: the chart
+# passes smtp.tls and smtp.ssl through Helm's `default` (tls defaulting to true, ssl to false), then toString and
+# title, into EMAIL_USE_TLS and EMAIL_USE_SSL, which the engine reads as true only for "true" or "1" (lowercased);
+# it fails when both are true. Alertmanager (v0.34, notify/email) speaks implicit TLS to a relay on port 465.
+ONCALL_SMTP_DEFAULTS = {"tls": True, "ssl": False}
+HELM_EMPTY = (None, False, "", 0)
+
+
+def _oncall_engine_reads(smtp: dict, key: str) -> bool:
+    value = smtp.get(key)
+    seen = ONCALL_SMTP_DEFAULTS[key] if value in HELM_EMPTY else value
+    return str(seen).title().lower() in ("true", "1")
+
+
+def _oncall_smtp(tmp_path: Path, smarthost: str, require_tls: bool) -> dict:
+    from planner.load import load_plan
+
+    cfg = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
+    cfg["alerting"] = {"email": {"to": ["ops@example.org"], "sender": "am@example.org", "smarthost": smarthost,
+                                 "require_tls": require_tls}}
+    path = tmp_path / "helix.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    plan = load_plan(path)
+    (oncall,) = [c for c in plan.components.values() if "incident-manager" in c.provides]
+    return oncall.values["oncall"]["smtp"]
+
+
+@pytest.mark.parametrize(("smarthost", "require_tls", "starttls", "implicit"), [
+    ("relay.example.org:25", False, False, False),   # before: the chart's default turned a false tls into STARTTLS
+    ("relay.example.org:587", True, True, False),
+    ("relay.example.org:465", True, False, True),    # before: STARTTLS on the SMTPS port, which Alertmanager never does
+])
+def test_oncall_mail_uses_tls_as_the_relay_does(tmp_path, smarthost, require_tls, starttls, implicit):
+    smtp = _oncall_smtp(tmp_path, smarthost, require_tls)
+    assert _oncall_engine_reads(smtp, "tls") is starttls
+    assert _oncall_engine_reads(smtp, "ssl") is implicit
+    assert not (_oncall_engine_reads(smtp, "tls") and _oncall_engine_reads(smtp, "ssl"))
