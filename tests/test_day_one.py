@@ -542,3 +542,24 @@ def test_oncall_mail_uses_tls_as_the_relay_does(tmp_path, smarthost, require_tls
     assert _oncall_engine_reads(smtp, "tls") is starttls
     assert _oncall_engine_reads(smtp, "ssl") is implicit
     assert not (_oncall_engine_reads(smtp, "tls") and _oncall_engine_reads(smtp, "ssl"))
+
+
+# --- 9. issue 26 against the sources: an exemplar links to its trace whichever path wrote it -------------------
+# Facts, as data: Tempo's metrics generator (v2.10.8, the tempo chart 2.2.4's appVersion) labels the trace id of a
+# span-metrics exemplar `traceID` unless overrides.defaults.metrics_generator.trace_id_label_name says otherwise
+# (modules/generator/registry); Alloy's otelcol.exporter.prometheus (v1.18.1) labels it `trace_id`. Grafana links
+# an exemplar to a trace only through a destination named after that label.
+TEMPO_TRACE_ID_LABEL_DEFAULT = "traceID"
+ALLOY_OTLP_TRACE_ID_LABEL = "trace_id"
+
+
+def test_every_exemplar_label_links_to_tempo(plan):
+    components = plan.components
+    if not {"tempo", "mimir", "grafana", "alloy"} <= set(components):
+        pytest.skip("the traces and metrics paths are not all installed")
+    generator = components["tempo"].values["tempo"]["overrides"]["defaults"]["metrics_generator"]
+    written = {generator.get("trace_id_label_name", TEMPO_TRACE_ID_LABEL_DEFAULT), ALLOY_OTLP_TRACE_ID_LABEL}
+    sources = components["grafana"].values["datasources"]["datasources.yaml"]["datasources"]
+    (mimir,) = [s for s in sources if s.get("uid") == "mimir"]
+    linked = {d["name"] for d in mimir["jsonData"]["exemplarTraceIdDestinations"] if d["datasourceUid"] == "tempo"}
+    assert written <= linked, written - linked
