@@ -563,3 +563,20 @@ def test_every_exemplar_label_links_to_tempo(plan):
     (mimir,) = [s for s in sources if s.get("uid") == "mimir"]
     linked = {d["name"] for d in mimir["jsonData"]["exemplarTraceIdDestinations"] if d["datasourceUid"] == "tempo"}
     assert written <= linked, written - linked
+
+
+# --- 10. issue 26 against the index: the oncall-setup Job runs the engine's own image ----------------------------
+# Facts of grafana/helm-charts' index, as data: the appVersion each published oncall chart runs (its engine image's
+# tag; the source tag's Chart.yaml says otherwise, as the release workflow sets both at publish time).
+ONCALL_PUBLISHED_APP_VERSION = {"1.16.5": "v1.16.5"}
+
+
+def test_oncall_setup_runs_the_engines_image(inputs):
+    _, catalog = inputs
+    spec, _ = catalog["oncall"]
+    assert spec.version in ONCALL_PUBLISHED_APP_VERSION, f"record the appVersion of oncall {spec.version}"
+    engine = f"grafana/oncall:{ONCALL_PUBLISHED_APP_VERSION[spec.version]}"
+    assert "tag" not in (spec.values.get("image") or {})   # the engine runs the chart's appVersion
+    docs = [d for d in yaml.safe_load_all((ROOT / "config/manifests/oncall/setup.yaml").read_text()) if d]
+    (job,) = [d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "oncall-setup"]
+    assert [c["image"] for c in job["spec"]["template"]["spec"]["containers"]] == [engine]
