@@ -502,3 +502,81 @@ def test_layers_wait_only_for_real_needs(synth):
         if synth.resources(stack, "helm_release") and stack not in ("cni", "foundation"):
             assert {"cni", "foundation"} <= deps[stack], stack
 
+
+
+# --- 8. issue 26 against the charts: OnCall mails the way Alertmanager does -------------------------------------
+# Facts of grafana/oncall at v1.16.5 (helm/oncall/templates/_env.tpl, engine/common/utils.py), as data: the chart
+# passes smtp.tls and smtp.ssl through Helm's `default` (tls defaulting to true, ssl to false), then toString and
+# title, into EMAIL_USE_TLS and EMAIL_USE_SSL, which the engine reads as true only for "true" or "1" (lowercased);
+# it fails when both are true. Alertmanager (v0.34, notify/email) speaks implicit TLS to a relay on port 465.
+ONCALL_SMTP_DEFAULTS = {"tls": True, "ssl": False}
+HELM_EMPTY = (None, False, "", 0)
+
+
+def _oncall_engine_reads(smtp: dict, key: str) -> bool:
+    value = smtp.get(key)
+    seen = ONCALL_SMTP_DEFAULTS[key] if value in HELM_EMPTY else value
+    return str(seen).title().lower() in ("true", "1")
+
+
+def _oncall_smtp(tmp_path: Path, smarthost: str, require_tls: bool) -> dict:
+    from planner.load import load_plan
+
+    cfg = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
+    cfg["alerting"] = {"email": {"to": ["ops@example.org"], "sender": "am@example.org", "smarthost": smarthost,
+                                 "require_tls": require_tls}}
+    path = tmp_path / "helix.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    plan = load_plan(path)
+    (oncall,) = [c for c in plan.components.values() if "incident-manager" in c.provides]
+    return oncall.values["oncall"]["smtp"]
+
+
+@pytest.mark.parametrize(("smarthost", "require_tls", "starttls", "implicit"), [
+    ("relay.example.org:25", False, False, False),   # before: the chart's default turned a false tls into STARTTLS
+    ("relay.example.org:587", True, True, False),
+    ("relay.example.org:465", True, False, True),    # before: STARTTLS on the SMTPS port, which Alertmanager never does
+])
+def test_oncall_mail_uses_tls_as_the_relay_does(tmp_path, smarthost, require_tls, starttls, implicit):
+    smtp = _oncall_smtp(tmp_path, smarthost, require_tls)
+    assert _oncall_engine_reads(smtp, "tls") is starttls
+    assert _oncall_engine_reads(smtp, "ssl") is implicit
+    assert not (_oncall_engine_reads(smtp, "tls") and _oncall_engine_reads(smtp, "ssl"))
+
+
+# --- 9. issue 26 against the sources: an exemplar links to its trace whichever path wrote it -------------------
+# Facts, as data: Tempo's metrics generator (v2.10.8, the tempo chart 2.2.4's appVersion) labels the trace id of a
+# span-metrics exemplar `traceID` unless overrides.defaults.metrics_generator.trace_id_label_name says otherwise
+# (modules/generator/registry); Alloy's otelcol.exporter.prometheus (v1.18.1) labels it `trace_id`. Grafana links
+# an exemplar to a trace only through a destination named after that label.
+TEMPO_TRACE_ID_LABEL_DEFAULT = "traceID"
+ALLOY_OTLP_TRACE_ID_LABEL = "trace_id"
+
+
+def test_every_exemplar_label_links_to_tempo(plan):
+    components = plan.components
+    if not {"tempo", "mimir", "grafana", "alloy"} <= set(components):
+        pytest.skip("the traces and metrics paths are not all installed")
+    generator = components["tempo"].values["tempo"]["overrides"]["defaults"]["metrics_generator"]
+    written = {generator.get("trace_id_label_name", TEMPO_TRACE_ID_LABEL_DEFAULT), ALLOY_OTLP_TRACE_ID_LABEL}
+    sources = components["grafana"].values["datasources"]["datasources.yaml"]["datasources"]
+    (mimir,) = [s for s in sources if s.get("uid") == "mimir"]
+    linked = {d["name"] for d in mimir["jsonData"]["exemplarTraceIdDestinations"] if d["datasourceUid"] == "tempo"}
+    assert written <= linked, written - linked
+
+
+# --- 10. issue 26 against the index: the oncall-setup Job runs the engine's own image ----------------------------
+# Facts of grafana/helm-charts' index, as data: the appVersion each published oncall chart runs (its engine image's
+# tag; the source tag's Chart.yaml says otherwise, as the release workflow sets both at publish time).
+ONCALL_PUBLISHED_APP_VERSION = {"1.16.5": "v1.16.5"}
+
+
+def test_oncall_setup_runs_the_engines_image(inputs):
+    _, catalog = inputs
+    spec, _ = catalog["oncall"]
+    assert spec.version in ONCALL_PUBLISHED_APP_VERSION, f"record the appVersion of oncall {spec.version}"
+    engine = f"grafana/oncall:{ONCALL_PUBLISHED_APP_VERSION[spec.version]}"
+    assert "tag" not in (spec.values.get("image") or {})   # the engine runs the chart's appVersion
+    docs = [d for d in yaml.safe_load_all((ROOT / "config/manifests/oncall/setup.yaml").read_text()) if d]
+    (job,) = [d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "oncall-setup"]
+    assert [c["image"] for c in job["spec"]["template"]["spec"]["containers"]] == [engine]
