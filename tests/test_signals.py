@@ -573,6 +573,9 @@ def test_a_public_hostname_of_a_meshed_app_crosses_a_sidecar(tmp_path):
     others = [r for r in plan.edge.routes if r not in meshed]
     assert others and all(r.mesh_service is None and r.hostname not in services for r in others)
     assert all(urlparse(r.service).hostname != urlparse(meshed[0].service).hostname for r in others if r.backend)
+    # cloudflared is a trusted hop: the client's X-Forwarded-For and X-Forwarded-Proto (https) survive the gateway.
+    topology = json.loads(gateway.values["podAnnotations"]["proxy.istio.io/config"])["gatewayTopology"]
+    assert topology == {"numTrustedProxies": 1}
     # Flagger's canaries shape these requests only if it writes Istio VirtualServices.
     assert plan.components["flagger"].values["meshProvider"] == "istio"
 
