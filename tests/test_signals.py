@@ -594,6 +594,22 @@ def test_the_public_names_in_the_mesh_are_closed_to_the_lan(tmp_path):
     assert sorted(rule["to"][0]["operation"]["hosts"]) == sorted(hosts + [f"{h}:*" for h in hosts])
 
 
+def test_a_name_sent_to_the_gateway_by_origin_joins_it_without_a_virtual_service(tmp_path):
+    """An app under Flagger: its hostname's origin is the gateway; the Gateway admits it (and guards it from the
+    LAN), and the Canary, not the planner, writes its VirtualService."""
+    cfg = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
+    origin = next(r.service for r in plan_with(tmp_path).edge.routes if r.mesh_service)  # the gateway's URL
+    cfg["cloudflare"]["hostnames"].append({"name": f"podinfo.{cfg['domain']}", "origin": origin})
+    path = tmp_path / "canary.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    plan = load_plan(path)
+    (gw,) = _mesh_objects(plan, "Gateway")
+    assert f"podinfo.{cfg['domain']}" in gw["spec"]["servers"][0]["hosts"]
+    (policy,) = _mesh_objects(plan, "AuthorizationPolicy")
+    assert f"podinfo.{cfg['domain']}" in policy["spec"]["rules"][0]["to"][0]["operation"]["hosts"]
+    assert all(f"podinfo.{cfg['domain']}" not in vs["spec"]["hosts"] for vs in _mesh_objects(plan, "VirtualService"))
+
+
 def test_no_gateway_objects_when_no_public_name_enters_the_mesh(tmp_path):
     plan = plan_with(tmp_path, drop_hostnames=("flagsmith.",))
     assert not [m for m in plan.manifests if m.release == "istio-public-gateway"]

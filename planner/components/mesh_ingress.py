@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from planner.components.service_mesh import injected
 from planner.edge_rules import hosts_served, ingress_class_of
@@ -79,16 +80,25 @@ def public_routes(cfg: HelixConfig, components: Mapping[str, Component]) -> list
     return out
 
 
+def explicit_hosts(cfg: HelixConfig, component: Component) -> list[str]:
+    """The tunnel's hostnames whose explicit `origin` is this gateway (an app whose Canary, not the planner,
+    writes the VirtualService: docs/mesh.md)."""
+    ns, domain = component.namespace, cfg.cluster.cluster_domain
+    name = gateway_name(component)
+    names = {f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.{domain}"}
+    return [h.name for h in cfg.cloudflare.hostnames if h.origin and urlparse(h.origin).hostname in names]
+
+
 def public_gateway(cfg: HelixConfig, component: Component, components: Mapping[str, Component]) -> list[dict[str, Any]]:
     """The Gateway `public` on the ingress gateway's HTTP port (Cloudflare terminates TLS, the tunnel is
     encrypted), one VirtualService per hostname to its Service, and a DENY AuthorizationPolicy: the gateway's
     Service is also a LAN LoadBalancer, and these names are reached only from the pod network (cloudflared),
     never past Cloudflare Access from the LAN. Nothing when no hostname enters the mesh."""
     routes = public_routes(cfg, components)
-    if not routes:
+    hosts = [r.hostname for r in routes] + (explicit_hosts(cfg, component) if cfg.cloudflare.enabled else [])
+    if not hosts:
         return []
     ns, domain = component.namespace, cfg.cluster.cluster_domain
-    hosts = [r.hostname for r in routes]
     meta = lambda name: {"name": name, "namespace": ns}  # noqa: E731
     gateway = {
         "apiVersion": "networking.istio.io/v1",
