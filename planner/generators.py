@@ -1,7 +1,8 @@
 """Manifests built from the cluster file or a component's values, named in the catalog by `generator:`.
 
-Each generator returns the objects of one raw-chart release, or an empty list when there is nothing to install
-(the release is then left out of the plan).
+Each generator takes the cluster file, its component and every installed component (the public gateway reads
+which apps serve the public names), and returns the objects of one raw-chart release, or an empty list when
+there is nothing to install (the release is then left out of the plan).
 """
 
 from __future__ import annotations
