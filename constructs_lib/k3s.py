@@ -8,7 +8,9 @@ What the construct creates:
 - the cluster PKI with the tls provider: the server, client and request-header CAs, the two etcd CAs and the
   service-account signing key (all ``prevent_destroy``). They are uploaded to the server that initializes the
   cluster before k3s first starts, so Terraform knows the admin credentials without reading anything back;
-- an admin client certificate signed by the client CA, in the ``system:masters`` group;
+- an admin client certificate signed by the client CA, in ``admin_group``: ``system:masters`` by default, or a group
+  bound to cluster-admin by a ClusterRoleBinding in every server's manifests directory, which a change of the group
+  revokes for every certificate issued before;
 - per node, an install ``null_resource``: it uploads config.yaml, the token file and the server CA, and runs
   ``install.sh`` (see ``constructs_lib/k3s_scripts.py``): check that the API endpoint's ``/cacerts`` serves this
   cluster's CA (which also waits for a VIP), join through it, or - only on the bootstrap server, and only when
@@ -27,6 +29,9 @@ What the construct creates:
 - with ``kube_vip``, kube-vip's static pod on every server (written before k3s starts) holding ``api_host``; and
   ``endpoint-check``, run on the bootstrap server once it is ready: the endpoint serves the cluster CA before the
   second server and the agents join (agents fall back to the servers while it does not);
+- ``token-rotate``, on a server before the config rolls: a changed server secret (``server_token_rotation``) is
+  rotated in the cluster with ``k3s token rotate``; the rolls then restart every node with its new token files
+  (their triggers hold a sha256 of the secrets, never a secret);
 - ``terraform_data`` ``join-version``: the k3s version new nodes install. It records ``version`` at the first apply
   and keeps it when ``version`` changes (the upgrade Plans move existing nodes), so a node added in the same
   change never runs newer than the servers; a ``check`` block shows the difference until it is recorded again;
@@ -77,7 +82,7 @@ from constructs_lib.engine import (
     TlsProvider,
     Token,
 )
-from constructs_lib.k3s_scripts import CONFIG_DIR, STAGING_DIR
+from constructs_lib.k3s_scripts import ADMIN_BINDING, CONFIG_DIR, STAGING_DIR
 from constructs_lib.kube_vip import KubeVip, static_pod_manifest
 from constructs_lib.providers import ensure_provider
 
@@ -234,6 +239,15 @@ class K3sClusterProps:
         ready_timeout: seconds a node waits for k3s to be ready after (re)starting it.
         drain_timeout: seconds a drain may take when a node is removed (like join_timeout and ready_timeout).
         protect_pki: prevent_destroy on the CAs, the keys and the tokens.
+        server_token_rotation: 0 uses the server secret generated at the first apply; any other number a secret
+            generated for that number: changing it rotates the server token (`k3s token rotate` on a server, then
+            every server restarted with the new token file, one at a time).
+        agent_token_rotation: the same for the agent secret (every server restarted with it, then every agent).
+        admin_group: the group (O=) of Terraform's admin certificate. 'system:masters' (the default) can't be revoked
+            by RBAC; any other group is bound to cluster-admin by the ClusterRoleBinding `terraform-admin`, written
+            into every server's manifests directory (k3s's deploy controller applies it, and prunes what a changed
+            file no longer holds). Changing the group re-issues the certificate and moves the binding: every
+            certificate issued for the old group (a leaked kubeconfig) loses its access.
         server_config: extra keys merged into every server's config.yaml.
         agent_config: extra keys merged into every agent's config.yaml.
     """
@@ -268,6 +282,9 @@ class K3sClusterProps:
     ready_timeout: int = 300
     drain_timeout: int = 300
     protect_pki: bool = True
+    server_token_rotation: int = 0
+    agent_token_rotation: int = 0
+    admin_group: str = "system:masters"
     server_config: Mapping[str, Any] = field(default_factory=dict)
     agent_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -297,6 +314,18 @@ def _validate(props: K3sClusterProps) -> None:
         raise ValueError(f"K3sCluster: pass installer_sha256 for install.sh at {tag} (install.sh.sha256sum at the tag)")
 
 
+def admin_binding_manifest(group: str) -> str:
+    """A ClusterRoleBinding of `group` to cluster-admin, for k3s's manifests directory."""
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": ADMIN_BINDING},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+    }
+    return yaml.safe_dump(binding, sort_keys=False, default_flow_style=False)
+
+
 def _hcl_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "$${").replace("%{", "%%{") + '"'
 
@@ -309,7 +338,7 @@ class K3sCluster(Construct):
     Attributes:
         api_url: https://<api_host>:<api_port> (a Terraform local, so other stacks reference it).
         cluster_ca_certificate: PEM of the server CA (what the API server presents).
-        client_certificate: PEM of the admin client certificate (O=system:masters).
+        client_certificate: PEM of the admin client certificate (O=admin_group).
         client_key: PEM of its private key.
         kubeconfig: a kubeconfig (YAML) with these credentials.
         access: the same credentials as a ClusterAccess, for ClusterProviders in this or another stack.
@@ -332,13 +361,14 @@ class K3sCluster(Construct):
 
         # Alphanumeric secrets: they need no quoting anywhere. The resource id "token" is kept from earlier
         # versions (the server secret stays what existing clusters were bootstrapped with).
-        server_secret = Password(self, "token", length=48, special=False, lifecycle=protect).result
-        agent_secret = Password(self, "agent-token", length=48, special=False, lifecycle=protect).result
+        server_secret = self._secret("token", props.server_token_rotation, protect)
+        agent_secret = self._secret("agent-token", props.agent_token_rotation, protect)
         self._pki(protect)
         ca_hash = Fn.sha256(self.cluster_ca_certificate)
         self.server_token = f"K10{ca_hash}::server:{server_secret}"
         self.agent_token = f"K10{ca_hash}::node:{agent_secret}"
         self._agent_secret = agent_secret
+        self._server_secret = server_secret
         # Kept for callers of earlier versions: the server secret (not CA-pinned).
         self.token = server_secret
 
@@ -380,8 +410,10 @@ class K3sCluster(Construct):
             server_hosts = [*server_hosts, self.endpoint_check]
         for node in agents:
             self._node(node, depends_on=server_hosts)
+        # A new server secret reaches the cluster first (k3s token rotate), then the servers' files (the rolls).
+        self.token_rotate = self._token_rotate(after=server_hosts)
         # Config rolls: one node at a time, servers first.
-        rolled: list[NullResource] = []
+        rolled: list[NullResource] = [self.token_rotate]
         for node in [*ordered, *agents]:
             rolled.append(self._config_roll(node, after=rolled[-1:]))
         # Drains, destroyed in reverse: agents (depend on every server's drain) before servers, and servers one at
@@ -393,6 +425,34 @@ class K3sCluster(Construct):
             self._drain(node, after=server_drains)
         self._departed()
         self.kubeconfig = self._kubeconfig()
+
+    def _secret(self, id: str, rotation: int, protect: TerraformResourceLifecycle | None) -> str:
+        """A join secret: the one generated at the first apply (kept, prevent_destroy), or for rotation N > 0 one
+        generated for N (its `keepers`): a change of N replaces it, which rotates the token."""
+        original = Password(self, id, length=48, special=False, lifecycle=protect).result
+        if rotation == 0:
+            return original
+        return Password(self, f"{id}-rotated", length=48, special=False, keepers={"rotation": str(rotation)}).result
+
+    def _token_rotate(self, *, after: Sequence[ITerraformDependable]) -> NullResource:
+        """On a server, before any config roll: a changed server token is rotated in the cluster (k3s token
+        rotate, authenticated with the installed token); nothing happens when the installed token is current."""
+        node = self._via("")
+        script = scripts.terraform_escape(scripts.token_rotate_script(node.name))
+        return NullResource(
+            self,
+            "token-rotate",
+            # A hash of the token (never the token): a new secret replaces this resource, which rotates it.
+            triggers={"token": Fn.sha256(self._server_secret)},
+            connection=self._connection(node.address, node.host_key),
+            provisioners=[
+                self._staging(),
+                FileProvisioner(type="file", content=self.server_token, destination=f"{STAGING_DIR}/token"),
+                FileProvisioner(type="file", content=script, destination=f"{STAGING_DIR}/rotate-token.sh"),
+                RemoteExecProvisioner(type="remote-exec", inline=[f"sh {STAGING_DIR}/rotate-token.sh"]),
+            ],
+            depends_on=list(after),
+        )
 
     # --- PKI -------------------------------------------------------------------------------------------
 
@@ -422,7 +482,7 @@ class K3sCluster(Construct):
             self,
             "admin-csr",
             private_key_pem=admin_key.private_key_pem,
-            subject=[CertRequestSubject(common_name="terraform-admin", organization="system:masters")],
+            subject=[CertRequestSubject(common_name="terraform-admin", organization=self.props.admin_group)],
         )
         admin = LocallySignedCert(
             self,
@@ -634,6 +694,9 @@ class K3sCluster(Construct):
         manifest = self.kube_vip_manifest()
         if manifest is not None and node.role == "server":
             rolled["kube-vip static pod"] = manifest
+        binding = self.admin_binding_manifest()
+        if binding is not None and node.role == "server":
+            rolled["admin binding"] = binding
         return hashlib.sha256(json.dumps(rolled, sort_keys=True).encode()).hexdigest()
 
     def _peers(self, node: K3sNode) -> list[str]:
@@ -659,6 +722,7 @@ class K3sCluster(Construct):
                 embedded_etcd=p.embedded_etcd,
                 may_initialize="@MAY_INITIALIZE@" if node is self.bootstrap else False,
                 kube_vip=p.kube_vip is not None and node.role == "server",
+                admin_group=self._bound_group(node),
                 join_timeout=p.join_timeout,
                 ready_timeout=p.ready_timeout,
                 root=root,
@@ -673,16 +737,35 @@ class K3sCluster(Construct):
                 ready_timeout=self.props.ready_timeout,
                 root=root,
                 kube_vip=self.props.kube_vip is not None and node.role == "server",
+                admin_group=self._bound_group(node),
             )
         )
 
+    def admin_binding_manifest(self) -> str | None:
+        """The ClusterRoleBinding of the admin group to cluster-admin (None for system:masters)."""
+        if self.props.admin_group == "system:masters":
+            return None
+        return admin_binding_manifest(self.props.admin_group)
+
+    def _bound_group(self, node: K3sNode) -> str | None:
+        return self.props.admin_group if node.role == "server" and self.admin_binding_manifest() is not None else None
+
     def _kube_vip_upload(self, node: K3sNode) -> list[FileProvisioner]:
-        manifest = self.kube_vip_manifest()
-        if manifest is None or node.role != "server":
+        """The files a server installs besides config.yaml and the tokens: kube-vip's static pod, the admin binding."""
+        if node.role != "server":
             return []
-        return [
-            FileProvisioner(type="file", content=scripts.terraform_escape(manifest), destination=f"{STAGING_DIR}/kube-vip.yaml")
-        ]
+        uploads = []
+        manifest = self.kube_vip_manifest()
+        if manifest is not None:
+            uploads.append(
+                FileProvisioner(type="file", content=scripts.terraform_escape(manifest), destination=f"{STAGING_DIR}/kube-vip.yaml")
+            )
+        binding = self.admin_binding_manifest()
+        if binding is not None:
+            uploads.append(
+                FileProvisioner(type="file", content=scripts.terraform_escape(binding), destination=f"{STAGING_DIR}/{ADMIN_BINDING}.yaml")
+            )
+        return uploads
 
     def _connection(self, host: str, host_key: str | None) -> SSHProvisionerConnection:
         ssh = self.props.ssh
@@ -761,9 +844,10 @@ class K3sCluster(Construct):
         script = scripts.terraform_escape(self.render_reconfigure_script(node))
         triggers = {"node": node.name, "fingerprint": self.fingerprint(node)}
         secret = self._secret_keys(node)
-        if secret:
-            # Rotated S3 keys reach every server: a hash of them (never the keys) is part of what the roll tracks.
-            triggers["secrets"] = Fn.sha256(Fn.join("\n", [secret[k] for k in sorted(secret)]))
+        # Rotated tokens and S3 keys reach every node: a hash of them (never the values) is part of what the roll
+        # tracks.
+        tokens = [self._server_secret, self._agent_secret] if node.role == "server" else [self._agent_secret]
+        triggers["secrets"] = Fn.sha256(Fn.join("\n", [*tokens, *(secret[k] for k in sorted(secret))]))
         roll = NullResource(
             self,
             f"{node.name}-config",

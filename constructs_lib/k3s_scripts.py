@@ -25,6 +25,11 @@ POD_MANIFESTS_DIR = "/var/lib/rancher/k3s/agent/pod-manifests"
 # Kept by the removal of a server: k3s-uninstall.sh deletes /var/lib/rancher/k3s, snapshots included.
 SNAPSHOT_KEEP_DIR = "/var/backups/k3s-etcd-snapshots"
 SNAPSHOT_DIR = "/var/lib/rancher/k3s/server/db/snapshots"
+# k3s's deploy controller applies every file here on each server (at start, and within 15 s of a change), and
+# prunes the objects a changed file no longer holds (pkg/deploy/controller.go).
+SERVER_MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
+# The ClusterRoleBinding of the admin group to cluster-admin (its name, and its file's basename there).
+ADMIN_BINDING = "terraform-admin"
 
 
 def q(value: str) -> str:
@@ -56,6 +61,35 @@ wait_ready() {{
 """
 
 
+def admin_binding_install() -> list[str]:
+    """Install the staged admin binding into k3s's manifests directory when it differs (no restart: k3s's deploy
+    controller applies a changed file within 15 s)."""
+    return [
+        f'binding="$root"{SERVER_MANIFESTS_DIR}/{ADMIN_BINDING}.yaml',
+        f'if ! cmp -s "$staging/{ADMIN_BINDING}.yaml" "$binding"; then',
+        f'  install -d -m 0700 "$root"{SERVER_MANIFESTS_DIR}',
+        f'  install -m 0600 "$staging/{ADMIN_BINDING}.yaml" "$binding"',
+        "fi",
+    ]
+
+
+def admin_binding_wait(group: str, *, timeout: int = 120, interval: int = 5) -> list[str]:
+    """Wait, bounded, until the API serves the binding with `group`: the admin certificate of that group works
+    before anything uses it."""
+    jsonpath = "{.subjects[0].name}"
+    return [
+        f"# The admin certificate's group ({group}) is bound to cluster-admin before anything uses it.",
+        "i=0",
+        f"until [ \"$(timeout 10 k3s kubectl get clusterrolebinding {ADMIN_BINDING} -o jsonpath='{jsonpath}' 2>/dev/null)\" = {q(group)} ]; do",
+        "  i=$((i + 1))",
+        f'  if [ "$i" -ge {max(1, timeout // interval)} ]; then',
+        f'    fail "k3s did not bind {group} to cluster-admin within {timeout}s ({SERVER_MANIFESTS_DIR}/{ADMIN_BINDING}.yaml; kubectl -n kube-system get addon {ADMIN_BINDING})"',
+        "  fi",
+        f"  sleep {interval}",
+        "done",
+    ]
+
+
 @dataclass(frozen=True)
 class InstallScript:
     """Values of one node's install.sh."""
@@ -73,6 +107,8 @@ class InstallScript:
     may_initialize: bool | str = False
     # kube-vip's static pod is staged (servers with a kube-vip endpoint): installed before k3s starts.
     kube_vip: bool = False
+    # The admin certificate's group, bound by a staged manifest (servers; None: system:masters, nothing to bind).
+    admin_group: str | None = None
     init_probe_rounds: int = 3
     join_timeout: int = 300
     ready_timeout: int = 300
@@ -229,6 +265,8 @@ def install_script(p: InstallScript) -> str:
             f'install -d -m 0755 "$root"{POD_MANIFESTS_DIR}',
             f'install -m 0600 "$staging/kube-vip.yaml" "$root"{POD_MANIFESTS_DIR}/kube-vip.yaml',
         ]
+    if p.admin_group:
+        body += ["", "# The admin group's binding to cluster-admin, applied by k3s when it starts.", *admin_binding_install()]
     body += [
         "",
         "# The official installer from the release tag, checked against its sha256; a failed download stops here.",
@@ -246,6 +284,7 @@ def install_script(p: InstallScript) -> str:
         "# Type=notify: a blocking start would wait forever for a node that never gets ready.",
         'timeout 30 systemctl start --no-block "$service"',
         "wait_ready",
+        *(admin_binding_wait(p.admin_group, interval=p.interval) if p.admin_group else []),
         'log "k3s $version $role $node is ready"',
         "",
     ]
@@ -260,6 +299,7 @@ class ReconfigureScript:
     interval: int = 5
     root: str = ""
     kube_vip: bool = False  # a kube-vip static pod is staged: kubelet picks up a changed one without a restart
+    admin_group: str | None = None  # the admin binding is staged: k3s applies a changed one without a restart
 
 
 def reconfigure_script(p: ReconfigureScript) -> str:
@@ -299,6 +339,7 @@ def reconfigure_script(p: ReconfigureScript) -> str:
             if p.kube_vip
             else []
         ),
+        *([*admin_binding_install(), *admin_binding_wait(p.admin_group, interval=p.interval)] if p.admin_group else []),
         "changed=",
         f"for f in {files}; do",
         '  if ! cmp -s "$staging/$f" "$config_dir/$f"; then changed="$changed $f"; fi',
@@ -317,6 +358,45 @@ def reconfigure_script(p: ReconfigureScript) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def token_rotate_script(node: str, *, root: str = "") -> str:
+    """On one server, before the config rolls: rotate the cluster's server token to the staged one.
+
+    k3s token rotate (pkg/cli/token, pkg/server/handlers/token.go) authenticates as `server` with the token it is
+    given (--token/K3S_TOKEN, else <data-dir>/server/token, which only a server has) and takes the new token's bare
+    secret (it stores --new-token as the password as given). Already current: nothing to do. A re-run after the
+    rotation succeeded finds the new token accepted. The token files and the restarts (which k3s asks for after a
+    rotation) are the config rolls' that follow, one server at a time."""
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Rotate the server token of the cluster on {node} (the other servers get it from the config rolls).",
+            PRELUDE,
+            f"root={q(root)}",
+            f"staging=\"$root\"{STAGING_DIR}",
+            f"node={q(node)}",
+            f"installed=\"$root\"{CONFIG_DIR}/token",
+            'trap \'rm -rf "$staging"\' EXIT',
+            '[ -s "$installed" ] || fail "no server token at $installed: k3s is not installed as a server on $node"',
+            'if cmp -s "$staging/token" "$installed"; then',
+            '  log "$node: the server token is current, nothing to rotate"',
+            "  exit 0",
+            "fi",
+            "new=$(sed -n 's/^K10[0-9a-f]*::server://p' \"$staging/token\")",
+            '[ -n "$new" ] || fail "the staged token is not a secure server token (K10<ca hash>::server:<secret>)"',
+            "# k3s hides its arguments from ps (it sets its process title); the old token goes in the environment.",
+            'if K3S_TOKEN="$(cat "$installed")" timeout 60 k3s token rotate --new-token "$new" >&2; then',
+            '  log "$node: server token rotated"',
+            'elif K3S_TOKEN="$(cat "$staging/token")" timeout 60 k3s token rotate --new-token "$new" >&2; then',
+            '  log "$node: the cluster already accepts the new server token (an earlier run rotated it)"',
+            "else",
+            '  fail "k3s token rotate failed on $node: neither the installed token nor the new one is accepted"',
+            "fi",
+            "# The token file is the config roll's: it installs it and restarts k3s, on this server as on the others.",
+            "",
+        ]
+    )
 
 
 # A dead node's pods never finish terminating (no kubelet confirms it): the drain deletes them instead of evicting
@@ -494,6 +574,8 @@ class RestoreReset:
     # Machines that are new since the snapshot: their Nodes' node-password secrets are deleted after the reset,
     # or k3s would refuse their (new) passwords when they reconnect.
     new_machines: Sequence[str] = ()
+    # The server token the snapshot was taken with: a snapshot from before a token rotation needs the old one.
+    token_file: str = f"{CONFIG_DIR}/token"
     reset_timeout: int = 900
     ready_timeout: int = 300
     interval: int = 5
@@ -520,7 +602,8 @@ def restore_reset_script(p: RestoreReset) -> str:
         "ready() { timeout 10 k3s kubectl get --raw /readyz >/dev/null 2>&1; }",
         "",
         'command -v k3s >/dev/null 2>&1 || fail "k3s is not installed on $node: install it first (docs/nodes.md, Total loss)"',
-        '[ -s "$config_dir/token" ] || fail "no server token at $config_dir/token (docs/nodes.md, Total loss)"',
+        f"token_file=\"$root\"{q(p.token_file)}",
+        '[ -s "$token_file" ] || fail "no server token at $token_file (docs/nodes.md, Total loss)"',
     ]
     if not p.from_s3:
         lines.append('[ -s "$root$snapshot" ] || fail "no snapshot file $snapshot on $node"')
@@ -531,7 +614,7 @@ def restore_reset_script(p: RestoreReset) -> str:
         'timeout 120 systemctl stop "$service" || fail "could not stop k3s on $node"',
         "# The join decision: a server URL here makes k3s refuse the reset. Kept aside, replaced after the reset.",
         'if [ -e "$dropin" ]; then mv "$dropin" "$dropin.before-restore"; fi',
-        f'if ! K3S_TOKEN="$(cat "$config_dir/token")" timeout {p.reset_timeout} k3s server --cluster-reset{s3_flag} \\',
+        f'if ! K3S_TOKEN="$(cat "$token_file")" timeout {p.reset_timeout} k3s server --cluster-reset{s3_flag} \\',
         '    --cluster-reset-restore-path="$snapshot" >&2; then',
         '  fail "k3s could not reset $node from $snapshot (its journal and the output above say why)"',
         "fi",
@@ -654,6 +737,7 @@ def restore_runbook(
     from_s3: bool,
     api_port: int,
     total_loss: bool,
+    token_file: str = f"{CONFIG_DIR}/token",
 ) -> list[RestoreStep]:
     """The restore of an embedded-etcd cluster from one snapshot, as ordered steps: stop every other server,
     reset `reset_on` from the snapshot, rejoin the other servers one at a time through it (its address, not the
@@ -666,7 +750,7 @@ def restore_runbook(
     via = f"https://{address[reset_on]}:{api_port}"
     steps = [RestoreStep(n, a, "stop", stop_server_script(n)) for n, a in others]
     new = [*names, *(n for n, _ in agents)] if total_loss else []
-    reset = RestoreReset(node=reset_on, snapshot=snapshot, from_s3=from_s3, new_machines=new)
+    reset = RestoreReset(node=reset_on, snapshot=snapshot, from_s3=from_s3, new_machines=new, token_file=token_file)
     steps.append(RestoreStep(reset_on, address[reset_on], "reset", restore_reset_script(reset)))
     steps += [RestoreStep(n, a, "rejoin", restore_rejoin_script(RestoreRejoin(node=n, via=via))) for n, a in others]
     if total_loss:

@@ -7,12 +7,17 @@ with host networking, so no CNI is needed. install.sh writes the manifest before
 
 kube-vip talks to the local API server (k3s's admin kubeconfig, https://127.0.0.1:6443) for leader election on a
 Lease, so only the leader holds the VIP, and the VIP moves when that server's API stops answering. The settings
-are kube-vip's environment variables (pkg/kubevip/config_envvar.go at the pinned tag); the manifest is ours.
+are kube-vip's environment variables (pkg/kubevip/config_envvar.go at v1.2.3, each name checked there); the
+manifest is ours. At v1.2.3 (pkg/manager/manager.go) a `k8s_config_file` other than /etc/kubernetes/admin.conf
+that exists is used as it is, its server (127.0.0.1) included, so kube-vip never needs the VIP it holds. The
+lease holder is the Kubernetes node name (`vip_nodename` from spec.nodeName, as kube-vip's own manifest generator
+sets it), not the hostname, which cloned machines may share.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
@@ -45,7 +50,7 @@ class KubeVip:
 
 def static_pod_manifest(vip: KubeVip, *, address: str, port: int) -> str:
     """The static pod (YAML) that holds `address` for the API on `port`."""
-    env = {
+    env: dict[str, Any] = {
         "vip_arp": "true",
         "address": address,
         "port": str(port),
@@ -77,7 +82,10 @@ def static_pod_manifest(vip: KubeVip, *, address: str, port: int) -> str:
                     "image": vip.image,
                     "imagePullPolicy": "IfNotPresent",
                     "args": ["manager"],
-                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "env": [
+                        *({"name": k, "value": v} for k, v in env.items()),
+                        {"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                    ],
                     "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}},
                     "volumeMounts": [{"name": "kubeconfig", "mountPath": K3S_KUBECONFIG, "readOnly": True}],
                 }

@@ -287,6 +287,11 @@ class NodesPlan:
     # nodes stack installs it on the servers, holding api_host on kube_vip_interface (None: the default route's).
     api_endpoint_mode: str = "first-server"
     kube_vip_interface: str | None = None
+    # cluster.rotation: a change rotates that join secret (0: the one generated at the first apply).
+    server_token_rotation: int = 0
+    agent_token_rotation: int = 0
+    # The group of the admin certificate, bound to cluster-admin (cluster.rotation.admin moves it).
+    admin_group: str = "helix-admins-0"
 
     @property
     def kube_vip(self) -> bool:

@@ -61,4 +61,8 @@ def resolve_nodes(cfg: HelixConfig) -> NodesPlan:
         ),
         api_endpoint_mode=cfg.api_endpoint_mode,
         kube_vip_interface=c.api_endpoint.interface,
+        server_token_rotation=c.rotation.server_token,
+        agent_token_rotation=c.rotation.agent_token,
+        # Not system:masters, which no RBAC change can revoke: a group of our own, bound to cluster-admin.
+        admin_group=f"helix-admins-{c.rotation.admin}",
     )

@@ -362,6 +362,21 @@ class EtcdSnapshots(Strict):
     """Also upload the snapshots to this bucket; unset: on the servers' disks only."""
 
 
+class Rotation(Strict):
+    """Rotation of the cluster's credentials (docs/nodes.md, Rotation): change a number and apply the nodes stack."""
+
+    server_token: int = Field(default=0, ge=0)
+    """Change it (raise it by one) to rotate the server token: a new secret, `k3s token rotate` on a server, then
+    every server restarted with it, one at a time. 0: the secret generated at the first apply."""
+    agent_token: int = Field(default=0, ge=0)
+    """Change it to rotate the agent token: a new secret on every server (restarted one at a time), then on every
+    agent. 0: the secret generated at the first apply."""
+    admin: int = Field(default=0, ge=0)
+    """Change it to revoke every admin certificate issued so far (a leaked kubeconfig): Terraform's admin
+    certificate is in the group helix-admins-<admin>, the only group bound to cluster-admin; a change re-issues the
+    certificate and moves the binding to the new group."""
+
+
 class ExistingCluster(Strict):
     """Target a cluster provisioned elsewhere: no nodes stack, providers read this kubeconfig."""
 
@@ -422,6 +437,8 @@ class ClusterConfig(Strict):
     """Extra SANs for the API server certificate; the API host is always included."""
     etcd_snapshots: EtcdSnapshots = EtcdSnapshots()
     """Scheduled etcd snapshots on every server (embedded etcd only)."""
+    rotation: Rotation = Rotation()
+    """Rotation of the join tokens and the admin credential: change a number and apply."""
     nodes: list[Node] = []
     """The machines of the cluster (mode provision)."""
     bootstrap_node: DnsLabel | None = None

@@ -97,6 +97,9 @@ class NodesStack(HelixStack):
                 etcd_snapshot_retention=nodes.etcd_snapshots.retention,
                 etcd_s3=etcd_s3,
                 server_config=dict(nodes.server_config),
+                server_token_rotation=nodes.server_token_rotation,
+                agent_token_rotation=nodes.agent_token_rotation,
+                admin_group=nodes.admin_group,
                 nodes=[
                     K3sNode(
                         name=n.name,

@@ -350,3 +350,24 @@ def test_a_rotation_is_a_replace_that_is_not_refused(rules):
     assert refused(rules, before, rotated) == []
     longer = {"edge": doc(random_bytes__s={"length": 64})}
     assert refused(rules, before, longer) == ["edge:random_bytes.s:replace"]
+
+
+def test_a_cluster_rotation_passes_the_guard_and_undoing_one_is_refused(rules):
+    """cluster.rotation: raising a number replaces the rotated secret through its keepers (a rotation), and the
+    admin certificate's request and certificate (not stateful); lowering a token's back to 0 destroys the rotated
+    secret, which the guard refuses like any generated credential."""
+    from planner.schema import HelixConfig
+    from tests.helpers import FIXTURES, load_config, nodes_stack_of
+
+    def stack(server_token: int, admin: int) -> dict:
+        data = load_config(FIXTURES / "valid" / "etcd-s3-snapshots.yaml").model_dump()
+        data["cluster"]["rotation"] = {"server_token": server_token, "admin": admin}
+        return {"nodes": nodes_stack_of(HelixConfig.model_validate(data))}
+
+    first, second, back = stack(1, 0), stack(2, 1), stack(0, 1)
+    changes = classify_outputs(first, second, rules)
+    assert any(c.address.startswith("random_password.k3s_token-rotated_") and c.forced_by == ["keepers"] for c in changes)
+    assert any(c.address.startswith("tls_cert_request.k3s_admin-csr_") for c in changes), changes
+    assert refused(rules, first, second) == []
+    (undone,) = refused(rules, second, back)
+    assert undone.startswith("nodes:random_password.k3s_token-rotated_") and undone.endswith(":destroy")

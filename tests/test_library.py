@@ -47,7 +47,7 @@ EXPECTED: dict[str, dict] = {
         "outdir_via": "argv",
         "stacks": {
             "cluster": {
-                "null_resource": 10,  # per node: install, config roll, and destroy-time drain; the endpoint check
+                "null_resource": 11,  # per node: install, config roll, and destroy-time drain; the endpoint check; the token rotation
                 "random_password": 2,  # the server and the agent join secrets
                 "terraform_data": 3,  # the cluster-wide flags record, the join version, the cluster-init record
                 "tls_private_key": None,

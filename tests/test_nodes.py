@@ -236,8 +236,11 @@ def test_no_secret_in_the_synth_output_a_trigger_or_a_command_line(synth, nodes)
     assert "PRIVATE KEY" not in text
     assert "BEGIN CERTIFICATE" not in text
     for res in nodes["resource"]["null_resource"].values():
-        triggers = json.dumps(res.get("triggers", {}))
+        # A secret in a trigger only as its sha256 (what the rolls and the token rotation track), never the value.
+        hashed = [v for v in res.get("triggers", {}).values() if re.fullmatch(r"\$\{sha256\([^{}]*\)\}", v)]
+        triggers = json.dumps({k: v for k, v in res.get("triggers", {}).items() if v not in hashed})
         assert "random_password" not in triggers and "private_key" not in triggers and "var.ssh_private_key" not in triggers
+        assert all("private_key" not in v for v in hashed)
         for kind, body in _provisioners(res):
             if kind == "remote-exec":
                 # Commands run on the machines: no token, key or Terraform secret is interpolated into them.
@@ -304,7 +307,7 @@ def test_pki_is_uploaded_to_the_bootstrap_server_before_k3s_first_starts(nodes):
             assert not any("/tls/" in b.get("destination", "") for _, b in _provisioners(res)), name
 
 
-def test_admin_certificate_is_signed_by_the_client_ca_as_system_masters(nodes):
+def test_admin_certificate_is_signed_by_the_client_ca_in_the_bound_admin_group(nodes):
     certs = nodes["resource"]["tls_self_signed_cert"]
     by_cn = {c["subject"][0]["common_name"]: k for k, c in certs.items()}
     assert set(by_cn) == {"k3s-server-ca", "k3s-client-ca", "k3s-request-header-ca", "k3s-etcd-peer-ca", "k3s-etcd-server-ca"}
@@ -312,7 +315,8 @@ def test_admin_certificate_is_signed_by_the_client_ca_as_system_masters(nodes):
     assert admin["ca_cert_pem"] == f"${{tls_self_signed_cert.{by_cn['k3s-client-ca']}.cert_pem}}"
     assert "client_auth" in admin["allowed_uses"]
     (csr,) = nodes["resource"]["tls_cert_request"].values()
-    assert csr["subject"][0]["organization"] == "system:masters"
+    # Not system:masters (no RBAC change revokes it): a group the servers bind to cluster-admin.
+    assert csr["subject"][0]["organization"] == "helix-admins-0"
     # The API server presents a certificate of the server CA: that is what clients must trust.
     assert nodes["output"]["cluster_ca_certificate"]["value"] == f"${{tls_self_signed_cert.{by_cn['k3s-server-ca']}.cert_pem}}"
 
@@ -553,6 +557,10 @@ def variants():
     cfg = load_config(FIXTURES / "valid" / "etcd-s3-snapshots.yaml")
     bumped = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"k3s_version": "v1.36.1+k3s1"})})
     out["bumped"] = nodes_stack_of(bumped)
+    for role in ("server", "agent", "admin"):
+        rotation = cfg.cluster.rotation.model_copy(update={"admin" if role == "admin" else f"{role}_token": 1})
+        rotated = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"rotation": rotation})})
+        out[f"{role}-rotated"] = nodes_stack_of(rotated)
     return out
 
 
@@ -595,11 +603,17 @@ def test_etcd_s3_credentials_are_sensitive_variables_rendered_with_yamlencode(va
         assert cfg["node-taint"] == ["node-role.kubernetes.io/control-plane:NoSchedule"]
     # Without a VIP, the first server is the API endpoint the others join through.
     assert node_config(hosts(stack)["agent-1"])["server"] == "https://10.20.0.11:6443"
-    # Rotated keys reach every server: the config roll tracks a hash of them, the keys themselves never.
+    # Rotated keys and tokens reach every node: the config roll tracks a hash of them, the values never.
+    server_secret = next(k for k in stack["resource"]["random_password"] if k.startswith("k3s_token_"))
+    agent_secret = next(k for k in stack["resource"]["random_password"] if k.startswith("k3s_agent-token_"))
     for name, roll in rolls(stack).items():
         role = hosts(stack)[name]["triggers"]["role"]
-        expected = '${sha256(join("\\n", [var.etcd_s3_access_key, var.etcd_s3_secret_key]))}' if role == "server" else None
-        assert roll["triggers"].get("secrets") == expected, (name, roll["triggers"])
+        if role == "server":
+            hashed = f"random_password.{server_secret}.result, random_password.{agent_secret}.result, "
+            hashed += "var.etcd_s3_access_key, var.etcd_s3_secret_key"
+        else:
+            hashed = f"random_password.{agent_secret}.result"
+        assert roll["triggers"]["secrets"] == f'${{sha256(join("\\n", [{hashed}]))}}', (name, roll["triggers"])
 
 
 def test_single_server_without_embedded_etcd(variants):
@@ -884,3 +898,84 @@ def test_turning_off_a_component_keeps_the_disable_list_and_removing_it_is_refus
     unplaced = nodes_stack_of(HelixConfig.model_validate(data))
     assert '"metrics-server"' not in flags(unplaced)
     assert plan_actions(default_nodes, unplaced) == {}  # nothing replaced: the plan-time guard refuses it
+
+
+def test_rotating_a_token_changes_its_secret_the_rotation_step_and_the_rolls_and_reinstalls_nothing(variants):
+    """cluster.rotation: the secrets had no rotation path (k3s token rotate exists; issue 24)."""
+    before = variants["etcd-s3-snapshots"]
+
+    def secrets(stack: dict) -> dict[str, dict]:
+        return stack["resource"]["random_password"]
+
+    def step(stack: dict) -> dict:
+        (found,) = [r for k, r in stack["resource"]["null_resource"].items() if k.startswith("k3s_token-rotate_")]
+        return found
+
+    for role in ("server", "agent"):
+        after = variants[f"{role}-rotated"]
+        # The secrets of the first apply stay (prevent_destroy); the rotated one is generated for the number.
+        kept = {k: v for k, v in secrets(after).items() if "-rotated_" not in k}
+        assert kept == secrets(before)
+        (rotated,) = [v for k, v in secrets(after).items() if "-rotated_" in k]
+        assert rotated["keepers"] == {"rotation": "1"} and "lifecycle" not in rotated
+        # Nothing is reinstalled: the install resources' triggers are the machine's identity.
+        assert {n: h["triggers"] for n, h in hosts(after).items()} == {n: h["triggers"] for n, h in hosts(before).items()}
+        changed = {n for n, r in rolls(after).items() if r["triggers"] != rolls(before)[n]["triggers"]}
+        roles = {n: h["triggers"]["role"] for n, h in hosts(after).items()}
+        # A server token reaches the servers only (agents have their own); an agent token every node.
+        assert changed == ({n for n, r in roles.items() if r == "server"} if role == "server" else set(roles))
+        assert (step(after)["triggers"] != step(before)["triggers"]) == (role == "server")
+        assert "random_password" in step(after)["triggers"]["token"] and "result)}" in step(after)["triggers"]["token"]
+
+    after = variants["server-rotated"]
+    tokens = {_uploaded(h, "/token") for n, h in hosts(after).items() if h["triggers"]["role"] == "server"}
+    assert len(tokens) == 1 and "k3s_token-rotated_" in tokens.pop()
+    # The rotation runs on the bootstrap server after every server is in, and before the first config roll.
+    rotate = step(after)
+    assert rotate["connection"]["host"] == hosts(after)["server-1"]["connection"]["host"]
+    rotate_address = next(f"null_resource.{k}" for k, r in after["resource"]["null_resource"].items() if r is rotate)
+    assert {f"null_resource.{k}" for k, r in after["resource"]["null_resource"].items() if r in hosts(after).values()
+            and r["triggers"]["role"] == "server"} <= set(rotate["depends_on"])
+    assert rotate_address in rolls(after)["server-1"]["depends_on"]
+
+
+def test_every_procedure_in_the_nodes_docs_names_tests_that_exist():
+    """docs/nodes.md, "Procedures and the tests that run them": every row names a test, and every test it names
+    exists (a renamed or deleted test turns the table red, not silently stale)."""
+    text = (ROOT / "docs" / "nodes.md").read_text()
+    section = text.split("### Procedures and the tests that run them", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| procedure")]
+    assert len(rows) >= 15, rows
+    defined = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
+    for row in rows:
+        named = re.findall(r"`(test_\w+)`", row)
+        assert named, f"a procedure without a test: {row}"
+        assert set(named) <= defined, (set(named) - defined, row)
+
+
+def test_the_admin_certificate_is_a_revocable_group_and_a_rotation_moves_it(variants):
+    """Issue 24: the admin credential was O=system:masters forever (no RBAC change revokes it)."""
+    before, after = variants["etcd-s3-snapshots"], variants["admin-rotated"]
+
+    def group(stack: dict) -> str:
+        (csr,) = stack["resource"]["tls_cert_request"].values()
+        return csr["subject"][0]["organization"]
+
+    def binding(resource: dict) -> str | None:
+        for kind, body in _provisioners(resource):
+            if kind == "file" and body["destination"].endswith("/terraform-admin.yaml"):
+                return yaml.safe_load(body["content"])["subjects"][0]["name"]
+        return None
+
+    assert group(before) == "helix-admins-0" and group(after) == "helix-admins-1"
+    for stack, expected in ((before, "helix-admins-0"), (after, "helix-admins-1")):
+        for name, resource in [*hosts(stack).items(), *rolls(stack).items()]:
+            role = hosts(stack)[name]["triggers"]["role"]
+            assert binding(resource) == (expected if role == "server" else None), name
+    # The key stays (prevent_destroy); the certificate is re-issued; the servers' rolls move the binding.
+    assert after["resource"]["tls_private_key"] == before["resource"]["tls_private_key"]
+    assert {n: h["triggers"] for n, h in hosts(after).items()} == {n: h["triggers"] for n, h in hosts(before).items()}
+    changed = {n for n, r in rolls(after).items() if r["triggers"] != rolls(before)[n]["triggers"]}
+    assert changed == {n for n, h in hosts(after).items() if h["triggers"]["role"] == "server"}

@@ -4,6 +4,7 @@
     python -m tools.restore --snapshot /path/on/server --local
     python -m tools.restore --snapshot NAME --total-loss    every machine is new (after the reinstall below)
     options: --server NAME (the server that is reset; default the bootstrap server), --config FILE,
+             --token-file PATH (on the server; default /etc/rancher/k3s/token: the token before a rotation),
              --out DIR (default restore/; the scripts are written there, never run by this tool)
 
 It writes one script per step, numbered in the order to run them (`ssh <address> sudo sh < NN-<node>-<step>.sh`),
@@ -36,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local", action="store_true", help="the snapshot is a file on the server, not in S3")
     parser.add_argument("--total-loss", action="store_true", help="every machine is new")
     parser.add_argument("--server", help="the server that is reset (default: the bootstrap server)")
+    parser.add_argument(
+        "--token-file",
+        default="/etc/rancher/k3s/token",
+        help="the server token the snapshot was taken with, a file on the server (a snapshot from before a token rotation)",
+    )
     parser.add_argument("--config", default="config/helix.yaml")
     parser.add_argument("--out", default="restore")
     args = parser.parse_args(argv)
@@ -49,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     config = plan.config
     cluster = config.cluster
     if cluster.mode != "provision" or not cluster.ha:
-        print(f"{args.config}: cluster: a restore from etcd snapshots needs mode: provision and ha: true", file=sys.stderr)
+        print(f"error: {args.config}: cluster: a restore from etcd snapshots needs mode: provision and ha: true", file=sys.stderr)
         return 2
     if not args.local and cluster.etcd_snapshots.s3 is None:
-        print(f"{args.config}: cluster.etcd_snapshots.s3 is not set: pass --local and a snapshot file path", file=sys.stderr)
+        print(f"error: {args.config}: cluster.etcd_snapshots.s3: not set: pass --local and a snapshot file path", file=sys.stderr)
         return 2
     servers = [(n.name, n.address) for n in cluster.nodes if n.role == "server"]
     agents = [(n.name, n.address) for n in cluster.nodes if n.role == "agent"]
@@ -66,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             from_s3=not args.local,
             api_port=cluster.api_port,
             total_loss=args.total_loss,
+            token_file=args.token_file,
         )
     except ValueError as err:
-        print(f"{args.config}: {err}", file=sys.stderr)
+        print(f"error: {args.config}: --server: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
