@@ -151,6 +151,31 @@ CORE_NAMES = frozenset(
 
 # Provider class -> "<provider>.<resource module>" in the engine's prebuilt provider packages.
 PROVIDER_NAMES: dict[str, str] = {
+    # aws: only with cloud node pools (constructs_lib/aws_node_pool.py), so only then is its package imported.
+    "AutoscalingGroup": "aws.autoscaling_group",
+    "AutoscalingGroupMixedInstancesPolicy": "aws.autoscaling_group",
+    "AutoscalingGroupMixedInstancesPolicyInstancesDistribution": "aws.autoscaling_group",
+    "AutoscalingGroupMixedInstancesPolicyLaunchTemplate": "aws.autoscaling_group",
+    "AutoscalingGroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecification": "aws.autoscaling_group",
+    "AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride": "aws.autoscaling_group",
+    "AutoscalingGroupTag": "aws.autoscaling_group",
+    "DataAwsSsmParameter": "aws.data_aws_ssm_parameter",
+    "IamAccessKey": "aws.iam_access_key",
+    "IamInstanceProfile": "aws.iam_instance_profile",
+    "IamRole": "aws.iam_role",
+    "IamRolePolicy": "aws.iam_role_policy",
+    "IamUser": "aws.iam_user",
+    "IamUserPolicy": "aws.iam_user_policy",
+    "LaunchTemplate": "aws.launch_template",
+    "LaunchTemplateBlockDeviceMappings": "aws.launch_template",
+    "LaunchTemplateBlockDeviceMappingsEbs": "aws.launch_template",
+    "LaunchTemplateIamInstanceProfile": "aws.launch_template",
+    "LaunchTemplateMetadataOptions": "aws.launch_template",
+    "AwsProvider": "aws.provider",
+    "SecurityGroup": "aws.security_group",
+    "SsmParameter": "aws.ssm_parameter",
+    "VpcSecurityGroupEgressRule": "aws.vpc_security_group_egress_rule",
+    "VpcSecurityGroupIngressRule": "aws.vpc_security_group_ingress_rule",
     "DataCloudflareZeroTrustTunnelCloudflaredToken": "cloudflare.data_cloudflare_zero_trust_tunnel_cloudflared_token",
     "DnsRecord": "cloudflare.dns_record",
     "NotificationPolicy": "cloudflare.notification_policy",
@@ -181,6 +206,8 @@ PROVIDER_NAMES: dict[str, str] = {
     "Release": "helm.release",
     "ReleaseSet": "helm.release",
     "ReleaseSetSensitive": "helm.release",
+    "Annotations": "kubernetes.annotations",
+    "AnnotationsMetadata": "kubernetes.annotations",
     "Labels": "kubernetes.labels",
     "LabelsMetadata": "kubernetes.labels",
     "NamespaceV1": "kubernetes.namespace_v1",
@@ -254,6 +281,50 @@ if TYPE_CHECKING:  # the types, for mypy: both engines' classes share names and 
     from cdktf import TerraformVariableValidationConfig as TerraformVariableValidationConfig
     from cdktf import Testing as Testing
     from cdktf import Token as Token
+    from cdktf_cdktf_provider_aws.autoscaling_group import AutoscalingGroup as AutoscalingGroup
+    from cdktf_cdktf_provider_aws.autoscaling_group import (
+        AutoscalingGroupMixedInstancesPolicy as AutoscalingGroupMixedInstancesPolicy,
+    )
+    from cdktf_cdktf_provider_aws.autoscaling_group import (
+        AutoscalingGroupMixedInstancesPolicyInstancesDistribution as AutoscalingGroupMixedInstancesPolicyInstancesDistribution,
+    )
+    from cdktf_cdktf_provider_aws.autoscaling_group import (
+        AutoscalingGroupMixedInstancesPolicyLaunchTemplate as AutoscalingGroupMixedInstancesPolicyLaunchTemplate,
+    )
+    from cdktf_cdktf_provider_aws.autoscaling_group import (
+        AutoscalingGroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecification as AutoscalingGroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecification,
+    )
+    from cdktf_cdktf_provider_aws.autoscaling_group import (
+        AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride as AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride,
+    )
+    from cdktf_cdktf_provider_aws.autoscaling_group import AutoscalingGroupTag as AutoscalingGroupTag
+    from cdktf_cdktf_provider_aws.data_aws_ssm_parameter import DataAwsSsmParameter as DataAwsSsmParameter
+    from cdktf_cdktf_provider_aws.iam_access_key import IamAccessKey as IamAccessKey
+    from cdktf_cdktf_provider_aws.iam_instance_profile import IamInstanceProfile as IamInstanceProfile
+    from cdktf_cdktf_provider_aws.iam_role import IamRole as IamRole
+    from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy as IamRolePolicy
+    from cdktf_cdktf_provider_aws.iam_user import IamUser as IamUser
+    from cdktf_cdktf_provider_aws.iam_user_policy import IamUserPolicy as IamUserPolicy
+    from cdktf_cdktf_provider_aws.launch_template import LaunchTemplate as LaunchTemplate
+    from cdktf_cdktf_provider_aws.launch_template import (
+        LaunchTemplateBlockDeviceMappings as LaunchTemplateBlockDeviceMappings,
+    )
+    from cdktf_cdktf_provider_aws.launch_template import (
+        LaunchTemplateBlockDeviceMappingsEbs as LaunchTemplateBlockDeviceMappingsEbs,
+    )
+    from cdktf_cdktf_provider_aws.launch_template import (
+        LaunchTemplateIamInstanceProfile as LaunchTemplateIamInstanceProfile,
+    )
+    from cdktf_cdktf_provider_aws.launch_template import LaunchTemplateMetadataOptions as LaunchTemplateMetadataOptions
+    from cdktf_cdktf_provider_aws.provider import AwsProvider as AwsProvider
+    from cdktf_cdktf_provider_aws.security_group import SecurityGroup as SecurityGroup
+    from cdktf_cdktf_provider_aws.ssm_parameter import SsmParameter as SsmParameter
+    from cdktf_cdktf_provider_aws.vpc_security_group_egress_rule import (
+        VpcSecurityGroupEgressRule as VpcSecurityGroupEgressRule,
+    )
+    from cdktf_cdktf_provider_aws.vpc_security_group_ingress_rule import (
+        VpcSecurityGroupIngressRule as VpcSecurityGroupIngressRule,
+    )
     from cdktf_cdktf_provider_cloudflare.data_cloudflare_zero_trust_tunnel_cloudflared_token import (
         DataCloudflareZeroTrustTunnelCloudflaredToken as DataCloudflareZeroTrustTunnelCloudflaredToken,
     )
@@ -324,6 +395,8 @@ if TYPE_CHECKING:  # the types, for mypy: both engines' classes share names and 
     from cdktf_cdktf_provider_helm.release import Release as Release
     from cdktf_cdktf_provider_helm.release import ReleaseSet as ReleaseSet
     from cdktf_cdktf_provider_helm.release import ReleaseSetSensitive as ReleaseSetSensitive
+    from cdktf_cdktf_provider_kubernetes.annotations import Annotations as Annotations
+    from cdktf_cdktf_provider_kubernetes.annotations import AnnotationsMetadata as AnnotationsMetadata
     from cdktf_cdktf_provider_kubernetes.labels import Labels as Labels
     from cdktf_cdktf_provider_kubernetes.labels import LabelsMetadata as LabelsMetadata
     from cdktf_cdktf_provider_kubernetes.namespace_v1 import NamespaceV1 as NamespaceV1

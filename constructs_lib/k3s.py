@@ -82,6 +82,7 @@ from constructs_lib.engine import (
     TlsProvider,
     Token,
 )
+from constructs_lib.k3s_cloud_init import INSTALLER_URL
 from constructs_lib.k3s_scripts import ADMIN_BINDING, CONFIG_DIR, STAGING_DIR
 from constructs_lib.kube_vip import KubeVip, static_pod_manifest
 from constructs_lib.providers import ensure_provider
@@ -95,7 +96,6 @@ CLUSTER_CAS = ("server-ca", "client-ca", "request-header-ca", "etcd/peer-ca", "e
 K3S_RELEASE = re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$")
 # install.sh at a release tag -> its sha256 (install.sh.sha256sum in github.com/k3s-io/k3s at that tag).
 KNOWN_INSTALLERS = {"v1.29.1+k3s2": "431c6fe653336279073e5b913557aa22d7ef1794b30b4f02002b4482910464d7"}
-INSTALLER_URL = "https://raw.githubusercontent.com/k3s-io/k3s/{tag}/install.sh"
 # Server settings k3s requires to be identical on every server (CriticalControlArgs; a server with another value
 # fails with "critical configuration value mismatch"), plus the ones that can't change under running workloads.
 CLUSTER_WIDE_KEYS = (

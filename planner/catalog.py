@@ -19,6 +19,7 @@ from planner.components import (
     incident_manager,
     internal_certificate,
     metrics_scraper,
+    node_autoscaler,
     object_store,
     service_mesh,
 )
@@ -299,6 +300,7 @@ def placeholder_values(cfg: HelixConfig, providers: Mapping[str, Provider] | Non
         **metrics_scraper.placeholders(found.get(metrics_scraper.CONCERN)),
         **incident_manager.placeholders(cfg),
         **service_mesh.placeholders(cfg),
+        **node_autoscaler.placeholders(cfg),
     }
 
 

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from planner.model import Component
+from planner.node_pools import POOL_LABEL_KEY
 from planner.schema import HelixConfig, parse_address_range
 
 LB_IPAM_POOL = "node-lan"
@@ -36,12 +37,16 @@ def cilium_lb_ipam(cfg: HelixConfig, component: Component, components: Component
         first, last = parse_address_range(value)
         block = {"start": str(first), "stop": str(last)}
     policy_spec: dict[str, Any] = {"loadBalancerIPs": True, "externalIPs": False}
+    expressions = []
     if cfg.agents:
         # Announce from the agents: traffic for ingress lands there, not on the control plane. (With no agents,
         # any node may announce.)
-        policy_spec["nodeSelector"] = {
-            "matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"}]
-        }
+        expressions.append({"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"})
+    if cfg.cluster.cloud_node_pools:
+        # Never from a cloud pool's node: it is not on the node LAN, so its ARP answers would reach nobody.
+        expressions.append({"key": POOL_LABEL_KEY, "operator": "DoesNotExist"})
+    if expressions:
+        policy_spec["nodeSelector"] = {"matchExpressions": expressions}
     return [
         {
             "apiVersion": "cilium.io/v2",

@@ -133,6 +133,9 @@ class LayerPlan:
     manifests: list[ManifestPlan] = field(default_factory=list)
     secrets: list[SecretPlan] = field(default_factory=list)
     variables: list[VariablePlan] = field(default_factory=list)
+    # Installs the cluster-autoscaler of the cloud node pools, so it depends on their stacks (and reads the
+    # Secret the node-pools access stack creates).
+    uses_node_pools: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,8 @@ class PlatformPlan:
     state: StateConfig
     # What every synth says about the alert path while no person can be paged (planner/components/alerting.py).
     alert_warnings: tuple[str, ...] = ()
+    # Autoscaled pools of k3s agents in a cloud, one stack each (planner/node_pools.py); empty by default.
+    node_pools: NodePoolsPlan | None = None
 
     @property
     def components(self) -> dict[str, Component]:
@@ -213,6 +218,9 @@ class NodePlan:
     host_key: str | None = None
     # The machine this entry had is dead: its replacement never connects to the old address.
     unreachable: bool = False
+    # Annotations the node-objects stack keeps on the Node (with cloud node pools: the cluster-autoscaler's
+    # "not mine" mark, so it does not warn about every on-prem node on every loop).
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def k3s_taints(self) -> list[str]:
@@ -364,3 +372,74 @@ class EdgePlan:
     token_variable: str = ""
     token_description: str = ""
     token_permissions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+# --- cloud node pools: autoscaled k3s agents in AWS (planner/node_pools.py resolves them) ---------------
+
+
+@dataclass(frozen=True)
+class IngressRulePlan:
+    """Traffic a pool node accepts: a port range of one protocol from some networks."""
+
+    description: str
+    protocol: Literal["tcp", "udp", "icmp"]
+    from_port: int
+    to_port: int
+    cidrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodePoolPlan:
+    """One Auto Scaling group of k3s agents, rendered as the stack `stack` (after the nodes stack)."""
+
+    name: str
+    stack: str
+    # The Auto Scaling group's name, unique in the account: <cluster name>-<pool name>.
+    group_name: str
+    region: str
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    instance_types: tuple[str, ...]
+    vcpu: int
+    memory_mib: int
+    arch: str
+    min_size: int
+    max_size: int
+    on_demand_base: int
+    # Percent of on-demand instances above the base: 0 with spot, 100 without.
+    on_demand_above_base: int
+    ami_ssm_parameter: str
+    disk_gib: int
+    root_device: str
+    # Every label the nodes register with: the pool's own, plus the pool label (node_pool_label_key).
+    labels: tuple[tuple[str, str], ...]
+    taints: tuple[TaintPlan, ...]
+    mtu: int
+    ingress: tuple[IngressRulePlan, ...]
+    # The SSM SecureString parameter that holds the agent token (the node role may read this one only).
+    token_parameter: str
+
+    @property
+    def k3s_taints(self) -> list[str]:
+        return [t.k3s_flag for t in self.taints]
+
+
+@dataclass(frozen=True)
+class NodePoolsPlan:
+    """The cloud node pools, and the cluster-autoscaler's access to their groups (stack `access_stack`)."""
+
+    pools: tuple[NodePoolPlan, ...]
+    cluster_name: str
+    region: str
+    # The stack with the autoscaler's IAM user and the Kubernetes Secret of its key (secret_name in
+    # secret_namespace), which the chart reads with envFromSecret.
+    access_stack: str
+    secret_name: str
+    secret_namespace: str
+    # The label every pool node carries (value: the pool's name); the L2 announcement policy excludes it.
+    pool_label_key: str
+    # Server URL the agents join, the k3s release and its pinned installer (the same as the on-prem agents').
+    server_url: str
+    k3s_version: str
+    installer_tag: str
+    installer_sha256: str

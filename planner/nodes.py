@@ -13,6 +13,10 @@ from planner.model import (
 )
 from planner.schema import HelixConfig
 
+# The cluster-autoscaler's AWS provider skips a Node with this annotation instead of logging, on every loop, that
+# it found no Auto Scaling group for it (cloudprovider/aws HasInstance): every on-prem node, once pools exist.
+NOT_AUTOSCALED = {"k8s.io/cluster-autoscaler-enabled": "false"}
+
 
 def resolve_nodes(cfg: HelixConfig) -> NodesPlan:
     """The validated cluster file's `cluster` section as the nodes stack installs it."""
@@ -52,6 +56,7 @@ def resolve_nodes(cfg: HelixConfig) -> NodesPlan:
                 taints=tuple(TaintPlan(t.key, t.value, t.effect) for t in n.taints),
                 host_key=n.host_key,
                 unreachable=n.unreachable,
+                annotations=dict(NOT_AUTOSCALED) if c.cloud_node_pools else {},
             )
             for n in c.nodes
         ),

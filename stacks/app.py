@@ -46,6 +46,8 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
         assert existing is not None  # validated: mode existing needs it
         access = ClusterAccess(kubeconfig_path=existing.kubeconfig, kubeconfig_context=existing.context)
 
+    pool_stacks = _node_pool_stacks(app, plan, nodes, access, backend)
+
     # Synthesized even with cloudflare.enabled false (empty then), so that a deploy destroys what it created.
     edge_stack = EdgeStack(app, EDGE, plan=plan, backend=backend)
     edge = edge_stack if plan.edge.enabled else None
@@ -61,10 +63,32 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
             stack.add_dependency(nodes)
         if layer.uses_edge and edge is not None:
             stack.add_dependency(edge)
+        if layer.uses_node_pools:
+            for pool_stack in pool_stacks:
+                stack.add_dependency(pool_stack)
         for dep in layer.stack_needs:
             stack.add_dependency(built[dep])
         built[layer.name] = stack
     return app
+
+
+def _node_pool_stacks(app: Any, plan: PlatformPlan, nodes: Any, access: Any, backend: Any) -> list[Any]:
+    """One stack per cloud node pool after the nodes, and the autoscaler's access; none (and no AWS provider
+    import) without a pool."""
+    pools = plan.node_pools
+    if pools is None or nodes is None:
+        return []
+    from stacks.node_pools import NodePoolsAccessStack, NodePoolStack
+
+    built: list[Any] = []
+    for pool in pools.pools:
+        stack = NodePoolStack(app, pool.stack, pools=pools, pool=pool, agent_token=nodes.cluster.agent_token,
+                              backend=backend)
+        stack.add_dependency(nodes)
+        built.append(stack)
+    access_stack = NodePoolsAccessStack(app, pools.access_stack, pools=pools, access=access, backend=backend)
+    access_stack.add_dependency(nodes)
+    return [*built, access_stack]
 
 
 def synthesize(

@@ -8,6 +8,8 @@ from constructs_lib.addresses import address_name
 from constructs_lib.backend import StateBackend
 from constructs_lib.cluster_access import ClusterAccess, ClusterProviders
 from constructs_lib.engine import (
+    Annotations,
+    AnnotationsMetadata,
     Labels,
     LabelsMetadata,
     NodeTaint,
@@ -138,7 +140,19 @@ class NodeObjectsStack(HelixStack):
         ClusterProviders(self, "cluster", access=access)
         self.labels: dict[str, Labels] = {}
         self.taints: dict[str, NodeTaint] = {}
+        self.annotations: dict[str, Annotations] = {}
         for node in nodes.nodes:
+            if node.annotations:
+                self.annotations[node.name] = Annotations(
+                    self,
+                    f"annotations-{node.name}",
+                    api_version="v1",
+                    kind="Node",
+                    metadata=AnnotationsMetadata(name=node.name),
+                    annotations=dict(sorted(node.annotations.items())),
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                )
             if node.labels:
                 self.labels[node.name] = Labels(
                     self,
@@ -163,8 +177,11 @@ class NodeObjectsStack(HelixStack):
         # A departed node's Node object is deleted by the nodes stack: forget its labels and taints here without
         # asking the API to patch a Node that is gone.
         removed = []
+        kinds = [("kubernetes_labels", "labels"), ("kubernetes_node_taint", "taints")]
+        if any(n.annotations for n in nodes.nodes):
+            kinds.append(("kubernetes_annotations", "annotations"))
         for departed in nodes.departed:
-            for kind, prefix in (("kubernetes_labels", "labels"), ("kubernetes_node_taint", "taints")):
+            for kind, prefix in kinds:
                 removed.append({"from": f"{kind}.{address_name([f'{prefix}-{departed.name}'])}", "lifecycle": {"destroy": False}})
         if removed:
             self.add_override("removed", removed)

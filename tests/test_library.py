@@ -211,7 +211,9 @@ def test_dependencies_are_ranges_holding_the_pipfile_pins_and_cover_every_import
     """The library declares ranges (it installs beside other code); the app's Pipfile pins one exact version of
     each, inside the range."""
     project = pyproject()
-    pins = requirement_ranges(project["project"]["dependencies"])
+    # Extras count too (`aws`: constructs_lib.aws_node_pool, imported only by whoever uses it).
+    extras = [r for group in project["project"].get("optional-dependencies", {}).values() for r in group]
+    pins = requirement_ranges([*project["project"]["dependencies"], *extras])
     pipfile = requirement_pins([f"{k}{v}" for k, v in tomllib.loads((ROOT / "Pipfile").read_text())["packages"].items()])
     for name, specifier in pins.items():
         assert name in pipfile, f"{name} is not pinned in the Pipfile"
@@ -401,7 +403,10 @@ def test_installed_package_holds_only_constructs_lib(installed):
     assert packaged == {f"constructs_lib/{p.name}" for p in LIB_SOURCES} | {"constructs_lib/py.typed"}
     metadata = (dist_info / "METADATA").read_text()
     requires = {line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")}
-    assert {str(Requirement(r)) for r in requires} == {str(Requirement(r)) for r in pyproject()["project"]["dependencies"]}
+    extras = [f'{r}; extra == "{name}"' for name, group in pyproject()["project"].get("optional-dependencies", {}).items()
+              for r in group]
+    assert {str(Requirement(r)) for r in requires} == {
+        str(Requirement(r)) for r in [*pyproject()["project"]["dependencies"], *extras]}
 
 
 def test_import_from_outside_the_source_tree_is_cheap_and_side_effect_free(installed):

@@ -112,6 +112,21 @@ def terraform_lines(floor: tuple[int, int] = TERRAFORM_FLOOR) -> list[str]:
     return []
 
 
+AWS_CREDENTIAL_VARIABLES = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+
+
+def aws_lines(pool_stacks: list[str], environ: dict[str, str], home: Path | None = None) -> list[str]:
+    """The cloud node pool stacks use the AWS provider's default credential chain: say so when nothing of it is
+    set (an environment variable, or ~/.aws/credentials or config). The link to the LAN cannot be checked here."""
+    if not pool_stacks:
+        return []
+    aws_dir = (home or Path(environ.get("HOME") or Path.home())) / ".aws"
+    if any(environ.get(v) for v in AWS_CREDENTIAL_VARIABLES) or any((aws_dir / f).is_file() for f in ("credentials", "config")):
+        return []
+    return [f"aws: {', '.join(pool_stacks)} need AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY (docs/autoscaling.md, Prerequisites)"]
+
+
 def dependency_order_of(outdir: Path) -> list[str]:
     from tools.order import dependency_order
 
@@ -144,6 +159,10 @@ def doctor(config: Path, outdir: Path, patterns: list[str], *, ssh: bool = True,
     if ssh and "nodes" in stacks and cluster.mode == "provision":
         port = int(environ.get("TF_VAR_ssh_port") or 22)
         lines += ssh_lines([(n.name, str(n.address)) for n in cluster.nodes], port)
+    pools = plan.node_pools
+    if pools is not None:
+        wanted = {p.stack for p in pools.pools} | {pools.access_stack}
+        lines += aws_lines([s for s in stacks if s in wanted], environ)
     lines += terraform_lines()
     # Said, not counted as a thing to fix: a cluster may deploy before its alert channels exist.
     for line in plan.alert_warnings:
