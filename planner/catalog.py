@@ -36,6 +36,15 @@ NEAR_PLACEHOLDER = re.compile(r"\(\(\s*[A-Za-z_][A-Za-z0-9_.-]*\s*\)\)")
 _Strict = Strict
 
 
+class MeshService(_Strict):
+    """The Service behind a component's public Ingress (its chart's Service name and port). While the component
+    runs in a namespace with a sidecar, its public hostnames enter the mesh: cloudflared sends them to the Istio
+    ingress gateway, which routes them to this Service (planner/components/mesh_ingress.py, docs/mesh.md)."""
+
+    name: DnsLabel
+    port: int = Field(ge=1, le=65535)
+
+
 class GeneratedSecret(_Strict):
     """A Kubernetes secret whose values Terraform generates (random_password); never a literal."""
 
@@ -217,6 +226,7 @@ class ComponentSpec(_Strict):
     # Concerns whose code knows this component (planner/components/: object-store, tunnel-origin, ...).
     provides: list[Concern] = []
     generated_secrets: list[GeneratedSecret] = []
+    mesh_service: MeshService | None = None
     # The compatibility matrix: for each chart version this catalog knows (the pinned one at least), the
     # Kubernetes range it supports. A cluster file may pin another version only if it is listed here.
     kubernetes: dict[ExactVersion, KubernetesRange] = {}

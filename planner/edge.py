@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from planner.components import mesh_ingress
 from planner.components.tunnel_origin import ingress_origin, provider_of
 from planner.edge_rules import hosts_served, ingress_class_of
 from planner.model import AccessPlan, Component, EdgePlan, EdgeRoute, MachinePathPlan
@@ -95,6 +96,10 @@ def resolve_edge(cfg: HelixConfig, components: Mapping[str, Component]) -> EdgeP
         origin, catch_all = NO_ORIGIN, NO_MATCH
     ingress_class = ingress_class_of(components)
     served = hosts_served(components, ingress_class) if ingress_class else {}
+    gateway = mesh_ingress.provider_of(components)
+    # The names served from the mesh go to the Istio ingress gateway instead (docs/mesh.md).
+    meshed = {r.hostname: r for r in mesh_ingress.public_routes(cfg, components)}
+    domain = cfg.cluster.cluster_domain
     return EdgePlan(
         enabled=True,
         origin=origin,
@@ -108,9 +113,10 @@ def resolve_edge(cfg: HelixConfig, components: Mapping[str, Component]) -> EdgeP
         routes=tuple(
             EdgeRoute(
                 hostname=h.name,
-                service=h.origin or origin,
+                service=h.origin or (mesh_ingress.gateway_origin(gateway, domain) if gateway and h.name in meshed else origin),
                 backend=None if h.origin else served.get(h.name),
                 access=access_plan(h.access) if h.access else None,
+                mesh_service=f"{meshed[h.name].destination(domain)}:{meshed[h.name].port}" if h.name in meshed else None,
             )
             for h in cf.hostnames
         ),

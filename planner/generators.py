@@ -1,12 +1,14 @@
 """Manifests built from the cluster file or a component's values, named in the catalog by `generator:`.
 
-Each generator returns the objects of one raw-chart release, or an empty list when there is nothing to install
-(the release is then left out of the plan).
+Each generator takes the cluster file, its component and every installed component (the public gateway reads
+which apps serve the public names), and returns the objects of one raw-chart release, or an empty list when
+there is nothing to install (the release is then left out of the plan).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from planner.model import Component
@@ -16,10 +18,13 @@ from planner.schema import HelixConfig, parse_address_range
 LB_IPAM_POOL = "node-lan"
 MESH_TELEMETRY = "mesh-default"
 # meshConfig.extensionProviders entries that carry traces (the key names the provider type).
+# Every installed component by id: what a generator may read besides its own component (the public gateway).
+Components = Mapping[str, Component]
+NO_COMPONENTS: Components = MappingProxyType({})
 TRACING_PROVIDER_TYPES = ("opentelemetry", "zipkin", "datadog", "skywalking", "stackdriver", "lightstep")
 
 
-def cilium_lb_ipam(cfg: HelixConfig, component: Component) -> list[dict[str, Any]]:
+def cilium_lb_ipam(cfg: HelixConfig, component: Component, components: Components = NO_COMPONENTS) -> list[dict[str, Any]]:
     """Cilium LB-IPAM for cluster.load_balancer_range: a CiliumLoadBalancerIPPool and the
     CiliumL2AnnouncementPolicy that answers ARP for its addresses from one node at a time (k3s's servicelb is
     disabled). Nothing when the range is unset."""
@@ -68,7 +73,7 @@ def tracing_providers(istiod_values: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def istio_mesh_telemetry(cfg: HelixConfig, component: Component) -> list[dict[str, Any]]:
+def istio_mesh_telemetry(cfg: HelixConfig, component: Component, components: Components = NO_COMPONENTS) -> list[dict[str, Any]]:
     """Istio's Telemetry API, the replacement for Mixer's telemetry role: one mesh-wide Telemetry in the root
     namespace with no selector, so it applies to every proxy. Prometheus metrics (the built-in `prometheus`
     provider), Envoy access logs to the proxies' stdout (`envoy`), and tracing to every tracing provider that
@@ -92,7 +97,7 @@ def istio_mesh_telemetry(cfg: HelixConfig, component: Component) -> list[dict[st
     ]
 
 
-def istio_mesh_policies(cfg: HelixConfig, component: Component) -> list[dict[str, Any]]:
+def istio_mesh_policies(cfg: HelixConfig, component: Component, components: Components = NO_COMPONENTS) -> list[dict[str, Any]]:
     """Under `mesh.mtls: strict`: a namespace-wide PeerAuthentication STRICT in every injected namespace, and one
     per `mesh.permissive` workload leaving its ports PERMISSIVE for clients outside the mesh (port-level mTLS needs
     a workload selector). Nothing under permissive, Istio's default."""
@@ -126,8 +131,17 @@ def istio_mesh_policies(cfg: HelixConfig, component: Component) -> list[dict[str
     return out
 
 
-GENERATORS: dict[str, Callable[[HelixConfig, Component], list[dict[str, Any]]]] = {
+def istio_public_gateway(cfg: HelixConfig, component: Component, components: Components = NO_COMPONENTS) -> list[dict[str, Any]]:
+    """The public hostnames served from the mesh, on the ingress gateway: Gateway, VirtualServices and the guard
+    that keeps them from the LAN (planner/components/mesh_ingress.py); nothing when no hostname enters the mesh."""
+    from planner.components.mesh_ingress import public_gateway
+
+    return public_gateway(cfg, component, components)
+
+
+GENERATORS: dict[str, Callable[[HelixConfig, Component, Components], list[dict[str, Any]]]] = {
     "cilium-lb-ipam": cilium_lb_ipam,
     "istio-mesh-telemetry": istio_mesh_telemetry,
     "istio-mesh-policies": istio_mesh_policies,
+    "istio-public-gateway": istio_public_gateway,
 }

@@ -100,6 +100,8 @@ class Component:
     release_needs: tuple[str, ...] = ()
     # The concerns its catalog entry provides (planner/components/): how the generic planner finds it.
     provides: tuple[str, ...] = ()
+    # The Service (name, port) behind its public Ingress, for the mesh's ingress gateway (catalog `mesh_service`).
+    mesh_service: tuple[str, int] | None = None
 
     @property
     def has_release(self) -> bool:
@@ -338,6 +340,9 @@ class EdgeRoute:
     # The installed component whose Ingress serves the name behind the default origin; None with an explicit origin.
     backend: str | None
     access: AccessPlan | None = None
+    # Served from the mesh: `service` is the Istio ingress gateway, which routes the name to this Service
+    # (host:port) through a sidecar (mTLS, VirtualService weights); None when it does not enter the mesh.
+    mesh_service: str | None = None
 
 
 @dataclass(frozen=True)

@@ -777,8 +777,9 @@ class MeshConfig(Strict):
 
     mtls: Literal["permissive", "strict"] = "permissive"
     """strict: PeerAuthentication STRICT in every namespace labelled istio-injection: enabled (sidecars accept only
-    mTLS). Refused while a public hostname is served from such a namespace through an ingress controller outside
-    the mesh (its plain-text requests would be refused: docs/mesh.md, The cut-over)."""
+    mTLS). The public hostnames of such namespaces enter the mesh through the Istio ingress gateway; refused while
+    one is still served through an ingress controller outside the mesh (its component has no catalog mesh_service,
+    or the gateway is off: its plain-text requests would be refused; docs/mesh.md)."""
     permissive: list[PermissiveWorkload] = []
     """Under strict: workloads' ports left PERMISSIVE for clients outside the mesh."""
     egress: Literal["allow-any", "registry-only"] = "allow-any"

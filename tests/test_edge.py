@@ -312,7 +312,11 @@ def test_edge_every_hostname_is_routed_and_has_its_record(description_synth, des
     ingress = config["config"]["ingress"]
     hostnames = plan.config.cloudflare.hostname_names
     assert list(dict.fromkeys(r.get("hostname") for r in ingress[:-1])) == hostnames
-    assert all(r["service"] == ORIGIN for r in ingress)
+    # Each name to its planned origin: NGINX, or for an app in the mesh the Istio ingress gateway (docs/mesh.md).
+    origins = {r.hostname: r.service for r in plan.edge.routes}
+    assert all(r["service"] == origins[r["hostname"]] for r in ingress[:-1])
+    assert {r.service for r in plan.edge.routes if r.mesh_service is None} == {ORIGIN}
+    assert all(r.service.startswith("http://istio-ingressgateway.") for r in plan.edge.routes if r.mesh_service)
     # The catch-all goes to NGINX too: names external-dns publishes reach their Ingress, others get NGINX's 404.
     assert ingress[-1] == {"service": ORIGIN}
     records = res["cloudflare_dns_record"]

@@ -537,18 +537,105 @@ def _peer_authentications(plan: PlatformPlan) -> list[dict]:
     return [r for m in plan.manifests for r in m.resources if r["kind"] == "PeerAuthentication"]
 
 
-def test_strict_mtls_is_refused_while_public_traffic_stays_outside_the_mesh(tmp_path):
-    """The tested decision: NGINX (not injected) sends plain text to meshed backends, so STRICT would cut every
-    public hostname served from an injected namespace until cloudflared sends to the Istio ingress gateway."""
+def _mesh_objects(plan: PlatformPlan, kind: str) -> list[dict]:
+    return [r for m in plan.manifests if m.release == "istio-public-gateway" for r in m.resources if r["kind"] == kind]
+
+
+def _injected(plan: PlatformPlan) -> set[str]:
+    return {ns for ns, spec in plan.config.namespaces.items() if spec.labels.get("istio-injection") == "enabled"}
+
+
+def test_a_public_hostname_of_a_meshed_app_crosses_a_sidecar(tmp_path):
+    """Defect 4: cloudflared sent every public name to NGINX (not injected), which sent plain text to the pods,
+    past mTLS and past Flagger's VirtualService weights. A name served from an injected namespace now goes to the
+    Istio ingress gateway (an Envoy of the mesh), bound by the Gateway to a VirtualService to the app's Service."""
+    plan = plan_with(tmp_path)
+    gateway = provider(plan, "mesh-ingress")
+    meshed = [r for r in plan.edge.routes if r.backend and plan.components[r.backend].namespace in _injected(plan)]
+    assert meshed, "the fixture serves a public name from an injected namespace"
+    (gw,) = _mesh_objects(plan, "Gateway")
+    pod_labels = {"istio": gateway.release_name.removeprefix("istio-")}  # the gateway chart's selector label
+    assert gw["spec"]["selector"] == pod_labels and gw["metadata"]["namespace"] == gateway.namespace
+    services = {h: vs for vs in _mesh_objects(plan, "VirtualService") for h in vs["spec"]["hosts"]}
+    for route in meshed:
+        host = urlparse(route.service).hostname
+        assert host == f"{gateway.release_name}.{gateway.namespace}.svc.{plan.config.cluster.cluster_domain}"
+        assert urlparse(route.service).port == 80
+        assert route.hostname in gw["spec"]["servers"][0]["hosts"]
+        vs = services[route.hostname]
+        assert vs["spec"]["gateways"] == [gw["metadata"]["name"]]
+        ((dest,),) = [[d["destination"] for d in h["route"]] for h in vs["spec"]["http"]]
+        backend = plan.components[route.backend]
+        assert dest["host"].split(".")[1] == backend.namespace
+        assert dest["host"].split(".")[0] == backend.mesh_service[0] and dest["port"]["number"] == backend.mesh_service[1]
+        assert route.mesh_service == f"{dest['host']}:{dest['port']['number']}"
+    # Names of components outside the mesh (Grafana, OnCall) stay on NGINX and off the Gateway.
+    others = [r for r in plan.edge.routes if r not in meshed]
+    assert others and all(r.mesh_service is None and r.hostname not in services for r in others)
+    assert all(urlparse(r.service).hostname != urlparse(meshed[0].service).hostname for r in others if r.backend)
+    # cloudflared is a trusted hop: the client's X-Forwarded-For and X-Forwarded-Proto (https) survive the gateway.
+    topology = json.loads(gateway.values["podAnnotations"]["proxy.istio.io/config"])["gatewayTopology"]
+    assert topology == {"numTrustedProxies": 1}
+    # Flagger's canaries shape these requests only if it writes Istio VirtualServices.
+    assert plan.components["flagger"].values["meshProvider"] == "istio"
+
+
+def test_the_public_names_in_the_mesh_are_closed_to_the_lan(tmp_path):
+    """The ingress gateway's Service is also a LAN LoadBalancer: a request for a public name from outside the pod
+    network (past Cloudflare Access) is denied, with or without a port in its Host."""
+    plan = plan_with(tmp_path)
+    (policy,) = _mesh_objects(plan, "AuthorizationPolicy")
+    (gw,) = _mesh_objects(plan, "Gateway")
+    assert policy["spec"]["action"] == "DENY"
+    assert policy["spec"]["selector"]["matchLabels"] == gw["spec"]["selector"]
+    (rule,) = policy["spec"]["rules"]
+    assert rule["from"] == [{"source": {"notIpBlocks": [plan.config.cluster.cluster_cidr]}}]
+    hosts = gw["spec"]["servers"][0]["hosts"]
+    assert sorted(rule["to"][0]["operation"]["hosts"]) == sorted(hosts + [f"{h}:*" for h in hosts])
+
+
+def test_a_name_sent_to_the_gateway_by_origin_joins_it_without_a_virtual_service(tmp_path):
+    """An app under Flagger: its hostname's origin is the gateway; the Gateway admits it (and guards it from the
+    LAN), and the Canary, not the planner, writes its VirtualService."""
+    cfg = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
+    origin = next(r.service for r in plan_with(tmp_path).edge.routes if r.mesh_service)  # the gateway's URL
+    cfg["cloudflare"]["hostnames"].append({"name": f"podinfo.{cfg['domain']}", "origin": origin})
+    path = tmp_path / "canary.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    plan = load_plan(path)
+    (gw,) = _mesh_objects(plan, "Gateway")
+    assert f"podinfo.{cfg['domain']}" in gw["spec"]["servers"][0]["hosts"]
+    (policy,) = _mesh_objects(plan, "AuthorizationPolicy")
+    assert f"podinfo.{cfg['domain']}" in policy["spec"]["rules"][0]["to"][0]["operation"]["hosts"]
+    assert all(f"podinfo.{cfg['domain']}" not in vs["spec"]["hosts"] for vs in _mesh_objects(plan, "VirtualService"))
+
+
+def test_no_gateway_objects_when_no_public_name_enters_the_mesh(tmp_path):
+    plan = plan_with(tmp_path, drop_hostnames=("flagsmith.",))
+    assert not [m for m in plan.manifests if m.release == "istio-public-gateway"]
+
+
+def test_strict_mtls_is_refused_while_a_public_hostname_stays_outside_the_mesh(tmp_path):
+    """Without the ingress gateway, NGINX (not injected) sends plain text to a meshed backend: STRICT would cut
+    that public hostname, so it is refused."""
     from planner.files import ConfigError
 
     with pytest.raises(ConfigError) as exc:
-        plan_with(tmp_path, mesh={"mtls": "strict"})
+        plan_with(tmp_path, mesh={"mtls": "strict"}, disable=("istio-ingressgateway",))
     problems = [p for p in exc.value.problems if p.path == "mesh.mtls"]
     assert problems and all("docs/mesh.md" in p.message for p in problems)
     assert any("flagsmith" in p.message for p in problems)
     # Permissive (Istio's default) renders no PeerAuthentication at all: nothing changes for today's traffic.
     assert _peer_authentications(plan_with(tmp_path)) == []
+
+
+def test_strict_mtls_holds_once_public_traffic_enters_the_mesh(tmp_path):
+    """Defect 4: with the ingress gateway in front of the meshed apps, STRICT is accepted (the old code refused
+    it for every public name of an injected namespace) and renders a STRICT policy per injected namespace."""
+    plan = plan_with(tmp_path, mesh={"mtls": "strict"})
+    defaults = [p for p in _peer_authentications(plan) if "selector" not in p["spec"]]
+    assert {p["metadata"]["namespace"] for p in defaults} == _injected(plan)
+    assert all(p["spec"]["mtls"]["mode"] == "STRICT" for p in defaults)
 
 
 def test_strict_mtls_with_its_permissive_exceptions(tmp_path):

@@ -11,6 +11,7 @@ its own thus touches two places: its catalog entry and its concern's module here
     alerting              alerting.py              Alertmanager: its route and receivers from the cluster file's alerting
     incident-manager      incident_manager.py      Grafana OnCall: its mail, the people its escalation chain notifies
     service-mesh          service_mesh.py          Istio: mTLS mode (refused STRICT while public traffic is outside), egress
+    mesh-ingress          mesh_ingress.py          the Istio ingress gateway: the tunnel's origin for hostnames in the mesh
     node-autoscaler       node_autoscaler.py       the cluster-autoscaler of the cloud node pools
 
 Generators (objects computed from the config, `generator:` in the catalog) have their own registry,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 # Every concern a catalog entry may provide (checked when the catalog loads).
 CONCERNS = ("object-store", "tunnel-origin", "metrics-scraper", "internal-certificate", "alerting", "incident-manager",
-            "service-mesh", "node-autoscaler")
+            "service-mesh", "mesh-ingress", "node-autoscaler")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The Istio mesh's policies (concern `service-mesh`: the catalog's istiod), from the cluster file's `mesh`.
 
-mTLS STRICT is refused while public traffic does not enter the mesh: the tunnel's origin (concern `tunnel-origin`,
-NGINX) runs outside it and sends plain text, which a STRICT sidecar refuses. The cut-over that lifts the refusal
-(cloudflared to the Istio ingress gateway) is described, not built yet: docs/mesh.md.
+mTLS STRICT is refused for a public hostname that does not enter the mesh: the tunnel's origin (concern
+`tunnel-origin`, NGINX) runs outside it and sends plain text, which a STRICT sidecar refuses. A hostname served
+from the mesh goes to the Istio ingress gateway instead (concern `mesh-ingress`), whose Envoy speaks mTLS to the
+sidecars, and does not count (docs/mesh.md).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def strict_problems(
     if origin_namespace in meshed:
         return out
     for route in edge.routes:
+        if route.mesh_service is not None:
+            continue  # through the ingress gateway, a proxy of the mesh
         backend = components.get(route.backend) if route.backend else None
         if backend is not None and backend.namespace in meshed:
             out.append(
@@ -53,7 +56,8 @@ def strict_problems(
                     "mesh.mtls",
                     f"strict would refuse the plain-text requests for {route.hostname}: the tunnel's origin runs in "
                     f"{origin_namespace!r}, outside the mesh, and {backend.id} in {backend.namespace!r} has a "
-                    "sidecar; keep permissive until public traffic enters the mesh (docs/mesh.md, The cut-over)",
+                    "sidecar; give its catalog entry a mesh_service (served through the Istio ingress gateway) or keep "
+                    "permissive (docs/mesh.md)",
                 )
             )
     return out
