@@ -336,6 +336,56 @@ def test_span_metrics_service_graphs_and_the_links_between_signals(tmp_path):
     assert plan.components["mimir"].values["mimir"]["structuredConfig"]["limits"]["max_global_exemplars_per_user"] > 0
 
 
+ALLOY_RULE = re.compile(r"\brule\s*\{(.*?)\}", re.S)
+ALLOY_ARG = re.compile(r'^\s*(\w+)\s*=\s*(\[[^\]]*\]|"(?:[^"\\]|\\.)*")', re.M)
+
+
+def relabel(rules_body: str, target: dict[str, str]) -> dict[str, str] | None:
+    """Prometheus relabelling (the replace and drop actions) of one target by an Alloy block's rule blocks."""
+    labels = dict(target)
+    for rule in ALLOY_RULE.findall(rules_body):
+        args = {k: json.loads(v) for k, v in ALLOY_ARG.findall(rule)}
+        action = args.get("action", "replace")
+        assert action in ("replace", "drop"), action
+        value = args.get("separator", ";").join(labels.get(name, "") for name in args.get("source_labels", []))
+        m = re.fullmatch(args.get("regex", "(.*)"), value)
+        if action == "drop":
+            if m:
+                return None
+            continue
+        if m:
+            labels[args["target_label"]] = m.expand(args.get("replacement", "$1").replace("$", "\\"))
+    return labels
+
+
+@pytest.mark.parametrize("pod, service", [
+    # What OTLP instrumentation names the service, in the same order: the annotation, the recommended label,
+    # the app label, the container.
+    ({"__meta_kubernetes_pod_annotation_resource_opentelemetry_io_service_name": "cart",
+      "__meta_kubernetes_pod_label_app_kubernetes_io_name": "shop"}, "cart"),
+    ({"__meta_kubernetes_pod_label_app_kubernetes_io_name": "checkout", "__meta_kubernetes_pod_label_app": "co"},
+     "checkout"),
+    ({"__meta_kubernetes_pod_label_app": "payments"}, "payments"),
+    ({}, "server"),
+])
+def test_a_span_finds_the_profiles_of_its_service(tmp_path, pod, service):
+    plan = plan_with(tmp_path)
+    blocks, _ = alloy_graph(alloy_content(plan))
+    (ebpf,) = [body for (name, _), body in blocks.items() if name == "pyroscope.ebpf"]
+    source = re.search(r"\btargets\s*=\s*discovery\.relabel\.(\w+)\.output", ebpf).group(1)
+    target = {"__meta_kubernetes_namespace": "production", "__meta_kubernetes_pod_name": "web-7f9c",
+              "__meta_kubernetes_pod_container_name": "server", "__meta_kubernetes_pod_phase": "Running", **pod}
+    profile = relabel(blocks[("discovery.relabel", source)], target)
+    # Grafana's Tempo datasource looks a span's service.name up under this profile label.
+    datasources = {d["uid"]: d for d in plan.components["grafana"].values["datasources"]["datasources.yaml"]["datasources"]}
+    tags = {t["key"]: t.get("value") or t["key"] for t in datasources["tempo"]["jsonData"]["tracesToProfiles"]["tags"]}
+    assert profile[tags["service.name"]] == service
+    assert profile["namespace"] == "production"
+    # A finished pod is not profiled.
+    assert relabel(blocks[("discovery.relabel", source)],
+                   {**target, "__meta_kubernetes_pod_phase": "Succeeded"}) is None
+
+
 def test_the_application_observability_folder_holds_the_red_view(tmp_path):
     plan = plan_with(tmp_path)
     sidecar = plan.components["grafana"].values["sidecar"]["dashboards"]
