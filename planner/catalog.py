@@ -202,6 +202,14 @@ def missing_chart_fields(raw: Any, shown: str, cid: str) -> list[Problem]:
             for key in ("repository", "chart") if raw.get(key) is None]
 
 
+class PodSecurityNeed(_Strict):
+    """The Pod Security Standards level below which the component's pods are refused at admission, and why (the
+    pod-spec fields of its chart at the pinned version that need it)."""
+
+    level: Literal["baseline", "privileged"]
+    because: str = Field(min_length=10)
+
+
 class ComponentSpec(_Strict):
     description: str
     seed_name: str
@@ -220,6 +228,9 @@ class ComponentSpec(_Strict):
     # What a destroy or a replacement of the release takes with it (its volumes, its database), when anything:
     # the destroy guard (tools/guard.py) refuses that unless config/allow-destroy.yaml names the release.
     keeps: str | None = Field(default=None, min_length=10)
+    # The lowest pod-security level its pods run under, when it is above restricted: a namespace that enforces a
+    # lower one is refused (planner/load.py, pod_security_problems), since its pods would never be admitted.
+    pod_security: PodSecurityNeed | None = None
     needs: list[str] = []
     timeout: int = Field(default=600, ge=30, le=3600)
     replaces_k3s: list[K3sPackaged] = []

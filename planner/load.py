@@ -109,7 +109,31 @@ def resolve_config(
     if plan is not None and not problems:
         # Rules that need the resolved plan (which Ingresses the installed components declare).
         problems.extend(backend_problems(cfg, plan, config_file))
+        problems.extend(pod_security_problems(cfg, plan, catalog, config_file))
     return (plan if not problems else None), problems
+
+
+# Pod Security Standards levels, lowest first.
+POD_SECURITY_LEVELS = ("restricted", "baseline", "privileged")
+ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+def pod_security_problems(
+    cfg: HelixConfig, plan: PlatformPlan, catalog: dict[str, tuple[Any, str]], config_file: str
+) -> list[Problem]:
+    """A namespace that enforces a pod-security level below what an installed component's pods need (catalog
+    `pod_security`): the API server would refuse those pods and the release would time out."""
+    out = []
+    for cid, comp in sorted(plan.components.items()):
+        need = catalog[cid][0].pod_security if cid in catalog else None
+        ns = cfg.namespaces.get(comp.namespace)
+        level = (ns.labels or {}).get(ENFORCE_LABEL) if ns is not None else None
+        if need is None or level not in POD_SECURITY_LEVELS:
+            continue
+        if POD_SECURITY_LEVELS.index(level) < POD_SECURITY_LEVELS.index(need.level):
+            out.append(Problem(config_file, f"namespaces.{comp.namespace}.labels",
+                               f"{ENFORCE_LABEL} is {level}, but {cid}'s pods need {need.level}: {need.because}"))
+    return out
 
 
 def load_plan(config_path: Path | None = None, data_dir: Path | None = None) -> PlatformPlan:

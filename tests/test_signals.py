@@ -544,6 +544,40 @@ def test_the_observability_page_names_services_that_exist(tmp_path):
         assert f"## {path}" in text
 
 
+def _placed_in(cfg: dict, cid: str) -> str:
+    (ns,) = [n for n, spec in cfg["namespaces"].items() if cid in (spec or {}).get("components", [])]
+    return ns
+
+
+@pytest.mark.parametrize("cid", ["alloy", "kube-prometheus-stack"])
+@pytest.mark.parametrize("level", ["baseline", "restricted"])
+def test_a_namespace_of_the_node_agents_cannot_enforce_less_than_privileged(tmp_path, cid, level):
+    """Alloy (hostPath logs, eBPF) and node-exporter (host network, PID and filesystem) are refused below privileged:
+    their namespace's level is the lowest their pods allow, and lowering it is refused instead of hanging the deploy."""
+    from planner.files import ConfigError
+
+    cfg = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
+    ns = _placed_in(cfg, cid)
+    cfg["namespaces"][ns].setdefault("labels", {})["pod-security.kubernetes.io/enforce"] = level
+    path = tmp_path / "helix.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError) as exc:
+        load_plan(path)
+    mine = [p for p in exc.value.problems if p.path == f"namespaces.{ns}.labels" and f"{cid}'s pods" in p.message]
+    assert len(mine) == 1 and f"is {level}, but {cid}'s pods need privileged: " in mine[0].message, exc.value.problems
+    assert "Traceback" not in str(mine[0])
+
+
+@pytest.mark.parametrize("labels", [{"pod-security.kubernetes.io/enforce": "privileged"}, {}])
+def test_a_privileged_or_unlabelled_namespace_takes_the_node_agents(tmp_path, labels):
+    cfg = yaml.safe_load(DESCRIPTION_CONFIG.read_text())
+    for cid in ("alloy", "kube-prometheus-stack"):
+        cfg["namespaces"][_placed_in(cfg, cid)]["labels"] = dict(labels)
+    path = tmp_path / "helix.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert load_plan(path).components["alloy"]
+
+
 def _policies(plan: PlatformPlan) -> dict[str, tuple[str, dict]]:
     return {r["metadata"]["name"]: (m.component, r) for m in plan.manifests for r in m.resources
             if r["kind"] == "NetworkPolicy"}
