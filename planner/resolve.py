@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from planner import pod_autoscaling
 from planner.catalog import (
     ComponentSpec,
     LayersFile,
@@ -56,7 +57,6 @@ from planner.model import (
     ValueRef,
     VariablePlan,
 )
-from planner import pod_autoscaling
 from planner.node_pools import INSTANCE_TYPES_FILE, plan_node_pools
 from planner.nodes import resolve_nodes
 from planner.schema import HelixConfig
