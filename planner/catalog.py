@@ -210,6 +210,41 @@ class PodSecurityNeed(_Strict):
     because: str = Field(min_length=10)
 
 
+class PodAutoscalingSpec(_Strict):
+    """How a component's replicas follow its CPU with a HorizontalPodAutoscaler (planner/pod_autoscaling.py):
+    `chart` sets the chart's own autoscaling values at the dotted paths below (read at the pinned version);
+    `raw` (a component of the raw chart) adds an autoscaling/v2 HPA to `resources` for its Deployment."""
+
+    style: Literal["chart", "raw"]
+    min: int = Field(ge=2, le=100)
+    """The default floor (2 at least: with a budget of minAvailable 1, a drain may then take one)."""
+    max: int = Field(ge=2, le=100)
+    cpu_percent: int = Field(ge=10, le=100)
+    ceiling: int = Field(default=100, ge=2, le=100)
+    """The most replicas the component may run (cloudflared: Cloudflare's connector limit per tunnel)."""
+    # style chart: value paths of the switch, the bounds, the CPU target and the fixed replica count used while
+    # off; `set_when_on` other paths set while on (a memory target turned off).
+    enabled_path: str | None = None
+    min_path: str | None = None
+    max_path: str | None = None
+    cpu_path: str | None = None
+    replicas_path: str | None = None
+    set_when_on: dict[str, Any] = {}
+    # style raw: the Deployment in `resources` that the HPA scales.
+    deployment: DnsLabel | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> PodAutoscalingSpec:
+        if self.min > self.max or self.max > self.ceiling:
+            raise ValueError("min <= max <= ceiling is required")
+        paths = (self.enabled_path, self.min_path, self.max_path, self.cpu_path, self.replicas_path)
+        if self.style == "chart" and (None in paths or self.deployment is not None):
+            raise ValueError("style chart needs enabled_path, min_path, max_path, cpu_path and replicas_path, no deployment")
+        if self.style == "raw" and (self.deployment is None or any(p is not None for p in paths) or self.set_when_on):
+            raise ValueError("style raw needs `deployment` and no value paths")
+        return self
+
+
 class ComponentSpec(_Strict):
     description: str
     seed_name: str
@@ -254,6 +289,8 @@ class ComponentSpec(_Strict):
     # Its counterpart, added only while that component is not installed: the fallback a pipeline needs when its
     # usual destination is off (Alloy's OTLP metrics without Mimir).
     values_when_disabled: dict[str, dict[str, Any]] = {}
+    # A stateless front door whose replicas follow its CPU (docs/autoscaling.md, planner/pod_autoscaling.py).
+    pod_autoscaling: PodAutoscalingSpec | None = None
 
     @model_validator(mode="after")
     def _chart_for_helm(self) -> ComponentSpec:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from planner import pod_autoscaling
 from planner.catalog import (
     ComponentSpec,
     LayersFile,
@@ -244,6 +245,11 @@ def enable(inputs: Inputs, placed: dict[str, str]) -> tuple[dict[str, Component]
 
     known = placeholder_values(cfg, providers)
     problems: list[Problem] = []
+    scalable = sorted(cid for cid, (spec, _) in catalog.items() if spec.pod_autoscaling is not None)
+    for cid, override in cfg.components.items():
+        if cid in catalog:
+            problems += [Problem(inputs.config_file, p, m)
+                         for p, m in pod_autoscaling.problems(cid, catalog[cid][0], override, scalable)]
     components: dict[str, Component] = {}
     installed = {cid for cid in placed if enabled(cid)}
     for cid, ns_name in placed.items():
@@ -272,6 +278,12 @@ def _component(
         problems.append(Problem(cfg_file, f"components.{cid}", "a manifests component has no chart: only `enabled` applies"))
     # Wiring to an optional neighbour applies only while it is installed (planner/wiring.py).
     wired = wired_values(spec.values, spec.values_when_enabled, installed, spec.values_when_disabled)
+    if spec.pod_autoscaling is not None:
+        # Its HPA (or fixed replicas), under the cluster file's own values (planner/pod_autoscaling.py).
+        try:
+            wired = pod_autoscaling.apply(wired, spec.pod_autoscaling, pod_autoscaling.settings(spec.pod_autoscaling, override))
+        except ValueError as exc:
+            problems.append(Problem(spec_file, f"{cid}.pod_autoscaling", str(exc)))
     values = deep_merge(wired, override.values if override else {})
     found: list[tuple[str, str]] = []
     values = render_placeholders(values, known, f"{cid}.values", found)

@@ -9,7 +9,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 # An exact version: 1.2.3, v1.2.3, 1.2.3-rc.1, v1.29.1+k3s2. Never "latest", a range or a wildcard.
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z][0-9A-Za-z.+-]*)?$")
@@ -787,9 +787,33 @@ class MeshConfig(Strict):
     REGISTRY_ONLY); every external host then needs a ServiceEntry."""
 
 
+class PodAutoscaling(Strict):
+    """A HorizontalPodAutoscaler on the component's CPU (metrics-server's metrics), for the components whose
+    catalog entry has `pod_autoscaling` (the stateless front doors, docs/autoscaling.md). Unset fields take the
+    catalog's defaults."""
+
+    enabled: bool = True
+    """false: a fixed replica count (`min`, else the catalog's floor) and no HorizontalPodAutoscaler."""
+    min: int | None = Field(default=None, ge=2, le=100)
+    """The fewest replicas (2 at least: the component's PodDisruptionBudget keeps 1, so a drain may take one)."""
+    max: int | None = Field(default=None, ge=2, le=100)
+    """The most replicas (at least `min`)."""
+    cpu_percent: int | None = Field(default=None, ge=10, le=100)
+    """The average CPU use, in percent of the pods' CPU request, the autoscaler keeps them at."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PodAutoscaling:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
 class ComponentOverride(Strict):
     enabled: bool = True
     """false: the component is not installed (its namespace and stack stay)."""
+    autoscaling: PodAutoscaling | None = None
+    """Its HorizontalPodAutoscaler's bounds and target, or `enabled: false` for fixed replicas; only for the
+    components whose catalog entry has `pod_autoscaling` (on by default for those)."""
     version: ExactVersion | None = None
     """Another chart version than the catalog's (its Kubernetes range must be recorded in the catalog)."""
     values: dict[str, Any] = Field(default_factory=dict)

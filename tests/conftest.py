@@ -30,6 +30,11 @@ if (PROJECT_NODE_BIN / "node").exists():
     os.environ.setdefault("JSII_NODE", str(PROJECT_NODE_BIN / "node"))
 os.environ.setdefault("CHECKPOINT_DISABLE", "1")
 os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
+# Processes are started with fork, not vfork: the background threads below start processes while the main thread
+# does too, and a fresh-clone CI run on Python 3.11.7 had one exec fail with EFAULT ("[Errno 14] Bad address") on a
+# path that existed, which a vforked child sharing the parent's memory with running threads can see since 3.11
+# releases the GIL around vfork (CPython gh-104372). `_USE_VFORK` is CPython's own off switch for this (gh-91401).
+subprocess._USE_VFORK = False  # type: ignore[attr-defined]
 
 from tools.engine_compare import single_blocks  # noqa: E402  (needs ROOT on sys.path)
 

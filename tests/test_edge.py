@@ -700,10 +700,13 @@ def test_cloudflared_is_built_to_stay_up(synth, plan, cloudflared):
     release, docs = cloudflared
     chart = plan.raw_chart
     assert (release["repository"], release["chart"], release["version"]) == (chart.repository, chart.chart, chart.version)
-    assert sorted(docs) == ["Deployment", "NetworkPolicy", "PodDisruptionBudget", "PodMonitor"]
+    assert sorted(docs) == ["Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "PodDisruptionBudget", "PodMonitor"]
     deployment = docs["Deployment"]
     selector = deployment["spec"]["selector"]["matchLabels"]
-    assert deployment["spec"]["replicas"] >= 2
+    # Two replicas at least: the HPA's floor (on by default, tests/test_pod_autoscaling.py), which owns the count.
+    hpa = docs["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == deployment["metadata"]["name"] and hpa["minReplicas"] >= 2
+    assert "replicas" not in deployment["spec"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert re.match(r"^cloudflare/cloudflared:\d{4}\.\d+\.\d+$", container["image"])
