@@ -104,6 +104,17 @@ def identity(environ: os._Environ[str] | dict[str, str] | None = None) -> str:
     return f"{name} {version(name)}"
 
 
+# Providers whose prebuilt package only one engine has here. AWS: cdktf-cdktf-provider-aws 20.1.0 wraps hashicorp/aws
+# 5.100.0, the version cloud node pools are validated and applied against; every cdktn-provider-aws release wraps a
+# later major (docs/engine.md), so under cdktn the AWS names are not offered.
+ONLY_WITH: dict[str, str] = {"aws": "cdktf"}
+
+
+def has_provider(provider: str) -> bool:
+    """Whether the selected engine offers this provider's prebuilt package here."""
+    return ONLY_WITH.get(provider, NAME) == NAME
+
+
 def provider_package(provider: str) -> str:
     """The module name of the engine's prebuilt package for a provider ("kubernetes" -> its package)."""
     return f"{PROVIDER_PREFIX}{provider}"
@@ -252,7 +263,8 @@ PROVIDER_NAMES: dict[str, str] = {
 # The one name two providers' modules share, renamed here.
 RENAMED = {"NullResource": "Resource"}
 
-__all__ = sorted([*CORE_NAMES, *PROVIDER_NAMES, "Construct"])
+__all__ = sorted([*CORE_NAMES, *(n for n, where in PROVIDER_NAMES.items() if has_provider(where.split(".")[0])),
+                  "Construct"])
 
 
 def __getattr__(name: str) -> Any:

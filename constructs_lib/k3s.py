@@ -429,10 +429,11 @@ class K3sCluster(Construct):
     def _secret(self, id: str, rotation: int, protect: TerraformResourceLifecycle | None) -> str:
         """A join secret: the one generated at the first apply (kept, prevent_destroy), or for rotation N > 0 one
         generated for N (its `keepers`): a change of N replaces it, which rotates the token."""
-        original = Password(self, id, length=48, special=False, lifecycle=protect).result
+        original: str = Password(self, id, length=48, special=False, lifecycle=protect).result
         if rotation == 0:
             return original
-        return Password(self, f"{id}-rotated", length=48, special=False, keepers={"rotation": str(rotation)}).result
+        rotated: str = Password(self, f"{id}-rotated", length=48, special=False, keepers={"rotation": str(rotation)}).result
+        return rotated
 
     def _token_rotate(self, *, after: Sequence[ITerraformDependable]) -> NullResource:
         """On a server, before any config roll: a changed server token is rotated in the cluster (k3s token

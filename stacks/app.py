@@ -150,6 +150,12 @@ def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
             print(f"error: {problem}", file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found; nothing was synthesized.", file=sys.stderr)
         return 2
+    from constructs_lib import engine
+
+    if plan.node_pools is not None and not engine.has_provider("aws"):
+        print(f"error: {plan.config_file}: cluster.cloud_node_pools: the {engine.NAME} engine has no AWS provider here; "
+              f"cloud node pools need the cdktf engine (unset {engine.VARIABLE}; docs/engine.md)", file=sys.stderr)
+        return 2
     given = os.environ.get("CDKTF_OUTDIR", "cdktf.out")
     notes: list[str] = []
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from constructs_lib import engine
 from planner.files import ConfigError
 from planner.load import load_plan
 
@@ -32,6 +33,12 @@ MIRROR = Path("/opt/tf-plugins")
 AWS_IN_MIRROR = MIRROR / "registry.terraform.io" / "hashicorp" / "aws" / "5.100.0"
 MOTO = ROOT / ".venv-moto" / "bin"
 TERRAFORM = shutil.which("terraform")
+
+
+def _needs_aws_provider() -> None:
+    if not engine.has_provider("aws"):
+        pytest.skip(f"the {engine.NAME} engine has no AWS provider here (constructs_lib.engine.ONLY_WITH): "
+                    "cloud node pools are cdktf-only; test_pools_are_refused_without_the_aws_provider covers this engine")
 
 
 def _needs_mirror() -> None:
@@ -133,14 +140,27 @@ def test_default_config_never_imports_the_aws_provider(tmp_path):
         "from planner.load import load_plan\n"
         "from stacks.app import build_app\n"
         f"app = build_app(load_plan(Path({str(NO_POOL_FIXTURE)!r})), {str(tmp_path / 'out')!r}); app.synth()\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('cdktf_cdktf_provider_')}))\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules if m.startswith({engine.PROVIDER_PREFIX!r})}}))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     loaded = json.loads(run.stdout.strip().splitlines()[-1].replace("'", '"'))
-    assert loaded and "cdktf_cdktf_provider_aws" not in loaded
+    assert loaded and engine.provider_package("aws") not in loaded
     stacks = {p.name for p in (tmp_path / "out" / "stacks").iterdir()}
     assert not any(s.startswith("nodepool") for s in stacks)
+
+
+def test_pools_are_refused_without_the_aws_provider(tmp_path):
+    """Under an engine without the AWS provider (cdktn here), a config with a pool exits 2 with one line naming
+    the field, before anything is synthesized."""
+    if engine.has_provider("aws"):
+        pytest.skip(f"the {engine.NAME} engine has the AWS provider; this is the cdktn run's test")
+    out = tmp_path / "out"
+    env = {**os.environ, "HELIX_CONFIG": str(POOL_FIXTURE), "CDKTF_OUTDIR": str(out)}
+    run = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "cluster.cloud_node_pools: the cdktn engine has no AWS provider" in run.stderr
+    assert "Traceback" not in run.stderr and not out.exists()
 
 
 # --- the synthesized pool stacks -----------------------------------------------------------------------------
@@ -148,6 +168,7 @@ def test_default_config_never_imports_the_aws_provider(tmp_path):
 
 @pytest.fixture(scope="module")
 def pool_synth(pool_plan, tmp_path_factory):
+    _needs_aws_provider()
     from stacks.app import build_app
 
     out = tmp_path_factory.mktemp("pools") / "cdktf.out"
@@ -373,6 +394,7 @@ def _point_at_moto(stack_dir: Path, port: int, state_dir: Path) -> None:
 
 
 def test_apply_scale_and_destroy_against_moto(moto_server, tmp_path):
+    _needs_aws_provider()
     _needs_mirror()
     port = moto_server
     env = _closed_env(tmp_path)

@@ -156,7 +156,10 @@ def compare(cdktf_out: Path, cdktn_out: Path) -> Comparison:
 
 
 def default_configs() -> list[Path]:
-    return [ROOT / "config" / "helix.yaml", *sorted(FIXTURES.glob("*.yaml"))]
+    """The shipped config and every valid fixture, less those with cloud node pools: only cdktf has the AWS
+    provider here (constructs_lib.engine.ONLY_WITH), so a pool cannot be synthesized by both."""
+    configs = [ROOT / "config" / "helix.yaml", *sorted(FIXTURES.glob("*.yaml"))]
+    return [c for c in configs if not re.search(r"^\s*cloud_node_pools:\s*\n\s+-", c.read_text(), re.M)]
 
 
 def synth_all(outdir: Path, configs: list[Path]) -> None:
