@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             results["scale"] = {
                 "factor": args.factor,
                 "nodes": len(plan.config.cluster.nodes),
-                "releases": len(plan.plan.components),
+                "releases": len(plan.components),
                 "resources": big_resources,
                 "data_sources": big_data,
                 "synth": big.summary(),
