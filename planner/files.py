@@ -275,10 +275,21 @@ def parse_yaml_mapping(text: str, shown: str) -> dict[str, Any]:
     return data
 
 
+def load_yaml_documents(text: str) -> list[Any]:
+    """Every non-empty document of a YAML stream, with load_yaml's rules (libyaml when that changes nothing but the
+    speed: the manifests under config/manifests/ are most of what the planner parses)."""
+    if _FastLoader is not None and _plain_for_libyaml(text):
+        try:
+            return [d for d in yaml.load_all(text, Loader=_FastLoader) if d is not None]  # noqa: S506 - a CSafeLoader
+        except yaml.YAMLError:
+            pass  # reported by the pure-Python loader below, in its words
+    return [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]  # noqa: S506
+
+
 def read_yaml_documents(path: Path, shown: str) -> list[Any]:
     """Every non-empty document of a multi-document YAML file, with read_yaml_mapping's limits and messages."""
     text = _read_text(path, shown)
-    return _parse(lambda: [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None], shown)  # noqa: S506
+    return _parse(lambda: load_yaml_documents(text), shown)
 
 
 def parse_model(model: type[BaseModel], data: Any, shown: str, prefix: Sequence[Any] = ()):

@@ -323,3 +323,26 @@ def test_yaml_surprises_are_found_by_both_loaders():
     assert [(p.path, p.message) for p in yaml11_problems(aliased, "f.yaml")] == [
         (p.path, p.message) for p in yaml11_problems(plain, "f.yaml")
     ]
+
+
+def test_multi_document_files_read_the_same_through_libyaml_and_the_strict_loader(monkeypatch):
+    """Manifest files (several documents) take libyaml's path when it changes nothing but the speed: a plain stream
+    reads the same through both loaders, without the pure-Python one; a duplicate key and an alias bomb are still
+    refused with the strict loader's words."""
+    import yaml
+
+    from planner import files
+
+    plain = "a: 1\nb: [x, 'y']\n---\n---\nkind: Secret\nmetadata: {name: n}\nstringData:\n  k: |\n    v\n"
+    expected = [d for d in yaml.load_all(plain, Loader=files._StrictLoader) if d is not None]
+    assert len(expected) == 2
+    with monkeypatch.context() as patched:
+        patched.setattr(files, "_StrictLoader", None)  # the fast path must not need it
+        assert files.load_yaml_documents(plain) == expected
+
+    duplicate = "a: 1\n---\nb: 1\nb: 2\n"
+    with pytest.raises(yaml.YAMLError, match="duplicate key 'b'"):
+        files.load_yaml_documents(duplicate)
+    bomb = "a: &a [x]\n" + "".join(f"k{i}: *a\n" for i in range(files.MAX_ALIASES + 1))
+    with pytest.raises(yaml.YAMLError, match="refusing a possible alias bomb"):
+        files.load_yaml_documents("x: 1\n---\n" + bomb)
