@@ -52,13 +52,17 @@ _SESSION_TMP: list[Path] = []
 def pytest_configure(config) -> None:
     import tempfile
 
-    session_tmp = Path(tempfile.mkdtemp(prefix="helix-tests-"))
+    # An xdist worker inherits the controller's TMPDIR (its session folder) and makes its own folder inside it.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    inherited = Path(tempfile.gettempdir())
+    session_tmp = Path(tempfile.mkdtemp(prefix=f"helix-tests-{worker}-" if worker else "helix-tests-"))
     _SESSION_TMP.append(session_tmp)
     os.environ["TMPDIR"] = str(session_tmp)
     # Reviews keep synthesized revisions in a cache (tools/review.py): the session's, not the user's.
     os.environ["HELIX_REVIEW_CACHE"] = str(session_tmp / "review-cache")
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
-    if config.option.basetemp is None:
+    basetemp = config.option.basetemp
+    if basetemp is None or (worker and Path(basetemp).is_relative_to(inherited)):
         config.option.basetemp = str(session_tmp / "pytest")
 
 
@@ -111,14 +115,20 @@ BACKGROUND_ORDER: dict[str, int] = {}
 BACKGROUND_WORKERS = 2
 
 
-def background_fixture(name: str, start: int):
+SLOW_JOBS: set[str] = set()
+
+
+def background_fixture(name: str, start: int, slow: bool = True):
     """Decorator: a session fixture `name` whose value `job(tmp_path_factory)` is computed in a background thread
     started with the session (only if a selected test uses the fixture). Jobs start in order of `start`: give the
-    longest the lowest, so that the short ones fill in at the end."""
+    longest the lowest, so that the short ones fill in at the end. A `slow` job (the default: these run real tools
+    in other processes) puts every test that uses it in the slow lane, which `task test` leaves to `task test-all`."""
 
     def register(job: Callable[[pytest.TempPathFactory], Any]):
         BACKGROUND_JOBS[name] = job
         BACKGROUND_ORDER[name] = start
+        if slow:
+            SLOW_JOBS.add(name)
 
         @pytest.fixture(scope="session", name=name)
         def waiting(_background_jobs):
@@ -131,12 +141,21 @@ def background_fixture(name: str, start: int):
 
 
 class BackgroundJobs:
-    def __init__(self, factory: pytest.TempPathFactory, names: list[str]):
+    """The session's background jobs. `lazy`: start them all when a test first needs one, not with the session (an
+    xdist worker: its tests that need them arrive as one group, and the other worker needs none)."""
+
+    def __init__(self, factory: pytest.TempPathFactory, names: list[str], lazy: bool = False):
         self._factory = factory
+        self._names = names
         self.started = time.monotonic()
         self.spans: dict[str, tuple[float, float]] = {}  # name -> (start, end), seconds since the session's start
         self._pool = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="background")
-        self._futures: dict[str, Future] = {name: self._pool.submit(self._timed, name, factory) for name in names}
+        self._futures: dict[str, Future] = {}
+        if not lazy:
+            self._start()
+
+    def _start(self) -> None:
+        self._futures = {name: self._pool.submit(self._timed, name, self._factory) for name in self._names}
 
     def _timed(self, name: str, factory: pytest.TempPathFactory) -> Any:
         start = time.monotonic() - self.started
@@ -146,6 +165,8 @@ class BackgroundJobs:
             self.spans[name] = (start, time.monotonic() - self.started)
 
     def result(self, name: str) -> Any:
+        if not self._futures:
+            self._start()
         future = self._futures[name]
         if future.cancel():
             # Not started yet (both workers busy): run it here rather than wait idle for a worker.
@@ -159,27 +180,49 @@ class BackgroundJobs:
 _SUMMARY: list[str] = []
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    """One line on where the background work went, for whoever tunes the suite's wall time."""
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """One line on where the background work went, for whoever tunes the suite's wall time; one on the slow lane
+    when this run left it out (`task test`)."""
     if _SUMMARY and _SUMMARY[0]:
         terminalreporter.write_line("background jobs (start-end, s): " + _SUMMARY[0])
+    if config.option.markexpr.replace(" ", "") == "notslow":
+        terminalreporter.write_line("the slow lane (tests marked slow) was not run: `task test-all` runs every test, as CI does")
 
 
 def _background_names(item: pytest.Item) -> set[str]:
     return set(getattr(item, "fixturenames", ())) & set(BACKGROUND_JOBS)
 
 
+# Under pytest-xdist (`task test` runs `-n <cores> --dist loadgroup`), tests that must share one process run in one
+# worker: those that wait for background work (else each worker would run every job), and each module's (its
+# module-scoped fixtures are built once; the SSH lab's tests share one bridge and address range on the machine).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test that waits for a slow background job is a slow test (marked before `-m` selects)."""
+    if _background_names(item) & SLOW_JOBS:
+        item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that wait for background work run after the others, in their own order."""
     items[:] = [i for i in items if not _background_names(i)] + [i for i in items if _background_names(i)]
+    for item in items:
+        # A module's tests stay together too: its module-scoped fixtures (variant synths) are then built once.
+        group = "background-jobs" if _background_names(item) else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _background_jobs(request, tmp_path_factory):
     needed = set().union(*(_background_names(item) for item in request.session.items))
     tmp_path_factory.getbasetemp()  # created here, once: two jobs creating it at the same time would race
-    jobs = BackgroundJobs(tmp_path_factory, sorted(needed, key=lambda name: (BACKGROUND_ORDER[name], name)))
+    jobs = BackgroundJobs(
+        tmp_path_factory, sorted(needed, key=lambda name: (BACKGROUND_ORDER[name], name)), lazy=XDIST_WORKER is not None
+    )
     yield jobs
     jobs.close()
     _SUMMARY[:] = [", ".join(f"{name} {a:.1f}-{b:.1f}" for name, (a, b) in sorted(jobs.spans.items(), key=lambda kv: kv[1]))]

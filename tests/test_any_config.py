@@ -14,6 +14,9 @@ import pytest
 from tests.conftest import SHIPPED_CONFIG, _synthesize_here, backend_kind
 from tests.heavy_edits import BACKENDS, VARIANTS, write_variant
 
+# The slow lane (`task test-all`, CI): heavily edited copies of the shipped config, each validated and synthesized.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def shipped_variant(request, tmp_path_factory):

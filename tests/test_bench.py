@@ -33,6 +33,7 @@ def scaled(tmp_path_factory):
         mp.undo()
 
 
+@pytest.mark.slow
 def test_scaled_config_has_70_nodes_and_valid_quorum(scaled, description_plan):
     plan = description_plan
     nodes = scaled.config.cluster.nodes

@@ -27,6 +27,10 @@ import yaml
 from tests.conftest import DESCRIPTION_CONFIG, ROOT
 from tests.heavy_edits import backend
 
+# The slow lane (`task test-all`, CI): deploy.yml run step by step on fresh copies of the project.
+pytestmark = pytest.mark.slow
+
+
 WORKFLOW = Path(".github") / "workflows" / "deploy.yml"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 
@@ -67,7 +71,7 @@ cat > .venv/bin/task <<'EOF'
 set -euo pipefail
 echo "task $*" >> "$FAKE_LOG.task"
 case "$1" in
-  test) ;;                                  # the suite itself: this test runs inside it
+  test-all) ;;                              # the suite itself: this test runs inside it
   synth) exec .venv/bin/python -O main.py ;;
   *) echo "stub task: unexpected verb $1" >&2; exit 3 ;;
 esac
@@ -211,7 +215,7 @@ def test_both_jobs_run_every_step_and_deploy_every_stack(deployed):
     assert {c["stack"] for c in made if c["command"] == "plan"} == stacks
     assert {c["stack"] for c in made if c["command"] == "apply"} == stacks  # the deploy job applied each
     tasks = (result["log"].parent / "calls.log.task").read_text().split("\n")
-    assert tasks[:3] == ["task test", "task synth", "task synth"], tasks  # plan: test, synth; deploy: synth
+    assert tasks[:3] == ["task test-all", "task synth", "task synth"], tasks  # plan: test-all, synth; deploy: synth
 
 
 def test_every_variable_of_every_stack_is_passed(deployed):

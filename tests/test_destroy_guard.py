@@ -273,6 +273,7 @@ def test_synth_refuses_a_stateful_destroy_and_keeps_the_previous_output(tmp_path
     assert app_module.main() == 0
 
 
+@pytest.mark.slow
 def test_real_synth_refuses_the_issues_namespace_move_and_object_store_switch(description_synth, tmp_path):
     """The issue's cases through the real app: `production` (protect) moves from layer data to production, and
     object_storage goes external (SeaweedFS leaves). The synth over the description's output refuses both."""
@@ -311,6 +312,7 @@ def test_safety_doc_says_what_each_kind_of_edit_does():
         assert any(edit in row for row in rows), edit
 
 
+@pytest.mark.slow
 def test_real_synth_node_leaving_nodes_is_refused_and_departed_nodes_applies(description_synth, tmp_path):
     """Through the real app: helix-agent-4 dropped from cluster.nodes is refused (its install resource, with no
     drain or uninstall); moved to cluster.departed_nodes it goes through removed blocks and the guard passes."""

@@ -129,6 +129,7 @@ def test_a_provider_class_loads_its_own_provider_package_only():
     assert set(loaded) == {engine.CORE, "jsii", engine.provider_package("helm")}, loaded
 
 
+@pytest.mark.slow
 def test_every_exported_name_resolves_and_is_typed():
     # Resolved in a fresh interpreter (with lazy provider roots), not here: this process' module set is other tests'.
     code = (

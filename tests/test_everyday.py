@@ -225,3 +225,47 @@ def test_temporary_files_go_to_the_session_folder(tmp_path):
     (session,) = _SESSION_TMP
     assert os.environ["TMPDIR"] == str(session) == tempfile.gettempdir()
     assert tmp_path.is_relative_to(session)
+
+
+def test_the_everyday_lane_leaves_out_only_the_slow_lane_and_ci_runs_both():
+    """`task test` runs `-m "not slow"` over the cores; `task test-all` selects nothing away and is what README's
+    Quick start, .ci/run and both workflows run."""
+    tasks = _taskfile()["tasks"]
+    (everyday,) = [c for c in tasks["test"]["cmds"] if isinstance(c, str) and "pytest" in c]
+    (whole,) = [c for c in tasks["test-all"]["cmds"] if isinstance(c, str) and "pytest" in c]
+    assert '-m "not slow"' in everyday and "-n {{.TEST_WORKERS}} --dist loadgroup" in everyday, everyday
+    selection = whole.split("pytest", 1)[1]
+    assert " -m " not in selection and " -k " not in selection and "--deselect" not in selection, whole
+    quick_start = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    assert ".venv/bin/task test-all" in quick_start and ".venv/bin/task test " not in quick_start + " "
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ".venv/bin/task test-all" in ci and "CDK_ENGINE=cdktn .venv-cdktn/bin/task test-all" in ci
+    for workflow, jobs in (("ci.yml", 2), ("deploy.yml", 1)):
+        text = (ROOT / ".github" / "workflows" / workflow).read_text()
+        assert text.count("task test-all") == jobs and not re.search(r"task test\s*$", text, re.M), workflow
+
+
+def test_a_test_that_waits_for_a_slow_background_job_is_marked_slow():
+    """The mark is given at collection (before `-m` selects), for the jobs that say slow, and only for them."""
+    from tests import conftest
+
+    class Item:
+        def __init__(self, fixtures: tuple[str, ...]):
+            self.fixturenames, self.marks = fixtures, []
+
+        def add_marker(self, mark) -> None:
+            self.marks.append(mark.name)
+
+    conftest.background_fixture("_probe_slow_job", start=9)(lambda factory: None)
+    conftest.background_fixture("_probe_fast_job", start=9, slow=False)(lambda factory: None)
+    try:
+        for fixtures, marked in (
+            (("tmp_path", "_probe_slow_job"), ["slow"]), (("_probe_fast_job",), []), (("synth",), []),
+        ):
+            item = Item(fixtures)
+            conftest.pytest_itemcollected(item)
+            assert item.marks == marked, fixtures
+    finally:
+        for name in ("_probe_slow_job", "_probe_fast_job"):
+            conftest.BACKGROUND_JOBS.pop(name), conftest.BACKGROUND_ORDER.pop(name)
+            conftest.SLOW_JOBS.discard(name)

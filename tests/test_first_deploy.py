@@ -236,6 +236,7 @@ def _listener(banner: bytes | None):
     return listening
 
 
+@pytest.mark.slow
 def test_doctor_probes_ssh_with_a_bounded_timeout():
     with _listener(b"SSH-2.0-OpenSSH_9.6\r\n") as ssh_server:
         assert doctor.ssh_lines([("up", "127.0.0.1")], ssh_server.getsockname()[1], timeout=1) == []

@@ -144,6 +144,7 @@ def test_read_only_output_folder_is_one_line(tmp_path):
     assert tree(outdir) == before and sorted(os.listdir(outdir.parent)) == ["cdktf.out"]
 
 
+@pytest.mark.slow
 @needs_unshare
 def test_full_output_file_system_is_one_line(tmp_path):
     """A 256 KiB tmpfs: the probe fits, the synthesized stacks do not (ENOSPC inside jsii)."""
@@ -166,6 +167,7 @@ def test_full_output_file_system_is_one_line(tmp_path):
                                                          "cdktf.out/stacks/nodes"]
 
 
+@pytest.mark.slow
 def test_immutable_output_folder_is_one_line(tmp_path):
     outdir = tmp_path / "cdktf.out"
     before = seed_outdir(outdir)

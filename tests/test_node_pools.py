@@ -34,6 +34,9 @@ AWS_IN_MIRROR = MIRROR / "registry.terraform.io" / "hashicorp" / "aws" / "5.100.
 MOTO = ROOT / ".venv-moto" / "bin"
 TERRAFORM = shutil.which("terraform")
 
+# The slow lane (`task test-all`, CI): the AWS provider's assembly, Terraform against the mirror, moto.
+pytestmark = pytest.mark.slow
+
 
 def _needs_aws_provider() -> None:
     if not engine.has_provider("aws"):

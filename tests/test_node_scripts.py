@@ -22,6 +22,10 @@ import yaml
 
 from tests.helpers import departed_stack, drains, hosts, removed_blocks
 
+# The slow lane (`task test-all`, CI): the machines' scripts run under bash with stub commands, and ShellCheck.
+pytestmark = pytest.mark.slow
+
+
 CA_PEM = "-----BEGIN CERTIFICATE-----\nTHIS-CLUSTER-CA\n-----END CERTIFICATE-----\n"
 JOIN_VERSION = "v1.29.1+k3s2"
 ENDPOINT = "https://10.20.0.10:6443"

