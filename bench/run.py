@@ -1,12 +1,15 @@
-"""Synth benchmark: the jsii floor against the full synth, the CLI, a 10x config and a broken config.
+"""Synth benchmark: the jsii floor against the full synth, the no-op synth, the CLI, a 10x config, a broken config,
+`task review` and `task test`.
 
     python -m bench.run [--runs 3] [--eager-runs 1] [--test-runs 3] [--factor 10] [--cli PATH] [--skip-cli] [--skip-scale]
-                        [--skip-tests] [--json FILE] [--verify-charts DIR]
+                        [--skip-review] [--skip-tests] [--json FILE] [--verify-charts DIR]
 
 Every measured command is a fresh process; the floor and the full synth run alternately, and each test-suite
 run follows a floor run, so that a change in the machine's speed hits both sides of a ratio. The synth is
 cdktf.json's app command (`python -O main.py`); plain `python main.py` and `task synth` (which `task diff` and
-`task deploy` run first) are reported beside it. `task verify` is not a verb of this Taskfile, so not measured. Reports medians of wall time, CPU time (user + system of the whole process
+`task deploy` run first) are reported beside it. The review runs on a clone of HEAD with one value of the config
+changed and an empty review cache (both sides synthesized); the suite is `task test`'s lane (its pytest arguments
+read from the Taskfile). Reports medians of wall time, CPU time (user + system of the whole process
 tree) and peak RSS (sum of each process's peak: python and the two node processes of the jsii runtime;
 see bench/proc.py), and checks the targets of docs/performance.md.
 """
@@ -16,8 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -34,7 +40,9 @@ TARGETS = {
     "noop_s": 0.5,  # the same in seconds
     "rss_ratio": 1.2,  # full synth / floor, peak RSS
     "ms_per_resource": 10.0,  # additional synth wall time per additional resource
-    "tests_ratio": 6.0,  # whole test suite / floor, wall time
+    "tests_ratio": 6.0,  # the everyday test lane (`task test`) / floor, wall time
+    "tests_s": 40.0,  # `task test` on a quiet machine, seconds (issue 28)
+    "review_s": 8.0,  # `task review BASE=HEAD HEAD=WORKTREE` with one changed value, nothing cached (issue 28)
     "broken_s": 1.0,  # a broken config reported in under a second
     "verify_s": 30.0,  # task verify over the whole platform, warm cache, 2 cores (issue 13)
     "task_ratio": 1.2,  # `task synth` (and task diff's synth part) / the app itself (python -O main.py), wall time
@@ -122,11 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=int, default=10, help="size of the scaled config (default 10)")
     parser.add_argument("--eager-runs", type=int, default=1,
                         help="runs of the eager floor, for reference (default 1: it takes several times the floor)")
-    parser.add_argument("--test-runs", type=int, default=3, help="runs of the whole test suite (default 3)")
+    parser.add_argument("--test-runs", type=int, default=3, help="runs of `task test`, the everyday lane (default 3)")
     parser.add_argument("--cli", help="path of the cdktf CLI (default: node_modules/.bin/cdktf, then PATH)")
     parser.add_argument("--skip-cli", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--skip-review", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--verify-charts", type=Path, default=os.environ.get("HELIX_CHARTS") or None,
                         help="a HELIX_CHARTS folder: also time `task verify` on the seed's stacks with a warm cache "
@@ -268,16 +277,19 @@ def main(argv: list[str] | None = None) -> int:
             results["verify"] = {**series.summary(), "charts": str(args.verify_charts), "summary": summary_line}
             print(f"  task verify: {series.runs[-1].wall_s:.2f}s ({summary_line})", flush=True)
 
+        if not args.skip_review:
+            results["review"] = measure_review(py, env, work, args.runs)
+
         if not args.skip_tests:
             # The machine's speed drifts over minutes; each suite run is paired with a floor run just before it.
-            tests = Series("pytest")
+            tests = Series("task test")
             tests_floor = Series("floor, next to the suite")
             for i in range(args.test_runs):
                 tests_floor.add(proc.run(floor_cmd, env=env, cwd=str(ROOT)))
                 # Sampled every 0.25 s, not 0.02 s: walking /proc for a tree of dozens of processes 50 times a
                 # second takes a good part of one of the two cores from the suite it measures.
-                m = proc.run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], env=env, cwd=str(ROOT),
-                             interval=0.25)
+                m = proc.run([py, "-m", "pytest", *everyday_lane_args(), "-p", "no:cacheprovider", "tests"], env=env,
+                             cwd=str(ROOT), interval=0.25)
                 if m.returncode != 0:
                     raise SystemExit(f"the test suite failed:\n{m.stdout[-3000:]}")
                 tests.add(m)
@@ -293,6 +305,44 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def everyday_lane_args() -> list[str]:
+    """The pytest arguments of `task test` (the everyday lane), read from the Taskfile, with its worker count."""
+    import yaml
+
+    cmds = yaml.safe_load((ROOT / "Taskfile.yml").read_text())["tasks"]["test"]["cmds"]
+    (line,) = [c for c in cmds if isinstance(c, str) and "pytest" in c]
+    cores = min(4, len(os.sched_getaffinity(0)))
+    line = line.replace("{{.CLI_ARGS}}", "").replace("{{.TEST_WORKERS}}", str(cores if cores > 1 else 0))
+    return [a for a in shlex.split(line.split("python -m pytest", 1)[1]) if a != "tests"]
+
+
+def measure_review(py: str, env: dict[str, str], work: Path, runs: int, config: Path | None = None) -> dict:
+    """`task review BASE=HEAD HEAD=WORKTREE` with one changed value (acme_email), on a clone of this checkout's HEAD
+    whose head commit holds `config` (default: config/helix.yaml) and an empty review cache each run: the base is
+    synthesized from that commit, the working tree with the change."""
+    clone = work / "review-src"
+    subprocess.run(["git", "clone", "--quiet", "--local", str(ROOT), str(clone)], check=True)
+    target = clone / "config" / "helix.yaml"
+    text = (config or ROOT / "config" / "helix.yaml").read_text()
+    line = re.compile(r"^acme_email: [^\s#]+$", re.M)
+    if not line.search(text):
+        raise SystemExit("the config has no plain top-level `acme_email: <address>` line for the review to change")
+    target.write_text(text)
+    identity = ["-c", "user.name=bench", "-c", "user.email=bench@bench.invalid"]
+    subprocess.run(["git", *identity, "commit", "--quiet", "--allow-empty", "-am", "bench: the review's base"],
+                   cwd=clone, check=True)
+    series = Series("task review HEAD=WORKTREE")
+    for i in range(runs):
+        target.write_text(line.sub(f"acme_email: platform-{i}@bench.invalid", text, count=1))
+        out = work / "review.md"
+        m = series.add(proc.run([py, "-m", "tools.review", "HEAD", "WORKTREE", "--out", str(out)],
+                                env={**env, "HELIX_REVIEW_CACHE": str(work / f"review-cache-{i}")}, cwd=str(clone)))
+        if m.returncode != 0 or f"platform-{i}@bench.invalid" not in out.read_text():
+            raise SystemExit(f"task review failed or missed the change (exit {m.returncode}):\n{m.stderr[-2000:]}")
+        print(f"  review run {i + 1}: {m.wall_s:.2f}s", flush=True)
+    return series.summary()
 
 
 def _ratio(a: float, b: float) -> float:
@@ -318,9 +368,11 @@ def report(r: dict) -> None:
     rows.append(("broken config", r["broken_config"]))
     if "verify" in r:
         rows.append(("task verify (warm cache, HELIX_CHARTS)", r["verify"]))
+    if "review" in r:
+        rows.append(("task review HEAD=WORKTREE, one changed value", r["review"]))
     if "tests" in r:
         rows.append(("floor, each just before a suite run", r["tests_floor"]))
-        rows.append(("pytest tests (RSS: largest simultaneous)", {**r["tests"], "peak_rss_mb": r["tests"]["peak_concurrent_mb"]}))
+        rows.append(("task test (RSS: largest simultaneous)", {**r["tests"], "peak_rss_mb": r["tests"]["peak_concurrent_mb"]}))
     print()
     print(f"{r['cpus']} CPUs, load average {r['loadavg_before'][0]} -> {r['loadavg_after'][0]}; medians of {f['runs']} runs")
     print(f"{'':46} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12}")
@@ -355,9 +407,12 @@ def report(r: dict) -> None:
     checks.append(("broken config, wall s", r["broken_config"]["wall_s"], TARGETS["broken_s"]))
     if "verify" in r:
         checks.append(("task verify, warm cache, wall s", r["verify"]["wall_s"], TARGETS["verify_s"]))
+    if "review" in r:
+        checks.append(("task review HEAD=WORKTREE, wall s", r["review"]["wall_s"], TARGETS["review_s"]))
     if "tests" in r:
-        checks.append(("pytest / floor next to it, wall", _ratio(r["tests"]["wall_s"], r["tests_floor"]["wall_s"]),
+        checks.append(("task test / floor next to it, wall", _ratio(r["tests"]["wall_s"], r["tests_floor"]["wall_s"]),
                        TARGETS["tests_ratio"]))
+        checks.append(("task test, wall s", r["tests"]["wall_s"], TARGETS["tests_s"]))
     print(f"\n{'check':46} {'value':>8} {'target':>8}")
     for name, value, target in checks:
         if target is None:

@@ -143,3 +143,24 @@ def test_split_reads_the_cpu_time_of_live_descendants():
     finally:
         lone.stdin.close()
         lone.wait()
+
+
+def test_everyday_lane_arguments_are_the_taskfiles():
+    """The benchmark times `task test`'s own lane: its selection and its workers, read from the Taskfile."""
+    from bench.run import everyday_lane_args
+
+    args = everyday_lane_args()
+    assert args[args.index("-m") + 1] == "not slow"
+    workers = int(args[args.index("-n") + 1])
+    assert workers == (0 if len(os.sched_getaffinity(0)) == 1 else min(4, len(os.sched_getaffinity(0))))
+
+
+@pytest.mark.slow
+def test_the_review_measurement_reviews_one_changed_value(tmp_path):
+    """The review figure is a real review of a clone: both sides synthesized, the one change found in the summary."""
+    from bench.run import base_env, measure_review
+
+    summary = measure_review(sys.executable, base_env(), tmp_path, 1, DESCRIPTION_CONFIG)
+    assert summary["runs"] == 1 and summary["wall_s"] > 0
+    assert "platform-0@bench.invalid" in (tmp_path / "review.md").read_text()
+    assert len(list(tmp_path.glob("review-cache-0/*/cdktf.out"))) == 2, "the base and the working tree, each synthesized"
