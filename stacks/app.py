@@ -13,6 +13,7 @@ from planner.load import load_plan
 from planner.model import PlatformPlan
 from planner.validate import post_synth_warnings, pre_synth_checks, repeat_on_reuse
 from stacks.outguard import OutputRefused
+from stacks.validation import SynthInvalid, providers_missing
 
 if TYPE_CHECKING:
     from stacks.outdir import SynthReport
@@ -32,8 +33,10 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
     from stacks.platform import PlatformLayerStack
 
     backend = backend_from_config(plan.state)
-    # No stack traces in construct metadata: they hold absolute paths of the synthesizing machine.
-    app = App(outdir=outdir, stack_traces=False)
+    # No stack traces in construct metadata: they hold absolute paths of the synthesizing machine. No cdktf
+    # validation: it runs `terraform version` once per terraform_data, moved and import block, and fails where no
+    # Terraform is installed; the check worth keeping is done on the output (stacks/validation.py).
+    app = App(outdir=outdir, stack_traces=False, skip_validation=True)
 
     nodes: NodesStack | None = None
     if plan.nodes.provisioned:
@@ -125,6 +128,9 @@ def synthesize(
         try:
             app = build_app(plan, str(staging))
             app.synth()
+            missing = providers_missing(staging)
+            if missing:
+                raise SynthInvalid(missing)
             if cache_key is not None:
                 from stacks.synth_cache import write_stamp
 
@@ -178,6 +184,10 @@ def main(argv: list[str] | None = None, cache_key: str | None = None) -> int:
         for line in exc.lines:
             print(line, file=sys.stderr)
         return 2
+    except SynthInvalid as exc:  # a defect of the stacks' code, not of the config: exit 1, the output unchanged
+        for line in exc.lines:
+            print(f"error: {line}; the previous output is unchanged", file=sys.stderr)
+        return 1
     except (OSError, RuntimeError) as exc:
         # A read-only, full or immutable file system: the environment, not the config (jsii reports Node's
         # errors as RuntimeError "EROFS: ...").

@@ -75,3 +75,61 @@ def test_protected_namespaces_refuse_destroy(synth):
     for (_, _), ns in synth.all_resources("kubernetes_namespace_v1").items():
         protected = ns.get("lifecycle", {}).get("prevent_destroy", False)
         assert protected == (ns["metadata"]["name"] in {"data-plane", "production"}), ns["metadata"]["name"]
+
+
+@pytest.mark.slow
+def test_synth_runs_no_terraform_and_needs_none(tmp_path):
+    """cdktf's own validation would run `terraform version` for every terraform_data, moved and import block, and
+    fail the synth on a machine without Terraform; the app's synth starts no Terraform at all."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import DESCRIPTION_CONFIG, ROOT
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "terraform-calls"
+    fake = bin_dir / "terraform"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexit 1\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HELIX_", "TF_VAR_"))}
+    env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", HELIX_CONFIG=str(DESCRIPTION_CONFIG), HELIX_SYNTH_CACHE="0",
+               CDKTF_OUTDIR=str(tmp_path / "cdktf.out"))
+    result = subprocess.run([sys.executable, "-O", "main.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not calls.exists(), calls.read_text()
+
+
+def test_every_stack_configures_the_providers_its_resources_use(synth, tmp_path):
+    """cdktf's provider-presence check, kept on the output: empty on a real synth, one line naming the stack and
+    the provider when a stack lacks one."""
+    import json
+    import shutil
+
+    from stacks.validation import providers_missing
+
+    assert providers_missing(synth.outdir) == []
+    copy = tmp_path / "out"
+    shutil.copytree(synth.outdir, copy)
+    name = next(s for s in synth.stack_names if "helm" in synth.stack(s).get("provider", {}))
+    path = copy / synth.manifest["stacks"][name]["synthesizedStackPath"]
+    stack = json.loads(path.read_text())
+    del stack["provider"]["helm"]
+    path.write_text(json.dumps(stack))
+    assert providers_missing(copy) == [f"stack {name!r} has resources of providers it does not configure: helm"]
+
+
+def test_a_stack_breaking_the_provider_rule_exits_1_and_keeps_the_output(tmp_path, monkeypatch, capsys):
+    from stacks import app
+    from tests.conftest import DESCRIPTION_CONFIG
+    from tests.helpers import main_in_process
+
+    monkeypatch.setattr(app, "providers_missing", lambda outdir: ["stack 'x' has resources of providers it does not configure: y"])
+    run = main_in_process(str(DESCRIPTION_CONFIG), tmp_path, monkeypatch, capsys)
+    assert run.returncode == 1
+    assert run.stderr.splitlines()[-1:] == [
+        "error: stack 'x' has resources of providers it does not configure: y; the previous output is unchanged"
+    ]
+    assert run.after == run.before, "the previous output is kept"
