@@ -33,7 +33,7 @@ def providers_missing(outdir: Path) -> list[str]:
     """One line per stack whose resources or data sources use a provider the stack does not configure."""
     manifest = json.loads((outdir / "manifest.json").read_text())
     lines = []
-    for name, entry in sorted(manifest["stacks"].items()):
+    for name, entry in sorted(manifest.get("stacks", {}).items()):
         stack = json.loads((outdir / entry["synthesizedStackPath"]).read_text())
         used = {
             rtype.split("_", 1)[0]
