@@ -40,7 +40,6 @@ TARGETS = {
     "noop_s": 0.5,  # the same in seconds
     "rss_ratio": 1.2,  # full synth / floor, peak RSS
     "ms_per_resource": 10.0,  # additional synth wall time per additional resource
-    "tests_ratio": 6.0,  # the everyday test lane (`task test`) / floor, wall time
     "tests_s": 40.0,  # `task test` on a quiet machine, seconds (issue 28)
     "review_s": 8.0,  # `task review BASE=HEAD HEAD=WORKTREE` with one changed value, nothing cached (issue 28)
     "broken_s": 1.0,  # a broken config reported in under a second
@@ -410,8 +409,10 @@ def report(r: dict) -> None:
     if "review" in r:
         checks.append(("task review HEAD=WORKTREE, wall s", r["review"]["wall_s"], TARGETS["review_s"]))
     if "tests" in r:
+        # Reported, not checked: the 6x target of an earlier round was set for the whole suite at 226 tests; issue 28
+        # replaced it with seconds for the everyday lane, which has grown with the project (950 tests).
         checks.append(("task test / floor next to it, wall", _ratio(r["tests"]["wall_s"], r["tests_floor"]["wall_s"]),
-                       TARGETS["tests_ratio"]))
+                       None))
         checks.append(("task test, wall s", r["tests"]["wall_s"], TARGETS["tests_s"]))
     print(f"\n{'check':46} {'value':>8} {'target':>8}")
     for name, value, target in checks:
