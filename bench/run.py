@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_scale:
             # Each scaled config alternates with the seed; the cost per added resource at two sizes shows whether
             # it stays linear (the larger one is the figure the target is checked on).
-            factors = sorted({f for f in (args.also_factor, args.factor) if f > 1})
+            factors = sorted({f for f in (args.also_factor, args.factor) if f > 1}) or [10]
             for factor in factors:
                 results.setdefault("scales", []).append(measure_scale(factor, synth_cmd, seed_out, resources, work, args.runs))
             results["scale"] = results["scales"][-1]
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 tests_floor.add(proc.run(floor_cmd, env=env, cwd=str(ROOT)))
                 # Sampled every 0.25 s, not 0.02 s: walking /proc for a tree of dozens of processes 50 times a
                 # second takes a good part of one of the two cores from the suite it measures.
-                m = proc.run([py, "-m", "pytest", *everyday_lane_args(), "-p", "no:cacheprovider", "tests"], env=env,
+                m = proc.run([py, "-m", "pytest", *everyday_lane_args(), "-p", "no:cacheprovider"], env=env,
                              cwd=str(ROOT), interval=0.25)
                 if m.returncode != 0:
                     raise SystemExit(f"the test suite failed:\n{m.stdout[-3000:]}")
@@ -319,14 +319,11 @@ def measure_scale(factor: int, synth_cmd: Callable, seed_out: Path, resources: i
 
 
 def everyday_lane_args() -> list[str]:
-    """The pytest arguments of `task test` (the everyday lane), read from the Taskfile, with its worker count."""
-    import yaml
-
-    cmds = yaml.safe_load((ROOT / "Taskfile.yml").read_text())["tasks"]["test"]["cmds"]
-    (line,) = [c for c in cmds if isinstance(c, str) and "pytest" in c]
-    cores = min(4, len(os.sched_getaffinity(0)))
-    line = line.replace("{{.CLI_ARGS}}", "").replace("{{.TEST_WORKERS}}", str(cores if cores > 1 else 0))
-    return [a for a in shlex.split(line.split("python -m pytest", 1)[1]) if a != "tests"]
+    """The pytest arguments `task test` (the everyday lane) runs with here, as `task --dry test` prints them."""
+    task = Path(sys.executable).parent / "task"  # this venv's (.venv, or .venv-cdktn under CDK_ENGINE=cdktn)
+    dry = subprocess.run([str(task), "--dry", "test"], cwd=ROOT, capture_output=True, text=True, check=True)
+    (line,) = [ln for ln in (dry.stdout + dry.stderr).splitlines() if "python -m pytest" in ln]
+    return shlex.split(line.split("python -m pytest", 1)[1])
 
 
 def measure_review(py: str, env: dict[str, str], work: Path, runs: int, config: Path | None = None) -> dict:

@@ -34,7 +34,7 @@ def build_app(plan: PlatformPlan, outdir: str) -> Any:
 
     backend = backend_from_config(plan.state)
     # No stack traces in construct metadata: they hold absolute paths of the synthesizing machine. No cdktf
-    # validation: it runs `terraform version` once per terraform_data, moved and import block, and fails where no
+    # validation: it runs `terraform version` per terraform_data, import block and stack with moves, and fails where no
     # Terraform is installed; the check worth keeping is done on the output (stacks/validation.py).
     app = App(outdir=outdir, stack_traces=False, skip_validation=True)
 

@@ -5,11 +5,14 @@ kinds of validation to a construct tree:
 
 - `ValidateProviderPresence`, on every stack: each resource and data source has its provider in the same stack.
   It guards against a defect of the code, not of a config, and is kept: `providers_missing` checks it here.
-- `ValidateTerraformVersion`, on every `terraform_data` resource, import block, moved block and `cloud` backend:
+- `ValidateTerraformVersion`, on every `terraform_data` resource, import block, `cloud` backend and stack with moves:
   each runs `terraform version` on the synthesizing machine (a shell and a Terraform process per construct; seven
   of them, about 0.3 s, for the shipped config) and fails the synth, with a jsii traceback, where no Terraform is
   installed. A synth runs no Terraform (a reviewer, a CI synth job or `task review` need none), and every stack
   states `required_version = ">= 1.10"`, which Terraform enforces itself wherever it runs: these are dropped.
+
+`skip_validation` turns off every construct validation, a library's too: no construct of this project adds one
+(`node.add_validation`; tests/test_foundation.py fails if one does), so a rule the output must keep goes here.
 """
 
 from __future__ import annotations

@@ -141,21 +141,18 @@ def background_fixture(name: str, start: int, slow: bool = True):
 
 
 class BackgroundJobs:
-    """The session's background jobs. `lazy`: start them all when a test first needs one, not with the session (an
-    xdist worker: its tests that need them arrive as one group, and the other worker needs none)."""
+    """The session's background jobs. `lazy` (an xdist worker, which does not know which tests it will get): a job
+    starts when a test first needs it, not with the session."""
 
     def __init__(self, factory: pytest.TempPathFactory, names: list[str], lazy: bool = False):
         self._factory = factory
-        self._names = names
         self.started = time.monotonic()
         self.spans: dict[str, tuple[float, float]] = {}  # name -> (start, end), seconds since the session's start
         self._pool = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="background")
         self._futures: dict[str, Future] = {}
         if not lazy:
-            self._start()
-
-    def _start(self) -> None:
-        self._futures = {name: self._pool.submit(self._timed, name, self._factory) for name in self._names}
+            for name in names:
+                self._futures[name] = self._pool.submit(self._timed, name, factory)
 
     def _timed(self, name: str, factory: pytest.TempPathFactory) -> Any:
         start = time.monotonic() - self.started
@@ -165,11 +162,9 @@ class BackgroundJobs:
             self.spans[name] = (start, time.monotonic() - self.started)
 
     def result(self, name: str) -> Any:
-        if not self._futures:
-            self._start()
-        future = self._futures[name]
-        if future.cancel():
-            # Not started yet (both workers busy): run it here rather than wait idle for a worker.
+        future = self._futures.get(name)
+        if future is None or future.cancel():
+            # Not started: lazy, or both threads busy. Run it here rather than wait idle for a thread.
             return self._timed(name, self._factory)
         return future.result()
 
@@ -185,7 +180,7 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     when this run left it out (`task test`)."""
     if _SUMMARY and _SUMMARY[0]:
         terminalreporter.write_line("background jobs (start-end, s): " + _SUMMARY[0])
-    if config.option.markexpr.replace(" ", "") == "notslow":
+    if config.option.lane == EVERYDAY and not config.option.collectonly:
         terminalreporter.write_line("the slow lane (tests marked slow) was not run: `task test-all` runs every test, as CI does")
 
 
@@ -193,10 +188,19 @@ def _background_names(item: pytest.Item) -> set[str]:
     return set(getattr(item, "fixturenames", ())) & set(BACKGROUND_JOBS)
 
 
-# Under pytest-xdist (`task test` runs `-n <cores> --dist loadgroup`), tests that must share one process run in one
-# worker: those that wait for background work (else each worker would run every job), and each module's (its
-# module-scoped fixtures are built once; the SSH lab's tests share one bridge and address range on the machine).
+# `task test` runs `--lane everyday -n <cores> --dist loadfile`: each module's tests run in one xdist worker (its
+# module-scoped fixtures, such as variant synths, are built once), and a worker starts a background job when one of
+# its tests first needs it (the everyday lane's only background job is mypy, which test_lint.py alone waits for).
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+EVERYDAY = "everyday"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--lane", choices=("all", EVERYDAY), default="all",
+        help="everyday: leave out the tests marked slow (`task test`; a -m or -k of yours narrows it further); "
+             "all: every test (`task test-all`, CI)",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -207,13 +211,14 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that wait for background work run after the others, in their own order."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The everyday lane leaves out the slow tests; tests that wait for background work run after the others."""
+    if config.option.lane == EVERYDAY:
+        slow = [i for i in items if i.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [i for i in items if not i.get_closest_marker("slow")]
     items[:] = [i for i in items if not _background_names(i)] + [i for i in items if _background_names(i)]
-    for item in items:
-        # A module's tests stay together too: its module-scoped fixtures (variant synths) are then built once.
-        group = "background-jobs" if _background_names(item) else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -146,13 +146,13 @@ def test_split_reads_the_cpu_time_of_live_descendants():
 
 
 def test_everyday_lane_arguments_are_the_taskfiles():
-    """The benchmark times `task test`'s own lane: its selection and its workers, read from the Taskfile."""
+    """The benchmark times what `task test` runs here: the everyday lane, one worker per core up to four."""
     from bench.run import everyday_lane_args
 
     args = everyday_lane_args()
-    assert args[args.index("-m") + 1] == "not slow"
-    workers = int(args[args.index("-n") + 1])
-    assert workers == (0 if len(os.sched_getaffinity(0)) == 1 else min(4, len(os.sched_getaffinity(0))))
+    assert args[args.index("--lane") + 1] == "everyday" and args[args.index("--dist") + 1] == "loadfile"
+    cores = len(os.sched_getaffinity(0))
+    assert int(args[args.index("-n") + 1]) == (0 if cores == 1 else min(4, cores))
 
 
 @pytest.mark.slow

@@ -228,21 +228,23 @@ def test_temporary_files_go_to_the_session_folder(tmp_path):
 
 
 def test_the_everyday_lane_leaves_out_only_the_slow_lane_and_ci_runs_both():
-    """`task test` runs `-m "not slow"` over the cores; `task test-all` selects nothing away and is what README's
-    Quick start, .ci/run and both workflows run."""
+    """`task test` runs the everyday lane over the cores; `task test-all` selects nothing away and is what README's
+    Quick start, .ci/run and both workflows run (CI runs the everyday lane as well, after it)."""
     tasks = _taskfile()["tasks"]
     (everyday,) = [c for c in tasks["test"]["cmds"] if isinstance(c, str) and "pytest" in c]
     (whole,) = [c for c in tasks["test-all"]["cmds"] if isinstance(c, str) and "pytest" in c]
-    assert '-m "not slow"' in everyday and "-n {{.TEST_WORKERS}} --dist loadgroup" in everyday, everyday
+    assert "--lane everyday -n {{.TEST_WORKERS}} --dist loadfile" in everyday, everyday
     selection = whole.split("pytest", 1)[1]
-    assert " -m " not in selection and " -k " not in selection and "--deselect" not in selection, whole
+    assert not any(arg in selection for arg in (" -m ", " -k ", "--deselect", "--lane")), whole
     quick_start = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     assert ".venv/bin/task test-all" in quick_start and ".venv/bin/task test " not in quick_start + " "
     ci = (ROOT / ".ci" / "run").read_text()
     assert ".venv/bin/task test-all" in ci and "CDK_ENGINE=cdktn .venv-cdktn/bin/task test-all" in ci
-    for workflow, jobs in (("ci.yml", 2), ("deploy.yml", 1)):
+    for workflow, jobs, everyday in (("ci.yml", 2, 1), ("deploy.yml", 1, 0)):
         text = (ROOT / ".github" / "workflows" / workflow).read_text()
-        assert text.count("task test-all") == jobs and not re.search(r"task test\s*$", text, re.M), workflow
+        assert text.count("task test-all") == jobs, workflow
+        assert len(re.findall(r"task test\s*$", text, re.M)) == everyday, workflow  # the lane, besides, never instead
+    assert len(re.findall(r"^\.venv/bin/task test$", ci, re.M)) == 1
 
 
 def test_a_test_that_waits_for_a_slow_background_job_is_marked_slow():
@@ -269,3 +271,46 @@ def test_a_test_that_waits_for_a_slow_background_job_is_marked_slow():
         for name in ("_probe_slow_job", "_probe_fast_job"):
             conftest.BACKGROUND_JOBS.pop(name), conftest.BACKGROUND_ORDER.pop(name)
             conftest.SLOW_JOBS.discard(name)
+
+
+def test_the_everyday_lane_narrows_with_a_users_selection(tmp_path):
+    """`--lane everyday` leaves the slow tests out, and a user's `-m` or `-k` narrows it further instead of bringing
+    them back (a second `-m` would replace `-m "not slow"`)."""
+
+    def collected(*args: str) -> set[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+             f"--basetemp={tmp_path / 'collect'}", "tests/test_bench.py", *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return {line.split("::", 1)[1] for line in result.stdout.splitlines() if "::" in line}
+
+    every = collected()
+    everyday = collected("--lane", "everyday")
+    slow = {"test_scaled_config_has_70_nodes_and_valid_quorum", "test_the_review_measurement_reviews_one_changed_value"}
+    assert slow <= every and not slow & everyday and everyday < every
+    assert collected("--lane", "everyday", "-m", "not nothing") == everyday
+    assert collected("--lane", "everyday", "-k", "scaled") == {t for t in everyday if "scaled" in t}
+
+
+@pytest.mark.slow
+def test_loadfile_keeps_each_module_in_one_worker(tmp_path):
+    """`task test` spreads modules, not tests, over the xdist workers: a module's fixtures are built once."""
+    for module in ("a", "b", "c"):
+        (tmp_path / f"test_{module}.py").write_text(
+            "import os\n"
+            + "".join(
+                f"def test_{i}():\n    open({str(tmp_path / 'ran')!r}, 'a').write('{module} ' + os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n"
+                for i in range(4)
+            )
+        )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    ran = [line.split() for line in (tmp_path / "ran").read_text().splitlines()]
+    workers = {module: {w for m, w in ran if m == module} for module in "abc"}
+    assert len(ran) == 12 and all(len(w) == 1 for w in workers.values()), workers
+    assert len(set().union(*workers.values())) == 2, "both workers ran modules"
