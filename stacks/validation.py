@@ -17,8 +17,9 @@ kinds of validation to a construct tree:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from stacks.outdir import read_stacks
 
 # Resource and data source types Terraform itself provides (terraform_data, terraform_remote_state).
 BUILT_IN = "terraform"
@@ -34,15 +35,9 @@ class SynthInvalid(Exception):
 
 def providers_missing(outdir: Path) -> list[str]:
     """One line per stack whose resources or data sources use a provider the stack does not configure."""
-    manifest = json.loads((outdir / "manifest.json").read_text())
     lines = []
-    for name, entry in sorted(manifest.get("stacks", {}).items()):
-        stack = json.loads((outdir / entry["synthesizedStackPath"]).read_text())
-        used = {
-            rtype.split("_", 1)[0]
-            for block in ("resource", "data")
-            for rtype in stack.get(block, {})
-        } - {BUILT_IN}
+    for name, stack in sorted(read_stacks(outdir).items()):
+        used = {rtype.split("_", 1)[0] for block in ("resource", "data") for rtype in stack.get(block, {})} - {BUILT_IN}
         missing = sorted(used - set(stack.get("provider", {})))
         if missing:
             lines.append(f"stack {name!r} has resources of providers it does not configure: {', '.join(missing)}")
